@@ -1,0 +1,26 @@
+// Subcommand registry of the CLI: each cmd_*.cpp registers one subcommand; main() builds the app from them.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+#include "moirai/error.h"
+
+namespace moirai::cli {
+
+/// Adds one subcommand to the app. `order` sorts subcommands in --help.
+using CommandSetup = std::function<void(CLI::App& app)>;
+bool register_command(int order, CommandSetup setup);
+
+/// Prints "moirai: error: MESSAGE" to stderr and ends the command with exit status 1.
+[[noreturn]] void fail(const std::string& message);
+
+/// The value, or fail() with the error's message.
+template <class T>
+T unwrap(Expected<T> result) {
+  if (!result.ok()) fail(result.error().message);
+  return std::move(result).value();
+}
+
+}  // namespace moirai::cli

@@ -1,0 +1,48 @@
+// Cluster: devices and the directed links between them. Every device has one send and one receive port.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "moirai/error.h"
+
+namespace moirai {
+
+using DeviceId = int32_t;
+
+struct Device {
+  std::string name;
+  std::string kind;             ///< "gpu", "cpu", "unknown" ...
+  double peak_gflops = 0;       ///< dense FP32 GFLOP/s (0 when unknown, e.g. instance-only devices)
+  double peak_gflops_fp16 = 0;  ///< dense FP16 GFLOP/s, 0 when not given
+  double mem_bandwidth_gbps = 0;  ///< GB/s, 1 GB = 1e9 bytes
+  double memory_bytes = 0;        ///< capacity in bytes (files give GiB)
+  double launch_us = 0;           ///< fixed per-kernel overhead in microseconds
+};
+
+struct Link {
+  double bandwidth_gbps = 0;  ///< GB/s in this direction
+  double latency_us = 0;
+};
+
+struct Cluster {
+  std::string name;
+  std::string description;
+  std::vector<Device> devices;
+  std::vector<Link> links;  ///< size() x size(), row = source, column = destination; diagonal unused
+
+  int size() const { return static_cast<int>(devices.size()); }
+  const Link& link(DeviceId src, DeviceId dst) const { return links[static_cast<size_t>(src * size() + dst)]; }
+  /// Device id by name, or kNone (-1).
+  DeviceId find(const std::string& name) const;
+  /// Milliseconds to move `bytes` from src to dst (0 on the same device).
+  double transfer_ms(DeviceId src, DeviceId dst, double bytes) const;
+};
+
+/// Reads a cluster JSON file (see clusters/README.md for the schema). Errors name the file and the field.
+Expected<Cluster> load_cluster(const std::string& path);
+/// Same from JSON text; `source` names it in errors.
+Expected<Cluster> parse_cluster(const std::string& text, const std::string& source);
+
+}  // namespace moirai

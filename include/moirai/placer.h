@@ -1,0 +1,54 @@
+// Placer: one interface for every placement method, and a registry from name to method that the CLI and the
+// bench loop over. A placer returns a Placement; the simulator judges it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "moirai/cost.h"
+#include "moirai/error.h"
+#include "moirai/placement.h"
+#include "moirai/simulate.h"
+
+namespace moirai {
+
+struct PlaceOptions {
+  SimOptions sim;             ///< the model the plan is judged under (contention on or off)
+  double time_limit_s = 60;   ///< wall-clock budget for search-based methods
+  double gap = 1e-4;          ///< relative optimality gap at which the MILP stops
+  int threads = 2;
+  uint64_t seed = 1;
+  int episodes = 200;     ///< Placeto training episodes
+  int generations = 60;   ///< GenEFlow
+  int population = 32;    ///< GenEFlow
+  /// Progress lines for long work (incumbent, bound, episode...). May be empty.
+  std::function<void(const std::string&)> progress;
+};
+
+struct PlaceResult {
+  Placement placement;
+  std::string status = "ok";  ///< "ok" for heuristics; "optimal", "feasible", "time limit", "no solution" for the MILP
+  double objective_ms = 0;    ///< the method's own estimate (MILP objective); 0 when none
+  double lower_bound_ms = 0;  ///< a proven lower bound on the makespan, 0 when none
+  std::string mode;           ///< e.g. "exact" or "lns" for the MILP
+  double train_time_s = 0;    ///< Placeto: training time (reported apart from inference)
+};
+
+class Placer {
+ public:
+  virtual ~Placer() = default;
+  virtual std::string name() const = 0;
+  /// A one-line description for --help and reports.
+  virtual std::string summary() const = 0;
+  virtual Expected<PlaceResult> place(const CostTable& table, const PlaceOptions& options) const = 0;
+};
+
+/// Every registered method name, in the order they are listed to users.
+std::vector<std::string> placer_names();
+/// The placer with this name, or an error listing the known names.
+Expected<std::unique_ptr<Placer>> make_placer(const std::string& name);
+
+}  // namespace moirai

@@ -1,0 +1,36 @@
+// Registry of placement methods: the CLI and the bench loop over this list.
+#include <utility>
+
+#include "moirai/placer.h"
+#include "place/placers.h"
+
+namespace moirai {
+namespace {
+
+using Factory = std::unique_ptr<Placer> (*)();
+
+// Order = the order users see them in (cheap baselines first, the MILP last).
+const std::vector<std::pair<std::string, Factory>>& methods() {
+  static const std::vector<std::pair<std::string, Factory>> list = {
+      // METHODS (one line per method: {"name", make_x_placer},)
+  };
+  return list;
+}
+
+}  // namespace
+
+std::vector<std::string> placer_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, factory] : methods()) names.push_back(name);
+  return names;
+}
+
+Expected<std::unique_ptr<Placer>> make_placer(const std::string& name) {
+  for (const auto& [known, factory] : methods())
+    if (known == name) return factory();
+  std::string list;
+  for (const auto& known : placer_names()) list += (list.empty() ? "" : ", ") + known;
+  return Error{"unknown method '" + name + "' (known: " + list + ")"};
+}
+
+}  // namespace moirai
