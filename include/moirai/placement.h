@@ -1,6 +1,9 @@
-// Placement: which device runs each operator, and optionally in what order each device runs its operators.
+// Placement: which device runs each operator, optionally in what order each device runs its operators and in
+// what order the ports carry transfers. The simulator turns it into a Schedule.
 #pragma once
 
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "moirai/cluster.h"
@@ -9,8 +12,13 @@
 namespace moirai {
 
 struct Placement {
-  std::vector<DeviceId> device;            ///< per operator
-  std::vector<std::vector<OpId>> order;    ///< per device; empty = let the simulator's list policy decide
+  std::vector<DeviceId> device;          ///< per operator
+  std::vector<std::vector<OpId>> order;  ///< per device; empty = the simulator's list policy decides
+  /// Optional transfer order: priority of the transfer of data item `first` to device `second` (lower goes
+  /// first on both its send and its receive port). Empty = transfers go in order of readiness. Given with
+  /// `order`, the simulator builds the earliest schedule that keeps all these orders (a semi-active schedule),
+  /// so a MILP solution's own orders reproduce its makespan or better.
+  std::map<std::pair<int, DeviceId>, double> transfer_priority;
 };
 
 }  // namespace moirai

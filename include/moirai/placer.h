@@ -24,6 +24,8 @@ struct PlaceOptions {
   int episodes = 200;     ///< Placeto training episodes
   int generations = 60;   ///< GenEFlow
   int population = 32;    ///< GenEFlow
+  std::string export_mps;       ///< MILP: write the model to this MPS file
+  std::string import_solution;  ///< MILP: read a solution (column values) instead of solving
   /// Progress lines for long work (incumbent, bound, episode...). May be empty.
   std::function<void(const std::string&)> progress;
 };
