@@ -37,4 +37,24 @@ struct Problem {
 /// Loads a model + cluster (or an instance) into a cost table. Errors name the file and the problem.
 Expected<Problem> load_problem(const ProblemOptions& options);
 
+/// Parses "NAME=VALUE" strings (--dim) into a map; the error names the bad entry.
+Expected<std::map<std::string, int64_t>> parse_dims(const std::vector<std::string>& entries);
+
+/// One method run on one problem: placed, re-simulated and validated.
+struct MethodRun {
+  std::string method;
+  std::string error;  ///< empty on success; otherwise why the method produced no plan
+  PlaceResult result;
+  Schedule schedule;
+  double placement_time_s = 0;
+  std::vector<std::string> violations;  ///< validator findings (empty = valid plan)
+  bool fits = true;                     ///< every device within capacity
+
+  bool ok() const { return error.empty() && violations.empty(); }
+};
+
+/// Places with `method`, simulates the placement and validates the schedule. Never throws on a method failure:
+/// the error is recorded in the run (the bench needs a row for every method).
+MethodRun run_method(const Problem& problem, const std::string& method, const PlaceOptions& options);
+
 }  // namespace moirai

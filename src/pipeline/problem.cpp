@@ -1,0 +1,90 @@
+// Pipeline front half: files -> cost table (import, coarsen, cost, profile), and one method run end to end.
+#include <chrono>
+#include <filesystem>
+
+#include "moirai/import.h"
+#include "moirai/pipeline.h"
+
+namespace moirai {
+namespace {
+
+bool is_instance(const std::string& path) { return std::filesystem::path(path).extension() == ".json"; }
+
+}  // namespace
+
+Expected<std::map<std::string, int64_t>> parse_dims(const std::vector<std::string>& entries) {
+  std::map<std::string, int64_t> dims;
+  for (const auto& entry : entries) {
+    const auto eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return Error{"--dim '" + entry + "': expected NAME=VALUE, e.g. --dim batch=4"};
+    try {
+      size_t used = 0;
+      const std::string value = entry.substr(eq + 1);
+      const long long v = std::stoll(value, &used);
+      if (used != value.size() || v <= 0) throw std::invalid_argument(value);
+      dims[entry.substr(0, eq)] = v;
+    } catch (const std::exception&) {
+      return Error{"--dim '" + entry + "': the value must be a positive integer"};
+    }
+  }
+  return dims;
+}
+
+Expected<Problem> load_problem(const ProblemOptions& options) {
+  Problem problem;
+  if (is_instance(options.input)) {
+    auto table = load_instance(options.input);
+    if (!table) return table.error();
+    problem.table = std::move(*table);
+  } else {
+    if (options.cluster_path.empty())
+      return Error{options.input + ": a model needs a cluster (--cluster FILE, e.g. clusters/hetero-gpu-server.json)"};
+    auto graph = import_onnx(options.input, ImportOptions{options.dims});
+    if (!graph) return graph.error();
+    auto cluster = load_cluster(options.cluster_path);
+    if (!cluster) return cluster.error();
+    auto coarse = coarsen(*graph, *cluster, options.coarsen);
+    if (!coarse) return coarse.error();
+    auto table = build_cost_table(coarse->graph, *cluster);
+    if (!table) return table.error();
+    problem.table = std::move(*table);
+    problem.steps = std::move(coarse->steps);
+    problem.coarse = std::move(coarse->graph);
+    problem.graph = std::move(*graph);
+    problem.cluster = std::move(*cluster);
+  }
+  if (!options.profile_path.empty()) {
+    auto status = apply_profile(problem.table, options.profile_path);
+    if (!status) return status.error();
+  }
+  return problem;
+}
+
+MethodRun run_method(const Problem& problem, const std::string& method, const PlaceOptions& options) {
+  MethodRun run;
+  run.method = method;
+  auto placer = make_placer(method);
+  if (!placer) {
+    run.error = placer.error().message;
+    return run;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto result = (*placer)->place(problem.table, options);
+  run.placement_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!result) {
+    run.error = result.error().message;
+    return run;
+  }
+  run.result = std::move(*result);
+  if (auto status = check_placement(problem.table, run.result.placement); !status) {
+    run.error = method + " returned an invalid placement: " + status.error().message;
+    return run;
+  }
+  run.schedule = simulate(problem.table, run.result.placement, options.sim);
+  run.violations = validate(problem.table, run.result.placement, run.schedule, options.sim);
+  run.fits = run.schedule.over_capacity(problem.table).empty();
+  return run;
+}
+
+}  // namespace moirai
