@@ -54,6 +54,8 @@ Expected<Problem> load_problem(const ProblemOptions& options) {
     problem.graph = std::move(*graph);
     problem.cluster = std::move(*cluster);
   }
+  // Name plans after the file (ONNX exporters often leave a generic graph name such as "torch_jit").
+  problem.table.name = std::filesystem::path(options.input).stem().string();
   if (!options.profile_path.empty()) {
     auto status = apply_profile(problem.table, options.profile_path);
     if (!status) return status.error();

@@ -13,6 +13,16 @@ using Factory = std::unique_ptr<Placer> (*)();
 const std::vector<std::pair<std::string, Factory>>& methods() {
   static const std::vector<std::pair<std::string, Factory>> list = {
       // METHODS (one line per method: {"name", make_x_placer},)
+      {"heft", make_heft_placer},
+      {"cpop", make_cpop_placer},
+      {"m-topo", make_mtopo_placer},
+      {"m-etf", make_metf_placer},
+      {"m-sct", make_msct_placer},
+      {"getf", make_getf_placer},
+      {"single", make_single_placer},
+      {"memory-proportional", make_memory_proportional_placer},
+      {"placeto", make_placeto_placer},
+      {"milp", make_milp_placer},
   };
   return list;
 }

@@ -1,0 +1,231 @@
+// `moirai inspect MODEL.onnx [--json] [--dim NAME=VALUE]... [--dot FILE]` and `moirai inspect --cluster FILE`:
+// what is in a model (operators, parameters, FLOPs, shapes, the heaviest operators) or in a cluster file.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "moirai/cluster.h"
+#include "moirai/import.h"
+
+namespace moirai::cli {
+namespace {
+
+struct InspectArgs {
+  std::string model;
+  std::string cluster;
+  std::vector<std::string> dims;
+  std::string dot;
+  bool json = false;
+};
+
+std::string count_text(double n) {
+  if (n >= 1e9) return fmt::format("{:.2f} G", n / 1e9);
+  if (n >= 1e6) return fmt::format("{:.1f} M", n / 1e6);
+  if (n >= 1e3) return fmt::format("{:.1f} K", n / 1e3);
+  return fmt::format("{:.0f}", n);
+}
+
+std::string bytes_text(double b) {
+  if (b >= 1024.0 * 1024 * 1024) return fmt::format("{:.2f} GiB", b / (1024.0 * 1024 * 1024));
+  if (b >= 1024.0 * 1024) return fmt::format("{:.1f} MiB", b / (1024.0 * 1024));
+  if (b >= 1024.0) return fmt::format("{:.1f} KiB", b / 1024.0);
+  return fmt::format("{:.0f} B", b);
+}
+
+std::string flops_text(double f) {
+  if (f >= 1e12) return fmt::format("{:.2f} TFLOPs", f / 1e12);
+  if (f >= 1e9) return fmt::format("{:.2f} GFLOPs", f / 1e9);
+  if (f >= 1e6) return fmt::format("{:.2f} MFLOPs", f / 1e6);
+  return fmt::format("{:.0f} FLOPs", f);
+}
+
+std::string shape_text(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, "x")); }
+
+std::map<std::string, int64_t> parse_dims(const std::vector<std::string>& dims) {
+  std::map<std::string, int64_t> out;
+  for (const auto& d : dims) {
+    const auto eq = d.find('=');
+    int64_t value = 0;
+    try {
+      size_t used = 0;
+      if (eq == std::string::npos || eq == 0) throw std::invalid_argument(d);
+      value = std::stoll(d.substr(eq + 1), &used);
+      if (used != d.size() - eq - 1 || value <= 0) throw std::invalid_argument(d);
+    } catch (const std::exception&) {
+      fail(fmt::format("--dim {}: expected NAME=VALUE with a positive integer VALUE", d));
+    }
+    out[d.substr(0, eq)] = value;
+  }
+  return out;
+}
+
+void inspect_model(const InspectArgs& args) {
+  ImportOptions options;
+  options.dims = parse_dims(args.dims);
+  const Graph g = unwrap(import_onnx(args.model, options));
+  if (!args.dot.empty()) {
+    std::ofstream(args.dot) << to_dot(g);
+    if (!std::ofstream(args.dot, std::ios::app)) fail(args.dot + ": cannot write the dot file");
+  }
+  struct TypeRow { int count = 0; double flops = 0; };
+  std::map<std::string, TypeRow> by_type;
+  std::set<std::string> unknown;
+  for (const Operator& op : g.ops()) {
+    by_type[op.type].count++;
+    by_type[op.type].flops += op.flops;
+    if (!op.known) unknown.insert(op.type);
+  }
+  double params = 0, activation_bytes = 0;
+  int n_inputs = 0, n_params = 0, n_acts = 0;
+  for (const Tensor& t : g.tensors()) {
+    if (t.kind == TensorKind::Parameter) params += static_cast<double>(t.elements()), ++n_params;
+    if (t.kind == TensorKind::Activation) activation_bytes += static_cast<double>(t.bytes()), ++n_acts;
+    if (t.kind == TensorKind::Input) ++n_inputs;
+  }
+  std::vector<OpId> largest(static_cast<size_t>(g.num_ops()));
+  for (OpId i = 0; i < g.num_ops(); ++i) largest[static_cast<size_t>(i)] = i;
+  std::stable_sort(largest.begin(), largest.end(), [&](OpId a, OpId b) { return g.op(a).flops > g.op(b).flops; });
+  largest.resize(std::min<size_t>(largest.size(), 10));
+  std::vector<const Tensor*> inputs, outputs;
+  for (const Tensor& t : g.tensors()) {
+    if (t.kind == TensorKind::Input) inputs.push_back(&t);
+    if (t.graph_output) outputs.push_back(&t);
+  }
+
+  if (args.json) {
+    nlohmann::ordered_json j;
+    j["model"] = args.model;
+    j["graph"] = g.name;
+    j["operator_count"] = g.num_ops();
+    j["operators"] = nlohmann::ordered_json::object();  // count by operator type
+    for (const auto& [type, row] : by_type) j["operators"][type] = row.count;
+    j["tensor_count"] = g.num_tensors();
+    j["parameter_count"] = params;
+    j["parameter_bytes"] = g.parameter_bytes();
+    j["flops"] = g.total_flops();
+    j["activation_bytes"] = activation_bytes;
+    auto values = [](const std::vector<const Tensor*>& list) {
+      auto arr = nlohmann::ordered_json::array();
+      for (const Tensor* t : list) arr.push_back({{"name", t->name}, {"shape", t->shape}, {"dtype", dtype_name(t->dtype)}});
+      return arr;
+    };
+    j["inputs"] = values(inputs);
+    j["outputs"] = values(outputs);
+    j["largest_operators"] = nlohmann::ordered_json::array();
+    for (OpId id : largest) {
+      const Operator& op = g.op(id);
+      j["largest_operators"].push_back({{"name", op.name}, {"type", op.type}, {"flops", op.flops},
+                                        {"param_bytes", op.param_bytes}, {"bytes_read", op.bytes_read},
+                                        {"bytes_written", op.bytes_written}});
+    }
+    j["unknown_operator_types"] = unknown;
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+
+  const double total = std::max(1.0, g.total_flops());
+  std::cout << fmt::format("model        {} (graph '{}')\n", args.model, g.name);
+  std::cout << fmt::format("operators    {}\n", g.num_ops());
+  std::cout << fmt::format("tensors      {} ({} inputs, {} parameters, {} activations)\n", g.num_tensors(), n_inputs,
+                           n_params, n_acts);
+  std::cout << fmt::format("parameters   {} params ({})\n", count_text(params),
+                           bytes_text(static_cast<double>(g.parameter_bytes())));
+  std::cout << fmt::format("compute      {}\n", flops_text(g.total_flops()));
+  std::cout << fmt::format("activations  {} (all activation tensors)\n\n", bytes_text(activation_bytes));
+  size_t w = 10;
+  for (const Tensor* t : inputs) w = std::max(w, t->name.size());
+  for (const Tensor* t : outputs) w = std::max(w, t->name.size());
+  for (const auto& [label, list] : {std::pair{"inputs", &inputs}, std::pair{"outputs", &outputs}}) {
+    std::cout << label << ":\n";
+    for (const Tensor* t : *list)
+      std::cout << fmt::format("  {:<{}}  {:<20} {}\n", t->name, w, shape_text(t->shape), dtype_name(t->dtype));
+  }
+  std::vector<std::pair<std::string, TypeRow>> types(by_type.begin(), by_type.end());
+  std::stable_sort(types.begin(), types.end(), [](auto& a, auto& b) { return a.second.count > b.second.count; });
+  std::cout << fmt::format("\n{:<24} {:>6} {:>14} {:>7}\n", "operator type", "count", "FLOPs", "share");
+  for (const auto& [type, row] : types)
+    std::cout << fmt::format("{:<24} {:>6} {:>14} {:>6.1f}%\n", type, row.count, flops_text(row.flops),
+                             100.0 * row.flops / total);
+  size_t nw = 4;
+  for (OpId id : largest) nw = std::max(nw, std::min<size_t>(g.op(id).name.size(), 48));
+  std::cout << fmt::format("\nlargest operators by FLOPs:\n  {:<{}}  {:<12} {:>14} {:>10} {:>11}\n", "name", nw, "type",
+                           "FLOPs", "params", "output");
+  for (OpId id : largest) {
+    const Operator& op = g.op(id);
+    std::string name = op.name.size() > 48 ? "..." + op.name.substr(op.name.size() - 45) : op.name;
+    std::cout << fmt::format("  {:<{}}  {:<12} {:>14} {:>10} {:>11}\n", name, nw, op.type, flops_text(op.flops),
+                             bytes_text(static_cast<double>(op.param_bytes)),
+                             op.outputs.empty() ? "" : bytes_text(static_cast<double>(g.tensor(op.outputs[0]).bytes())));
+  }
+  if (!unknown.empty())
+    std::cout << fmt::format("\nunknown operator types (FLOPs = bytes moved): {}\n", fmt::join(unknown, ", "));
+}
+
+void inspect_cluster(const InspectArgs& args) {
+  const Cluster c = unwrap(load_cluster(args.cluster));
+  if (args.json) {
+    nlohmann::ordered_json j;
+    j["cluster"] = c.name;
+    j["devices"] = nlohmann::ordered_json::array();
+    for (const Device& d : c.devices)
+      j["devices"].push_back({{"name", d.name}, {"kind", d.kind}, {"peak_gflops", d.peak_gflops},
+                              {"peak_gflops_fp16", d.peak_gflops_fp16}, {"mem_bandwidth_gbps", d.mem_bandwidth_gbps},
+                              {"memory_bytes", d.memory_bytes}, {"launch_us", d.launch_us}});
+    j["links"] = nlohmann::ordered_json::array();
+    for (DeviceId s = 0; s < c.size(); ++s)
+      for (DeviceId d = 0; d < c.size(); ++d)
+        if (s != d)
+          j["links"].push_back({{"src", c.devices[static_cast<size_t>(s)].name},
+                                {"dst", c.devices[static_cast<size_t>(d)].name},
+                                {"bandwidth_gbps", c.link(s, d).bandwidth_gbps}, {"latency_us", c.link(s, d).latency_us}});
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::cout << fmt::format("cluster {} ({} devices)\n", c.name, c.size());
+  if (!c.description.empty()) std::cout << c.description << "\n";
+  size_t w = 6;
+  for (const Device& d : c.devices) w = std::max(w, d.name.size());
+  std::cout << fmt::format("\n{:<{}}  {:<8} {:>12} {:>12} {:>10} {:>10} {:>9}\n", "device", w, "kind", "FP32 GFLOP/s",
+                           "FP16 GFLOP/s", "mem GB/s", "memory", "launch us");
+  for (const Device& d : c.devices)
+    std::cout << fmt::format("{:<{}}  {:<8} {:>12.0f} {:>12.0f} {:>10.0f} {:>10} {:>9.1f}\n", d.name, w, d.kind,
+                             d.peak_gflops, d.peak_gflops_fp16, d.mem_bandwidth_gbps, bytes_text(d.memory_bytes),
+                             d.launch_us);
+  std::cout << "\nlinks (row = source, column = destination): bandwidth GB/s / latency us\n";
+  const size_t cw = std::max<size_t>(w, 13);
+  std::cout << fmt::format("{:<{}}", "", w);
+  for (const Device& d : c.devices) std::cout << fmt::format("  {:>{}}", d.name, cw);
+  std::cout << "\n";
+  for (DeviceId s = 0; s < c.size(); ++s) {
+    std::cout << fmt::format("{:<{}}", c.devices[static_cast<size_t>(s)].name, w);
+    for (DeviceId d = 0; d < c.size(); ++d) {
+      const std::string cell =
+          s == d ? "-" : fmt::format("{:g} / {:g}", c.link(s, d).bandwidth_gbps, c.link(s, d).latency_us);
+      std::cout << fmt::format("  {:>{}}", cell, cw);
+    }
+    std::cout << "\n";
+  }
+}
+
+const bool registered = register_command(10, [](CLI::App& app) {
+  auto args = std::make_shared<InspectArgs>();
+  auto* cmd = app.add_subcommand("inspect", "show what is in a model (ONNX) or a cluster file");
+  cmd->add_option("model", args->model, "ONNX model file");
+  cmd->add_option("--cluster", args->cluster, "cluster JSON file: print its devices and link matrix");
+  cmd->add_option("--dim", args->dims, "fix a dynamic dimension, NAME=VALUE (repeatable)");
+  cmd->add_option("--dot", args->dot, "also write the operator graph in Graphviz format to FILE");
+  cmd->add_flag("--json", args->json, "write JSON instead of tables (\"operators\" is a count per type)");
+  cmd->callback([args] {
+    if (args->model.empty() && args->cluster.empty()) fail("inspect: give a MODEL.onnx or --cluster FILE");
+    if (!args->model.empty()) inspect_model(*args);
+    if (!args->cluster.empty()) inspect_cluster(*args);
+  });
+});
+
+}  // namespace
+}  // namespace moirai::cli

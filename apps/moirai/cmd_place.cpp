@@ -1,0 +1,104 @@
+// `moirai place`: load a model (or instance), place it with one method or all of them, simulate, validate,
+// print a table and write plan.json, trace.json, gantt.svg and report.html.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "commands.h"
+#include "moirai/report.h"
+#include "options.h"
+
+namespace moirai::cli {
+namespace {
+
+struct PlaceArgs {
+  ProblemArgs problem;
+  std::string method = "milp";
+  std::string out;
+  bool no_contention = false;
+  PlaceOptions options;
+};
+
+PlanInputs plan_inputs(const ProblemOptions& p) {
+  return PlanInputs{p.input, p.cluster_path, p.coarsen.fusion, p.coarsen.max_nodes, p.dims, p.profile_path};
+}
+
+void run(const PlaceArgs& args) {
+  const ProblemOptions problem_opts = problem_options(args.problem);
+  const Problem problem = unwrap(load_problem(problem_opts));
+  PlaceOptions options = args.options;
+  options.sim.contention = !args.no_contention;
+
+  std::vector<std::string> methods{args.method};
+  if (args.method == "all") methods = placer_names();
+  for (const auto& step : problem.steps)
+    std::cerr << fmt::format("coarsen {}: {} -> {} nodes\n", step.name, step.nodes_before, step.nodes_after);
+
+  std::vector<ComparisonRow> rows;
+  std::optional<Plan> best;
+  std::string first_error;
+  for (const auto& method : methods) {
+    options.progress = progress_printer(method);
+    if (methods.size() > 1) std::cerr << fmt::format("placing with {}...\n", method);
+    MethodRun run = run_method(problem, method, options);
+    if (!run.error.empty()) {
+      if (methods.size() == 1) fail(run.error);
+      rows.push_back(ComparisonRow{method, run.error, "failed", 0, run.placement_time_s, {}, false});
+      continue;
+    }
+    Plan plan = make_plan(problem.table, run.result, run.schedule, method, run.placement_time_s, options.sim,
+                          plan_inputs(problem_opts), problem.steps);
+    if (!run.fits) {
+      std::string msg = fmt::format("{}: the plan does not fit in memory:", method);
+      for (DeviceId d : run.schedule.over_capacity(problem.table))
+        msg += fmt::format(" {} needs {} of {};", problem.table.device_names[d],
+                           human_bytes(run.schedule.peak_memory[d]), human_bytes(problem.table.capacity[d]));
+      if (methods.size() == 1) fail(msg);
+      ComparisonRow row = comparison_row(plan);
+      row.status = "does not fit";
+      rows.push_back(std::move(row));
+      continue;
+    }
+    if (!run.violations.empty())  // a placer bug, never a user error: say it loudly
+      fail(fmt::format("{} produced an invalid schedule: {}", method, run.violations.front()));
+    rows.push_back(comparison_row(plan));
+    if (!best || plan.schedule.makespan_ms < best->schedule.makespan_ms) best = std::move(plan);
+  }
+
+  if (methods.size() == 1) {
+    std::cout << format_plan_summary(*best);
+  } else {
+    std::cout << format_comparison(rows, problem.table, best_single_device_ms(problem.table));
+  }
+  if (!best) fail("no method produced a plan that fits");
+  if (!args.out.empty()) {
+    if (auto status = write_plan_outputs(*best, args.out); !status) fail(status.error().message);
+    std::cout << fmt::format("wrote {}/plan.json, trace.json, gantt.svg, report.html ({} plan)\n", args.out,
+                             best->method);
+  }
+}
+
+const bool registered = register_command(20, [](CLI::App& app) {
+  auto args = std::make_shared<PlaceArgs>();
+  auto* cmd = app.add_subcommand("place", "Place a model (or a profiled instance) on a cluster and simulate the plan");
+  cmd->footer(
+      "Examples:\n"
+      "  moirai place models/resnet50.onnx -c clusters/hetero-gpu-server.json --method milp --out plan/\n"
+      "  moirai place instances/example-1.json --method all\n"
+      "A model is coarsened with the fusion rules first; the plan lists the original ONNX node names.");
+  cmd->add_option("model", args->problem.input, "ONNX model, or a profiled instance (.json)")->required();
+  add_problem_options(*cmd, args->problem);
+  std::string names;
+  for (const auto& n : placer_names()) names += (names.empty() ? "" : ", ") + n;
+  cmd->add_option("--method,-m", args->method, "Placement method, or 'all' to compare every method: " + names)
+      ->capture_default_str();
+  cmd->add_option("--out,-o", args->out, "Directory for plan.json, trace.json, gantt.svg, report.html");
+  add_place_options(*cmd, args->options, args->no_contention);
+  cmd->add_option("--export-mps", args->options.export_mps, "MILP: also write the model as an MPS file");
+  cmd->add_option("--import-solution", args->options.import_solution,
+                  "MILP: read a solution (name value lines) instead of solving");
+  cmd->callback([args] { run(*args); });
+});
+
+}  // namespace
+}  // namespace moirai::cli

@@ -1,0 +1,46 @@
+#include "options.h"
+
+#include <iostream>
+
+#include "commands.h"
+
+namespace moirai::cli {
+
+void add_problem_options(CLI::App& cmd, ProblemArgs& args) {
+  cmd.add_option("--cluster,-c", args.cluster, "Cluster file (devices and links), e.g. clusters/edge-4.json");
+  cmd.add_option("--fusion", args.fusion, "Fusion rules to coarsen with: onnxruntime, tensorrt, tvm or none")
+      ->capture_default_str();
+  cmd.add_option("--max-nodes", args.max_nodes, "After fusion, merge further until at most N nodes remain (0: off)");
+  cmd.add_option("--dim", args.dims, "Fix a dynamic dimension, NAME=VALUE (repeatable), e.g. --dim batch=8");
+  cmd.add_option("--profile", args.profile, "Measured operator times (JSON) that override the analytic model");
+}
+
+ProblemOptions problem_options(const ProblemArgs& args) {
+  ProblemOptions options;
+  options.input = args.input;
+  options.cluster_path = args.cluster;
+  options.dims = unwrap(parse_dims(args.dims));
+  options.coarsen.fusion = args.fusion;
+  options.coarsen.max_nodes = args.max_nodes;
+  options.profile_path = args.profile;
+  return options;
+}
+
+void add_place_options(CLI::App& cmd, PlaceOptions& options, bool& no_contention) {
+  cmd.add_option("--time-limit", options.time_limit_s, "Seconds a search-based method may run (MILP, Placeto, GenEFlow)")
+      ->capture_default_str();
+  cmd.add_option("--gap", options.gap, "MILP: stop at this relative optimality gap")->capture_default_str();
+  cmd.add_option("--threads", options.threads, "MILP: solver threads")->capture_default_str();
+  cmd.add_option("--seed", options.seed, "Seed of the randomised methods (Placeto, GenEFlow)")->capture_default_str();
+  cmd.add_option("--episodes", options.episodes, "Placeto: training episodes")->capture_default_str();
+  cmd.add_option("--generations", options.generations, "GenEFlow: generations")->capture_default_str();
+  cmd.add_option("--population", options.population, "GenEFlow: population size")->capture_default_str();
+  cmd.add_flag("--no-contention", no_contention,
+               "Transfers never queue on ports (the classic list-scheduling model, e.g. HEFT's paper)");
+}
+
+std::function<void(const std::string&)> progress_printer(const std::string& method) {
+  return [method](const std::string& line) { std::cerr << "[" << method << "] " << line << "\n"; };
+}
+
+}  // namespace moirai::cli

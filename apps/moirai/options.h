@@ -1,0 +1,32 @@
+// Command-line options shared by the subcommands that load a problem (place, simulate, schedule, bench).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "moirai/pipeline.h"
+#include "moirai/placer.h"
+
+namespace moirai::cli {
+
+struct ProblemArgs {
+  std::string input;
+  std::string cluster;
+  std::string fusion = "onnxruntime";
+  int max_nodes = 0;
+  std::vector<std::string> dims;
+  std::string profile;
+};
+
+/// --cluster, --fusion, --max-nodes, --dim, --profile (the positional MODEL is added by the caller).
+void add_problem_options(CLI::App& cmd, ProblemArgs& args);
+/// Converts to the library's options; fails the command on a malformed --dim.
+ProblemOptions problem_options(const ProblemArgs& args);
+
+/// --time-limit, --gap, --threads, --seed, --episodes, --generations, --population, --no-contention.
+void add_place_options(CLI::App& cmd, PlaceOptions& options, bool& no_contention);
+/// Progress lines on stderr, prefixed with the method name.
+std::function<void(const std::string&)> progress_printer(const std::string& method);
+
+}  // namespace moirai::cli

@@ -1,0 +1,172 @@
+// Cluster files: devices and directed links (clusters/README.md). Units are converted once here: GiB -> bytes,
+// GB/s (1 GB = 1e9 bytes) and microseconds stay as given; transfer_ms() applies them.
+#include "moirai/cluster.h"
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace moirai {
+namespace {
+
+using nlohmann::json;
+
+// Reads fields of one JSON object and remembers the first problem, so the parser reads straight through.
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  bool failed() const { return !error_.empty(); }
+  Error error() const { return Error{source_ + ": " + error_}; }
+  void fail(const std::string& message) {
+    if (error_.empty()) error_ = message;
+  }
+
+  /// A required number >= minimum (strictly > when `positive`).
+  double number(const json& object, const std::string& key, const std::string& where, bool required,
+                double fallback, bool positive = false) {
+    const std::string field = where.empty() ? key : where + "." + key;
+    if (!object.contains(key)) {
+      if (required) fail("missing field " + field);
+      return fallback;
+    }
+    const json& v = object.at(key);
+    if (!v.is_number()) {
+      fail(fmt::format("field {} must be a number, got {}", field, v.dump()));
+      return fallback;
+    }
+    const double x = v.get<double>();
+    if (!std::isfinite(x) || x < 0 || (positive && x == 0)) {
+      fail(fmt::format("field {} must be {}, got {}", field, positive ? "positive" : "non-negative", v.dump()));
+      return fallback;
+    }
+    return x;
+  }
+
+  std::string text(const json& object, const std::string& key, const std::string& where, bool required,
+                   const std::string& fallback = "") {
+    const std::string field = where.empty() ? key : where + "." + key;
+    if (!object.contains(key)) {
+      if (required) fail("missing field " + field);
+      return fallback;
+    }
+    if (!object.at(key).is_string()) {
+      fail("field " + field + " must be a string");
+      return fallback;
+    }
+    return object.at(key).get<std::string>();
+  }
+
+ private:
+  std::string source_;
+  std::string error_;
+};
+
+}  // namespace
+
+DeviceId Cluster::find(const std::string& device_name) const {
+  for (int d = 0; d < size(); ++d)
+    if (devices[static_cast<size_t>(d)].name == device_name) return d;
+  return -1;
+}
+
+double Cluster::transfer_ms(DeviceId src, DeviceId dst, double bytes) const {
+  if (src == dst) return 0.0;
+  const Link& l = link(src, dst);
+  // latency in us -> ms; bytes / (GB/s x 1e9) in s -> ms.
+  return l.latency_us / 1000.0 + bytes / (l.bandwidth_gbps * 1e9) * 1000.0;
+}
+
+Expected<Cluster> parse_cluster(const std::string& text, const std::string& source) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return Error{source + ": invalid JSON: " + e.what()};
+  }
+  if (!root.is_object()) return Error{source + ": expected a JSON object at the top level"};
+  Reader r(source);
+  Cluster c;
+  c.name = r.text(root, "name", "", true);
+  c.description = r.text(root, "description", "", false);
+  if (!root.contains("devices")) r.fail("missing field devices");
+  else if (!root.at("devices").is_array() || root.at("devices").empty())
+    r.fail("field devices must be a non-empty array");
+  if (r.failed()) return r.error();
+
+  std::map<std::string, int> seen;
+  const json& devices = root.at("devices");
+  for (size_t i = 0; i < devices.size() && !r.failed(); ++i) {
+    const std::string where = fmt::format("devices[{}]", i);
+    const json& dj = devices[i];
+    if (!dj.is_object()) {
+      r.fail(where + " must be an object");
+      break;
+    }
+    Device d;
+    d.name = r.text(dj, "name", where, true);
+    d.kind = r.text(dj, "kind", where, false, "unknown");
+    d.peak_gflops = r.number(dj, "peak_gflops", where, false, 0.0);
+    d.peak_gflops_fp16 = r.number(dj, "peak_gflops_fp16", where, false, 0.0);
+    d.mem_bandwidth_gbps = r.number(dj, "mem_bandwidth_gbps", where, false, 0.0);
+    d.memory_bytes = r.number(dj, "memory_gib", where, true, 0.0) * 1024.0 * 1024.0 * 1024.0;
+    d.launch_us = r.number(dj, "kernel_launch_us", where, false, 0.0);
+    if (r.failed()) break;
+    if (auto [it, inserted] = seen.emplace(d.name, static_cast<int>(i)); !inserted) {
+      r.fail(fmt::format("duplicate device name '{}' (devices[{}] and devices[{}])", d.name, it->second, i));
+      break;
+    }
+    c.devices.push_back(std::move(d));
+  }
+  if (r.failed()) return r.error();
+
+  if (!root.contains("links")) return Error{source + ": missing field links"};
+  const json& links = root.at("links");
+  if (!links.is_object()) return Error{source + ": field links must be an object"};
+  if (!links.contains("default")) return Error{source + ": missing field links.default"};
+  const json& def = links.at("default");
+  if (!def.is_object()) return Error{source + ": field links.default must be an object"};
+  Link base;
+  base.bandwidth_gbps = r.number(def, "bandwidth_gbps", "links.default", true, 1.0, true);
+  base.latency_us = r.number(def, "latency_us", "links.default", false, 0.0);
+  if (r.failed()) return r.error();
+  const int n = c.size();
+  c.links.assign(static_cast<size_t>(n * n), base);
+
+  if (links.contains("pairs")) {
+    const json& pairs = links.at("pairs");
+    if (!pairs.is_array()) return Error{source + ": field links.pairs must be an array"};
+    for (size_t i = 0; i < pairs.size(); ++i) {
+      const std::string where = fmt::format("links.pairs[{}]", i);
+      const json& pj = pairs[i];
+      if (!pj.is_object()) return Error{source + ": " + where + " must be an object"};
+      const std::string src = r.text(pj, "src", where, true);
+      const std::string dst = r.text(pj, "dst", where, true);
+      if (r.failed()) return r.error();
+      const DeviceId s = c.find(src), d = c.find(dst);
+      if (s < 0) return Error{fmt::format("{}: {}.src names an unknown device '{}'", source, where, src)};
+      if (d < 0) return Error{fmt::format("{}: {}.dst names an unknown device '{}'", source, where, dst)};
+      if (s == d) return Error{fmt::format("{}: {} links device '{}' to itself", source, where, src)};
+      // A pair overrides only the figures it gives; the others come from links.default.
+      Link& l = c.links[static_cast<size_t>(s * n + d)];
+      l.bandwidth_gbps = r.number(pj, "bandwidth_gbps", where, false, base.bandwidth_gbps, true);
+      l.latency_us = r.number(pj, "latency_us", where, false, base.latency_us);
+      if (r.failed()) return r.error();
+    }
+  }
+  return c;
+}
+
+Expected<Cluster> load_cluster(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error{path + ": cannot open the cluster file"};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_cluster(text.str(), path);
+}
+
+}  // namespace moirai

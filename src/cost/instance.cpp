@@ -1,0 +1,114 @@
+// Profiled instances (shared/instances format, the Moirai authors' data): already a cost table. Operator ids in
+// the file are sparse; they map to dense OpIds in file order and keep their number in the name ("op<ID>").
+// The format has no tensor identity, so every edge is its own data item (per_edge_data).
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "moirai/cost.h"
+
+namespace moirai {
+namespace {
+
+using nlohmann::json;
+
+bool non_negative(const json& v) { return v.is_number() && v.get<double>() >= 0 && std::isfinite(v.get<double>()); }
+
+}  // namespace
+
+Expected<CostTable> load_instance(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error{path + ": cannot open the instance file"};
+  std::ostringstream text;
+  text << in.rdbuf();
+  json root;
+  try {
+    root = json::parse(text.str());
+  } catch (const json::parse_error& e) {
+    return Error{path + ": invalid JSON: " + e.what()};
+  }
+  auto fail = [&](const std::string& what) { return Error{path + ": " + what}; };
+  for (const char* key : {"devices", "ops", "edges"})
+    if (!root.is_object() || !root.contains(key) || !root.at(key).is_array())
+      return fail(std::string("missing array field ") + key);
+
+  CostTable t;
+  t.name = root.value("name", std::filesystem::path(path).stem().string());
+  t.cluster = root.value("cluster", std::string("instance"));
+  t.per_edge_data = true;
+
+  const json& devices = root.at("devices");
+  const int k = static_cast<int>(devices.size());
+  if (k == 0) return fail("no devices");
+  for (int d = 0; d < k; ++d) {
+    const json& dj = devices[static_cast<size_t>(d)];
+    if (!dj.is_object() || !dj.contains("memory")) return fail(fmt::format("missing field devices[{}].memory", d));
+    if (!non_negative(dj.at("memory"))) return fail(fmt::format("devices[{}].memory must be a non-negative number", d));
+    if (dj.contains("id") && dj.at("id") != d)
+      return fail(fmt::format("devices[{}].id is {}, expected {} (devices in id order)", d, dj.at("id").dump(), d));
+    t.device_names.push_back("dev" + std::to_string(d));
+    t.capacity.push_back(dj.at("memory").get<double>());
+  }
+
+  std::map<int64_t, OpId> dense;
+  const json& ops = root.at("ops");
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const json& oj = ops[i];
+    const std::string where = fmt::format("ops[{}]", i);
+    if (!oj.is_object() || !oj.contains("id") || !oj.at("id").is_number_integer())
+      return fail("missing integer field " + where + ".id");
+    const int64_t id = oj.at("id").get<int64_t>();
+    if (!dense.emplace(id, static_cast<OpId>(i)).second) return fail(fmt::format("duplicate operator id {}", id));
+    if (!oj.contains("time") || !oj.at("time").is_array() || oj.at("time").size() != static_cast<size_t>(k))
+      return fail(fmt::format("{}.time must list {} device times", where, k));
+    for (const auto& x : oj.at("time"))
+      if (!non_negative(x)) return fail(fmt::format("{}.time has a bad entry {}", where, x.dump()));
+    const double memory = oj.contains("memory") ? (non_negative(oj.at("memory")) ? oj.at("memory").get<double>() : -1) : 0;
+    if (memory < 0) return fail(where + ".memory must be a non-negative number");
+    t.op_names.push_back("op" + std::to_string(id));
+    t.op_types.push_back("Instance");
+    t.op_origin.push_back({t.op_names.back()});
+    for (const auto& x : oj.at("time")) t.time_ms.push_back(x.get<double>());
+    t.param_bytes.push_back(memory);
+    t.flops.push_back(0.0);
+  }
+
+  const json& edges = root.at("edges");
+  for (size_t i = 0; i < edges.size(); ++i) {
+    const json& ej = edges[i];
+    const std::string where = fmt::format("edges[{}]", i);
+    if (!ej.is_object() || !ej.contains("src") || !ej.contains("dst") || !ej.at("src").is_number_integer() ||
+        !ej.at("dst").is_number_integer())
+      return fail("missing integer field " + where + ".src/dst");
+    const auto src = dense.find(ej.at("src").get<int64_t>());
+    const auto dst = dense.find(ej.at("dst").get<int64_t>());
+    if (src == dense.end()) return fail(fmt::format("{}.src names unknown operator {}", where, ej.at("src").dump()));
+    if (dst == dense.end()) return fail(fmt::format("{}.dst names unknown operator {}", where, ej.at("dst").dump()));
+    DataItem item;
+    item.name = fmt::format("op{}->op{}", src->first, dst->first);
+    item.producer = src->second;
+    item.consumers = {dst->second};
+    item.bytes = 0;  // the format gives times only
+    const json* matrix = ej.contains("time") ? &ej.at("time") : nullptr;
+    if (!matrix || !matrix->is_array() || matrix->size() != static_cast<size_t>(k))
+      return fail(fmt::format("{}.time must be a {}x{} matrix", where, k, k));
+    for (const auto& row : *matrix) {
+      if (!row.is_array() || row.size() != static_cast<size_t>(k))
+        return fail(fmt::format("{}.time must be a {}x{} matrix", where, k, k));
+      for (const auto& x : row) {
+        if (!non_negative(x)) return fail(fmt::format("{}.time has a bad entry {}", where, x.dump()));
+        item.transfer_ms.push_back(x.get<double>());
+      }
+    }
+    t.data.push_back(std::move(item));
+  }
+  if (auto status = t.finalize(); !status) return fail(status.error().message);
+  return t;
+}
+
+}  // namespace moirai

@@ -1,0 +1,60 @@
+// Measured profiles: {"ops": {OP_NAME: {DEVICE_NAME: ms}}} overrides analytic operator times. Every entry is
+// checked before any is applied, so a bad profile leaves the table unchanged.
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "moirai/cost.h"
+
+namespace moirai {
+
+Status apply_profile(CostTable& table, const std::string& path) {
+  using nlohmann::json;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error{path + ": cannot open the profile file"};
+  std::ostringstream text;
+  text << in.rdbuf();
+  json root;
+  try {
+    root = json::parse(text.str());
+  } catch (const json::parse_error& e) {
+    return Error{path + ": invalid JSON: " + e.what()};
+  }
+  if (!root.is_object() || !root.contains("ops")) return Error{path + ": missing field ops"};
+  if (!root.at("ops").is_object()) return Error{path + ": field ops must be an object"};
+
+  std::map<std::string, OpId, std::less<>> op_index;
+  for (OpId op = 0; op < table.num_ops(); ++op) op_index.emplace(table.op_names[static_cast<size_t>(op)], op);
+  std::map<std::string, DeviceId, std::less<>> dev_index;
+  for (DeviceId d = 0; d < table.num_devices(); ++d) dev_index.emplace(table.device_names[static_cast<size_t>(d)], d);
+  std::string device_list;
+  for (const auto& name : table.device_names) device_list += (device_list.empty() ? "" : ", ") + name;
+
+  std::vector<std::tuple<OpId, DeviceId, double>> updates;
+  for (const auto& [op_name, per_device] : root.at("ops").items()) {
+    const auto op = op_index.find(op_name);
+    if (op == op_index.end())
+      return Error{fmt::format("{}: unknown operator '{}' (not in {}, which has {} operators)", path, op_name,
+                               table.name, table.num_ops())};
+    if (!per_device.is_object()) return Error{fmt::format("{}: ops.{} must be an object of device: ms", path, op_name)};
+    for (const auto& [dev_name, ms] : per_device.items()) {
+      const auto dev = dev_index.find(dev_name);
+      if (dev == dev_index.end())
+        return Error{fmt::format("{}: ops.{}: unknown device '{}' (devices: {})", path, op_name, dev_name, device_list)};
+      if (!ms.is_number() || !(ms.get<double>() >= 0) || !std::isfinite(ms.get<double>()))
+        return Error{fmt::format("{}: ops.{}.{}: expected a non-negative time in ms, got {}", path, op_name, dev_name,
+                                 ms.dump())};
+      updates.emplace_back(op->second, dev->second, ms.get<double>());
+    }
+  }
+  const int k = table.num_devices();
+  for (const auto& [op, d, ms] : updates) table.time_ms[static_cast<size_t>(op * k + d)] = ms;
+  return Ok{};
+}
+
+}  // namespace moirai

@@ -1,0 +1,328 @@
+// The "milp" placer: the Moirai MILP (milp_formulation.h) solved with CBC, always warm-started from the best
+// heuristic plan in the registry (or a list schedule of our own), exact for small models and a large-
+// neighbourhood search (re-solve a window of operators with the rest fixed) for large ones. The returned
+// placement carries the MILP's device orders and transfer priorities, so the simulator rebuilds its schedule.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "moirai/placer.h"
+#include "moirai/simulate.h"
+#include "place/milp_cbc.h"
+#include "place/milp_formulation.h"
+#include "place/placers.h"
+
+namespace moirai {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double rounded(double v) { return std::round(v * 1e7) / 1e7; }  // keys immune to float noise
+
+Placement to_placement(const CostTable& t, const std::vector<MilpEdge>& edges, const MilpPlan& p) {
+  Placement out;
+  out.device = p.device;
+  out.order.assign(static_cast<size_t>(t.num_devices()), {});
+  std::vector<int> pos(static_cast<size_t>(t.num_ops()));
+  for (int i = 0; i < t.num_ops(); ++i) pos[static_cast<size_t>(t.topo_order[static_cast<size_t>(i)])] = i;
+  std::vector<OpId> ops(t.topo_order.begin(), t.topo_order.end());
+  std::stable_sort(ops.begin(), ops.end(), [&](OpId a, OpId b) {
+    const double sa = rounded(p.start[static_cast<size_t>(a)]), sb = rounded(p.start[static_cast<size_t>(b)]);
+    return sa != sb ? sa < sb : pos[static_cast<size_t>(a)] < pos[static_cast<size_t>(b)];
+  });
+  for (OpId i : ops) out.order[static_cast<size_t>(p.device[static_cast<size_t>(i)])].push_back(i);
+  for (size_t q = 0; q < edges.size(); ++q) {
+    const auto& e = edges[q];
+    const DeviceId dst = p.device[static_cast<size_t>(e.to)];
+    if (p.device[static_cast<size_t>(e.from)] == dst) continue;
+    auto [it, fresh] = out.transfer_priority.try_emplace({e.data, dst}, p.comm_start[q]);
+    if (!fresh) it->second = std::min(it->second, p.comm_start[q]);
+  }
+  return out;
+}
+
+// The MILP-model schedule that keeps a plan's orders: ops by start, edges by start (their data's transfer).
+std::optional<MilpPlan> tighten(const CostTable& t, const std::vector<MilpEdge>& edges, const std::vector<DeviceId>& dev,
+                                const std::vector<double>& op_start, const std::vector<double>& edge_start, bool contention) {
+  std::vector<double> ok(op_start.size()), ek(edge_start.size());
+  for (size_t i = 0; i < ok.size(); ++i) ok[i] = rounded(op_start[i]);
+  for (size_t q = 0; q < ek.size(); ++q) ek[q] = rounded(edge_start[q]);
+  return evaluate_milp_plan(t, edges, dev, ok, ek, contention);
+}
+
+std::optional<MilpPlan> from_schedule(const CostTable& t, const std::vector<MilpEdge>& edges, const Placement& pl,
+                                      const Schedule& s, bool contention) {
+  std::vector<double> op_start(static_cast<size_t>(t.num_ops()));
+  for (OpId i = 0; i < t.num_ops(); ++i) op_start[static_cast<size_t>(i)] = s.ops[static_cast<size_t>(i)].start_ms;
+  std::map<std::pair<int, DeviceId>, double> sent;
+  for (const auto& tr : s.transfers) {
+    auto [it, fresh] = sent.try_emplace({tr.data, tr.dst}, tr.start_ms);
+    if (!fresh) it->second = std::min(it->second, tr.start_ms);
+  }
+  std::vector<double> edge_start;
+  for (const auto& e : edges) {
+    auto it = sent.find({e.data, pl.device[static_cast<size_t>(e.to)]});
+    edge_start.push_back(it != sent.end() ? it->second : s.ops[static_cast<size_t>(e.from)].end_ms);
+  }
+  return tighten(t, edges, canonical_devices(t, pl.device), op_start, edge_start, contention);
+}
+
+// Earliest-finish-time list schedule in the MILP's model (used when no heuristic is registered).
+std::optional<MilpPlan> list_schedule(const CostTable& t, const std::vector<MilpEdge>& edges, bool contention) {
+  const int n = t.num_ops(), K = t.num_devices();
+  const auto ws = working_sets(t);
+  std::vector<double> avail(static_cast<size_t>(K), 0), params(avail), reserve(avail);
+  std::vector<double> start(static_cast<size_t>(n)), finish(static_cast<size_t>(n));
+  std::vector<DeviceId> dev(static_cast<size_t>(n), 0);
+  std::vector<std::vector<int>> in(static_cast<size_t>(n));
+  for (size_t q = 0; q < edges.size(); ++q) in[static_cast<size_t>(edges[q].to)].push_back(static_cast<int>(q));
+  for (OpId i : t.topo_order) {
+    const auto s = static_cast<size_t>(i);
+    double best = std::numeric_limits<double>::infinity();
+    for (DeviceId k = 0; k < K; ++k) {
+      const auto sk = static_cast<size_t>(k);
+      const double cap = t.capacity[sk];
+      if (cap > 0 && params[sk] + t.param_bytes[s] + std::max(reserve[sk], ws[s]) > cap) continue;
+      double ready = avail[sk];
+      for (int q : in[s]) {
+        const auto& e = edges[static_cast<size_t>(q)];
+        ready = std::max(ready, finish[static_cast<size_t>(e.from)] + t.transfer(e.data, dev[static_cast<size_t>(e.from)], k));
+      }
+      if (ready + t.time(i, k) < best) best = ready + t.time(i, k), dev[s] = k, start[s] = ready;
+    }
+    if (!std::isfinite(best)) return std::nullopt;
+    const auto sk = static_cast<size_t>(dev[s]);
+    finish[s] = best, avail[sk] = best, params[sk] += t.param_bytes[s], reserve[sk] = std::max(reserve[sk], ws[s]);
+  }
+  std::vector<double> edge_start;
+  for (const auto& e : edges) edge_start.push_back(finish[static_cast<size_t>(e.from)]);
+  return tighten(t, edges, canonical_devices(t, dev), start, edge_start, contention);
+}
+
+// First-improvement local search in the MILP's model: move one operator to another device, keeping every
+// order key, while the makespan drops (a cheap polish that gives CBC a better incumbent to prune with).
+MilpPlan polish(const CostTable& t, const std::vector<MilpEdge>& edges, MilpPlan plan, bool contention, double seconds) {
+  const auto t0 = Clock::now();
+  bool improved = true;
+  while (improved && since(t0) < seconds) {
+    improved = false;
+    for (OpId i = 0; i < t.num_ops() && since(t0) < seconds; ++i)
+      for (DeviceId k = 0; k < t.num_devices(); ++k) {
+        if (k == plan.device[static_cast<size_t>(i)]) continue;
+        auto dev = plan.device;
+        dev[static_cast<size_t>(i)] = k;
+        if (!fits_memory_reserve(t, dev)) continue;
+        auto next = tighten(t, edges, dev, plan.start, plan.comm_start, contention);
+        if (next && next->makespan < plan.makespan * (1 - 1e-9)) plan = *next, improved = true;
+      }
+  }
+  auto canon = canonical_devices(t, plan.device);
+  if (canon != plan.device)
+    if (auto next = tighten(t, edges, canon, plan.start, plan.comm_start, contention)) plan = *next;
+  return plan;
+}
+
+struct WarmStart {
+  std::optional<MilpPlan> plan;        // best in the MILP model that fits the memory rows
+  std::string plan_from;
+  std::optional<Placement> fallback;   // best simulated, feasible placement
+  double fallback_ms = std::numeric_limits<double>::infinity();
+  std::string fallback_from;
+};
+
+WarmStart warm_start(const CostTable& t, const std::vector<MilpEdge>& edges, const PlaceOptions& options) {
+  WarmStart w;
+  auto consider = [&](const std::string& from, const std::optional<MilpPlan>& plan) {
+    if (!plan || !fits_memory_reserve(t, plan->device)) return;
+    if (!w.plan || plan->makespan < w.plan->makespan) w.plan = plan, w.plan_from = from;
+  };
+  for (const auto& name : placer_names()) {
+    if (name == "milp" || name == "placeto" || name == "geneflow") continue;
+    try {
+      auto placer = make_placer(name);
+      if (!placer.ok()) continue;
+      PlaceOptions sub = options;
+      sub.progress = nullptr;
+      sub.time_limit_s = std::min(options.time_limit_s, 10.0);
+      auto r = (*placer)->place(t, sub);
+      if (!r.ok() || !check_placement(t, r->placement).ok()) continue;
+      const Schedule s = simulate(t, r->placement, options.sim);
+      if (s.over_capacity(t).empty() && s.makespan_ms < w.fallback_ms)
+        w.fallback = r->placement, w.fallback_ms = s.makespan_ms, w.fallback_from = name;
+      consider(name, from_schedule(t, edges, r->placement, s, options.sim.contention));
+    } catch (const std::exception&) {
+      continue;  // a broken heuristic must not stop the MILP
+    }
+  }
+  consider("list schedule", list_schedule(t, edges, options.sim.contention));
+  if (w.plan) w.plan = polish(t, edges, *w.plan, options.sim.contention, std::min(5.0, 0.05 * options.time_limit_s));
+  return w;
+}
+
+Expected<MilpPlan> read_solution(const CostTable& t, const std::vector<MilpEdge>& edges, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Error{path + ": cannot open the solution file"};
+  const int n = t.num_ops(), K = t.num_devices();
+  MilpPlan p;
+  p.device.assign(static_cast<size_t>(n), kNone);
+  p.start.assign(static_cast<size_t>(n), -1);
+  p.comm_start.assign(edges.size(), -1);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::vector<std::string> tok;
+    for (std::string w; ls >> w;) tok.push_back(w);
+    if (tok.empty() || tok[0][0] == '#') continue;
+    // "name value" or CBC's "index name value reduced-cost".
+    size_t at = (tok.size() >= 3 && std::all_of(tok[0].begin(), tok[0].end(), ::isdigit)) ? 1 : 0;
+    if (tok.size() < at + 2) continue;
+    double value = 0;
+    try {
+      value = std::stod(tok[at + 1]);
+    } catch (const std::exception&) {
+      continue;  // a header line such as "Optimal - objective value 30"
+    }
+    int a = 0, b = 0;
+    char rest = 0;
+    const std::string& name = tok[at];
+    if (std::sscanf(name.c_str(), "x_%d_%d%c", &a, &b, &rest) == 2) {
+      if (a < 0 || a >= n || b < 0 || b >= K) return Error{fmt::format("{}: column {} names no operator/device", path, name)};
+      if (value > 0.5) p.device[static_cast<size_t>(a)] = b;
+    } else if (std::sscanf(name.c_str(), "S_%d%c", &a, &rest) == 1 && a >= 0 && a < n) {
+      p.start[static_cast<size_t>(a)] = value;
+    } else if (std::sscanf(name.c_str(), "CS_%d%c", &a, &rest) == 1 && a >= 0 && a < static_cast<int>(edges.size())) {
+      p.comm_start[static_cast<size_t>(a)] = value;
+    } else if (name == "T") {
+      p.makespan = value;
+    }
+  }
+  for (OpId i = 0; i < n; ++i)
+    if (p.device[static_cast<size_t>(i)] == kNone)
+      return Error{fmt::format("{}: operator '{}' has no x_{}_k column at 1", path, t.op_names[static_cast<size_t>(i)], i)};
+  return p;
+}
+
+}  // namespace
+
+// Defined in milp_lns.cpp.
+MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& options, double seconds, int& windows);
+
+class MilpPlacer : public Placer {
+ public:
+  std::string name() const override { return "milp"; }
+  std::string summary() const override {
+    return "Moirai MILP on CBC: warm-started from the best heuristic, exact on small graphs, LNS on large ones";
+  }
+  Expected<PlaceResult> place(const CostTable& t, const PlaceOptions& options) const override;
+};
+
+Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& options) const {
+  const auto t0 = Clock::now();
+  const auto edges = milp_edges(t);
+  const bool contention = options.sim.contention;
+  auto say = [&](const std::string& s) {
+    if (options.progress) options.progress(s);
+  };
+  PlaceResult result;
+  const double valid_lb = valid_lower_bound(t);
+  if (!options.import_solution.empty()) {
+    auto plan = read_solution(t, edges, options.import_solution);
+    if (!plan.ok()) return plan.error();
+    // Keep the file's orders where given; topological order otherwise.
+    std::vector<double> op_key(plan->start), edge_key(plan->comm_start);
+    auto tight = evaluate_milp_plan(t, edges, plan->device, op_key, edge_key, contention);
+    if (!tight) return Error{options.import_solution + ": the solution's start times contradict the precedences"};
+    result.placement = to_placement(t, edges, *tight);
+    result.status = "imported";
+    result.objective_ms = tight->makespan;
+    result.lower_bound_ms = valid_lb;
+    result.mode = "import";
+    return result;
+  }
+
+  WarmStart warm = warm_start(t, edges, options);
+  if (!warm.plan && !warm.fallback) return Error{fmt::format("{}: no plan fits the memory capacities", t.name)};
+  if (!warm.plan) {  // nothing satisfies the MILP's memory reserve: the heuristic is all we have
+    result.placement = *warm.fallback;
+    result.status = "no solution";
+    result.objective_ms = warm.fallback_ms;
+    result.lower_bound_ms = valid_lb;
+    result.mode = "exact";
+    return result;
+  }
+  say(fmt::format("milp: warm start from {}: {:.6g} (MILP model)", warm.plan_from, warm.plan->makespan));
+  const double remaining = std::max(0.5, options.time_limit_s - since(t0));
+  const double ub = warm.plan->makespan * (1 + 1e-7) + 1e-9;
+
+  // Size of the exact model: order binaries grow with the unordered pairs.
+  FormulationOptions fo;
+  fo.contention = contention;
+  fo.upper_bound = ub;
+  MilpPlan best = *warm.plan;
+  double bound = valid_lb;
+  const bool small = t.num_ops() <= 150;
+  std::optional<Formulation> exact;
+  if (small || !options.export_mps.empty()) {
+    auto f = build_formulation(t, fo);
+    if (!f.ok()) return f.error();
+    exact = std::move(*f);
+    if (!options.export_mps.empty()) {
+      auto st = exact->model.write_mps(options.export_mps);
+      if (!st.ok()) return st.error();
+    }
+  }
+  const bool use_exact = exact && small && exact->model.num_integer() <= 800;  // beyond this the root LP alone eats the budget
+  if (use_exact) {
+    result.mode = "exact";
+    say(fmt::format("milp: exact model, {} columns ({} integer), {} rows", exact->model.num_cols(),
+                    exact->model.num_integer(), exact->model.num_rows()));
+    MilpSolveOptions so;
+    so.time_limit_s = remaining;
+    so.gap = options.gap;
+    so.threads = options.threads;
+    so.start = plan_to_values(*exact, best);
+    so.progress = options.progress;
+    const auto r = solve_with_cbc(exact->model, so);
+    result.status = r.status;
+    say(fmt::format("milp: CBC {} after {:.1f} s, {} nodes, objective {:.6g}, bound {:.6g}", r.status, r.seconds,
+                    r.nodes, r.objective, r.bound));
+    if (r.has_solution) {
+      bound = std::max(bound, r.bound);
+      MilpPlan got = values_to_plan(*exact, r.values);
+      if (auto tight = tighten(t, edges, got.device, got.start, got.comm_start, contention)) got = *tight;
+      if (got.makespan < best.makespan) best = got;
+    }
+    if (r.status == "infeasible" || r.status == "no solution") result.status = "feasible";  // the warm start stands
+  } else {
+    result.mode = "lns";
+    int windows = 0;
+    best = milp_lns(t, best, options, remaining, windows);
+    result.status = "feasible";
+    say(fmt::format("milp: LNS over {} windows: {:.6g}", windows, best.makespan));
+  }
+  // The MILP charges every edge; its bound holds for the simulator only when no item feeds two operators.
+  bool per_edge = true;
+  for (const auto& d : t.data) per_edge = per_edge && d.consumers.size() <= 1;
+  result.lower_bound_ms = per_edge ? std::min(bound, best.makespan) : valid_lb;
+  result.placement = to_placement(t, edges, best);
+  result.objective_ms = best.makespan;
+  const Schedule s = simulate(t, result.placement, options.sim);
+  if (warm.fallback && (s.makespan_ms > warm.fallback_ms + 1e-9 || !s.over_capacity(t).empty())) {
+    say(fmt::format("milp: keeping {} (simulated {:.6g} < {:.6g})", warm.fallback_from, warm.fallback_ms, s.makespan_ms));
+    result.placement = *warm.fallback;
+    result.objective_ms = warm.fallback_ms;
+  }
+  result.lower_bound_ms = std::min(result.lower_bound_ms, result.objective_ms);
+  return result;
+}
+
+std::unique_ptr<Placer> make_milp_placer() { return std::make_unique<MilpPlacer>(); }
+
+}  // namespace moirai

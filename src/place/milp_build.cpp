@@ -1,0 +1,361 @@
+// Builds the Moirai MILP into a MilpModel (variables and rows as in milp_formulation.h), and converts between
+// a MilpPlan and a full column assignment (MIP start, decoding).
+//
+// Columns: x_i_k (binary), S_i/F_i (op start/finish), CS_q/CF_q (transfer start/finish of edge q), u_q_a_b
+// (edge q goes from device a to b; a transportation linearisation: sum_b u_q_a_b = x_from_a and
+// sum_a u_q_a_b = x_to_b, exact for binary x), z_q (crosses devices), R_k (activation reserve), o_a_b / p_q_r
+// (order binaries, 1 = a before b), T (makespan, the objective).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "place/milp_formulation.h"
+
+namespace moirai {
+namespace {
+
+using Bits = std::vector<uint64_t>;
+using Terms = std::vector<std::pair<int, double>>;
+
+std::vector<Bits> reach(const CostTable& t) {
+  const int n = t.num_ops();
+  const size_t words = (static_cast<size_t>(n) + 63) / 64;
+  std::vector<Bits> desc(static_cast<size_t>(n), Bits(words, 0));
+  for (auto it = t.topo_order.rbegin(); it != t.topo_order.rend(); ++it) {
+    auto& d = desc[static_cast<size_t>(*it)];
+    for (OpId s : t.successors(*it)) {
+      for (size_t w = 0; w < words; ++w) d[w] |= desc[static_cast<size_t>(s)][w];
+      d[static_cast<size_t>(s) >> 6] |= uint64_t{1} << (s & 63);
+    }
+  }
+  return desc;
+}
+
+}  // namespace
+
+Expected<Formulation> build_formulation(const CostTable& t, const FormulationOptions& opt) {
+  Formulation f;
+  const int n = t.num_ops(), K = t.num_devices();
+  f.num_devices = K;
+  f.edges = milp_edges(t);
+  const int E = static_cast<int>(f.edges.size());
+  const double M = opt.upper_bound;
+  MOIRAI_CHECK(M > 0, "the MILP needs a positive upper bound on the makespan");
+  const MilpPlan* inc = opt.incumbent;
+  auto is_free = [&](OpId i) { return !inc || opt.free_op[static_cast<size_t>(i)]; };
+  auto is_near = [&](OpId i) { return !inc || opt.near[static_cast<size_t>(i)]; };
+  auto& m = f.model;
+  m.name = t.name.empty() ? "moirai" : t.name;
+  for (auto& c : m.name)
+    if (c == ' ') c = '_';
+
+  // Devices each operator may use: parameters plus its working set must fit.
+  const auto ws = working_sets(t);
+  f.working_set = ws;
+  f.reserve.assign(static_cast<size_t>(K), -1);
+  auto can = [&](OpId i, DeviceId k) {
+    const double cap = t.capacity[static_cast<size_t>(k)];
+    return cap <= 0 || t.param_bytes[static_cast<size_t>(i)] + ws[static_cast<size_t>(i)] <= cap * (1 + 1e-12);
+  };
+  std::vector<double> tmin(static_cast<size_t>(n), 0);
+  f.x.assign(static_cast<size_t>(n * K), -1);
+  for (OpId i = 0; i < n; ++i) {
+    double best = std::numeric_limits<double>::infinity();
+    for (DeviceId k = 0; k < K; ++k) {
+      const bool allowed = inc && !is_free(i) ? inc->device[static_cast<size_t>(i)] == k : can(i, k);
+      if (!allowed) continue;
+      f.x[static_cast<size_t>(i * K + k)] = m.add_col(fmt::format("x_{}_{}", i, k), inc && !is_free(i) ? 1 : 0, 1, true);
+      best = std::min(best, t.time(i, k));
+    }
+    if (!std::isfinite(best))
+      return Error{fmt::format("operator '{}' fits on no device (parameters + working set {} exceed every capacity)",
+                               t.op_names[static_cast<size_t>(i)], t.param_bytes[static_cast<size_t>(i)] + ws[static_cast<size_t>(i)])};
+    tmin[static_cast<size_t>(i)] = best;
+  }
+  auto X = [&](OpId i, DeviceId k) { return f.x[static_cast<size_t>(i * K + k)]; };
+  std::vector<double> head(static_cast<size_t>(n), 0), tail(static_cast<size_t>(n), 0);
+  for (OpId i : t.topo_order)
+    for (OpId s : t.successors(i)) head[static_cast<size_t>(s)] = std::max(head[static_cast<size_t>(s)], head[static_cast<size_t>(i)] + tmin[static_cast<size_t>(i)]);
+  for (auto it = t.topo_order.rbegin(); it != t.topo_order.rend(); ++it)
+    for (OpId s : t.successors(*it)) tail[static_cast<size_t>(*it)] = std::max(tail[static_cast<size_t>(*it)], tmin[static_cast<size_t>(s)] + tail[static_cast<size_t>(s)]);
+  f.lower_bound = valid_lower_bound(t);
+  const double slack = 1e-9 * std::max(1.0, M);
+  auto ub = [&](double v) { return std::max(v, 0.0) + slack; };
+
+  for (OpId i = 0; i < n; ++i) {
+    const auto s = static_cast<size_t>(i);
+    f.start.push_back(m.add_col(fmt::format("S_{}", i), head[s], ub(M - tail[s] - tmin[s]), false));
+    f.finish.push_back(m.add_col(fmt::format("F_{}", i), head[s] + tmin[s], ub(M - tail[s]), false));
+  }
+  f.u.assign(static_cast<size_t>(E * K * K), -1);
+  for (int q = 0; q < E; ++q) {
+    const auto& e = f.edges[static_cast<size_t>(q)];
+    const double lo = head[static_cast<size_t>(e.from)] + tmin[static_cast<size_t>(e.from)];
+    const double hi = ub(M - tail[static_cast<size_t>(e.to)] - tmin[static_cast<size_t>(e.to)]);
+    f.comm_start.push_back(m.add_col(fmt::format("CS_{}", q), std::min(lo, hi), hi, false));
+    f.comm_finish.push_back(m.add_col(fmt::format("CF_{}", q), std::min(lo, hi), hi, false));
+    f.cross.push_back(m.add_col(fmt::format("z_{}", q), 0, 1, false));
+    for (DeviceId a = 0; a < K; ++a)
+      for (DeviceId b = 0; b < K; ++b)
+        if (X(e.from, a) >= 0 && X(e.to, b) >= 0)
+          f.u[static_cast<size_t>((q * K + a) * K + b)] = m.add_col(fmt::format("u_{}_{}_{}", q, a, b), 0, 1, false);
+  }
+  auto U = [&](int q, DeviceId a, DeviceId b) { return f.u[static_cast<size_t>((q * K + a) * K + b)]; };
+  f.makespan = m.add_col("T", std::min(f.lower_bound, M), M + slack, false, 1.0);
+
+  // Assignment, durations, transfers.
+  for (OpId i = 0; i < n; ++i) {
+    Terms one, dur{{f.finish[static_cast<size_t>(i)], 1}, {f.start[static_cast<size_t>(i)], -1}};
+    for (DeviceId k = 0; k < K; ++k)
+      if (X(i, k) >= 0) one.push_back({X(i, k), 1}), dur.push_back({X(i, k), -t.time(i, k)});
+    m.add_row(fmt::format("assign_{}", i), one, 1, 1);
+    m.add_row(fmt::format("dur_{}", i), dur, 0, 0);
+    m.add_row(fmt::format("tail_{}", i), {{f.makespan, 1}, {f.finish[static_cast<size_t>(i)], -1}}, tail[static_cast<size_t>(i)], kMilpInf);
+  }
+  for (int q = 0; q < E; ++q) {
+    const auto& e = f.edges[static_cast<size_t>(q)];
+    const auto sq = static_cast<size_t>(q);
+    m.add_row(fmt::format("ready_{}", q), {{f.comm_start[sq], 1}, {f.finish[static_cast<size_t>(e.from)], -1}}, 0, kMilpInf);
+    m.add_row(fmt::format("arrive_{}", q), {{f.start[static_cast<size_t>(e.to)], 1}, {f.comm_finish[sq], -1}}, 0, kMilpInf);
+    Terms dur{{f.comm_finish[sq], 1}, {f.comm_start[sq], -1}}, z{{f.cross[sq], 1}};
+    for (DeviceId a = 0; a < K; ++a) {
+      Terms out{{X(e.from, a), -1}}, in{{X(e.to, a), -1}};
+      for (DeviceId b = 0; b < K; ++b) {
+        if (U(q, a, b) >= 0) out.push_back({U(q, a, b), 1}), dur.push_back({U(q, a, b), -t.transfer(e.data, a, b)});
+        if (U(q, b, a) >= 0) in.push_back({U(q, b, a), 1});
+      }
+      if (U(q, a, a) >= 0) z.push_back({U(q, a, a), 1});
+      if (X(e.from, a) >= 0) m.add_row(fmt::format("out_{}_{}", q, a), out, 0, 0);
+      if (X(e.to, a) >= 0) m.add_row(fmt::format("in_{}_{}", q, a), in, 0, 0);
+    }
+    m.add_row(fmt::format("dur_c{}", q), dur, 0, 0);
+    m.add_row(fmt::format("cross_{}", q), z, 1, 1);
+  }
+  // Device loads and memory (parameters + a reserve of at least the largest working set placed there).
+  for (DeviceId k = 0; k < K; ++k) {
+    Terms load{{f.makespan, 1}}, mem;
+    for (OpId i = 0; i < n; ++i)
+      if (X(i, k) >= 0) load.push_back({X(i, k), -t.time(i, k)}), mem.push_back({X(i, k), t.param_bytes[static_cast<size_t>(i)]});
+    m.add_row(fmt::format("load_{}", k), load, 0, kMilpInf);
+    const double cap = t.capacity[static_cast<size_t>(k)];
+    if (cap <= 0) continue;
+    const int r = m.add_col(fmt::format("R_{}", k), 0, cap, false);
+    f.reserve[static_cast<size_t>(k)] = r;
+    mem.push_back({r, 1});
+    m.add_row(fmt::format("mem_{}", k), mem, -kMilpInf, cap);
+    for (OpId i = 0; i < n; ++i)
+      if (X(i, k) >= 0 && ws[static_cast<size_t>(i)] > 0)
+        m.add_row(fmt::format("ws_{}_{}", i, k), {{r, 1}, {X(i, k), -ws[static_cast<size_t>(i)]}}, 0, kMilpInf);
+  }
+  // Identical devices: device g[j+1] may take an operator only after g[j] took an earlier one (topo order).
+  if (!inc && opt.symmetry_breaking)
+    for (const auto& g : identical_device_groups(t))
+      for (size_t j = 0; j + 1 < g.size(); ++j)
+        for (int p = 0; p < n; ++p) {
+          const OpId i = t.topo_order[static_cast<size_t>(p)];
+          if (X(i, g[j + 1]) < 0) continue;
+          Terms row{{X(i, g[j + 1]), 1}};
+          for (int r = 0; r < p; ++r)
+            if (X(t.topo_order[static_cast<size_t>(r)], g[j]) >= 0) row.push_back({X(t.topo_order[static_cast<size_t>(r)], g[j]), -1});
+          m.add_row(fmt::format("sym_{}_{}", g[j + 1], p), row, -kMilpInf, 0);
+        }
+
+  // Disjunctions. `act` holds the indicator terms (each 0/1) that must all be 1 for the pair to conflict.
+  auto disjunction = [&](const std::string& tag, int sa, int fa, int sb, int fb, const Terms& act, int indicators,
+                         int o, bool a_first) {
+    const double nact = indicators;
+    // Pair-specific big-M from the column bounds: the tightest that keeps the row inactive when it should be.
+    auto big = [&](int s_col, int f_col) {
+      return std::max(0.0, m.cols[static_cast<size_t>(f_col)].ub - m.cols[static_cast<size_t>(s_col)].lb) + slack;
+    };
+    const double m1 = big(sb, fa), m2 = big(sa, fb);
+    if (o >= 0) {  // sb >= fa - M(1-o) - M(n - act);  sa >= fb - M o - M(n - act)
+      Terms r1{{sb, 1}, {fa, -1}, {o, -m1}}, r2{{sa, 1}, {fb, -1}, {o, m2}};
+      for (const auto& [c, v] : act) r1.push_back({c, -m1 * v}), r2.push_back({c, -m2 * v});
+      m.add_row(tag + "_ab", r1, -m1 * (nact + 1), kMilpInf);
+      m.add_row(tag + "_ba", r2, -m2 * nact, kMilpInf);
+    } else {
+      const double mf = a_first ? m1 : m2;
+      Terms r{{a_first ? sb : sa, 1}, {a_first ? fa : fb, -1}};
+      for (const auto& [c, v] : act) r.push_back({c, -mf * v});
+      m.add_row(tag + "_fx", r, -mf * nact, kMilpInf);
+    }
+  };
+  const auto desc = reach(t);
+  auto ordered = [&](OpId a, OpId b) {  // a == b or a reaches b
+    return a == b || ((desc[static_cast<size_t>(a)][static_cast<size_t>(b) >> 6] >> (b & 63)) & 1U);
+  };
+  for (OpId a = 0; a < n; ++a)
+    for (OpId b = a + 1; b < n; ++b) {
+      if (ordered(a, b) || ordered(b, a)) continue;
+      std::vector<DeviceId> common;
+      for (DeviceId k = 0; k < K; ++k)
+        if (X(a, k) >= 0 && X(b, k) >= 0) common.push_back(k);
+      if (common.empty()) continue;
+      const bool binary = !inc || ((is_free(a) || is_free(b)) && is_near(a) && is_near(b));
+      Formulation::Pair pair{a, b, -1};
+      bool a_first = true;
+      if (binary) pair.col = m.add_col(fmt::format("o_{}_{}", a, b), 0, 1, true);
+      else a_first = inc->finish[static_cast<size_t>(a)] <= inc->start[static_cast<size_t>(b)] || inc->start[static_cast<size_t>(a)] < inc->start[static_cast<size_t>(b)];
+      if (binary) f.op_pairs.push_back(pair);
+      for (DeviceId k : common) {
+        Terms act;
+        if (is_free(a)) act.push_back({X(a, k), 1});
+        if (is_free(b)) act.push_back({X(b, k), 1});
+        disjunction(fmt::format("dj_{}_{}_{}", a, b, k), f.start[static_cast<size_t>(a)], f.finish[static_cast<size_t>(a)],
+                    f.start[static_cast<size_t>(b)], f.finish[static_cast<size_t>(b)], act, static_cast<int>(act.size()), pair.col, a_first);
+      }
+    }
+  if (!opt.contention) return f;
+  // Valid rows under port contention: the transfers out of one producer share its send port, the transfers
+  // into one consumer share its receive port, and each device's ports carry at most T of work.
+  {
+    std::vector<std::vector<int>> outs(static_cast<size_t>(n)), ins(static_cast<size_t>(n));
+    for (int q = 0; q < E; ++q) outs[static_cast<size_t>(f.edges[static_cast<size_t>(q)].from)].push_back(q), ins[static_cast<size_t>(f.edges[static_cast<size_t>(q)].to)].push_back(q);
+    for (OpId i = 0; i < n; ++i) {
+      const auto si = static_cast<size_t>(i);
+      if (outs[si].size() > 1) {  // T >= F_i + sum durations + min over consumers (tmin + tail)
+        double after = std::numeric_limits<double>::infinity();
+        Terms r{{f.makespan, 1}, {f.finish[si], -1}};
+        for (int q : outs[si]) {
+          const auto j = static_cast<size_t>(f.edges[static_cast<size_t>(q)].to);
+          after = std::min(after, tmin[j] + tail[j]);
+          r.push_back({f.comm_finish[static_cast<size_t>(q)], -1}), r.push_back({f.comm_start[static_cast<size_t>(q)], 1});
+        }
+        m.add_row(fmt::format("fanout_{}", i), r, after, kMilpInf);
+      }
+      if (ins[si].size() > 1) {  // S_j >= sum durations + min over producers (head + tmin)
+        double before = std::numeric_limits<double>::infinity();
+        Terms r{{f.start[si], 1}};
+        for (int q : ins[si]) {
+          const auto a = static_cast<size_t>(f.edges[static_cast<size_t>(q)].from);
+          before = std::min(before, head[a] + tmin[a]);
+          r.push_back({f.comm_finish[static_cast<size_t>(q)], -1}), r.push_back({f.comm_start[static_cast<size_t>(q)], 1});
+        }
+        m.add_row(fmt::format("fanin_{}", i), r, before, kMilpInf);
+      }
+    }
+    for (DeviceId k = 0; k < K; ++k) {
+      Terms send{{f.makespan, 1}}, recv{{f.makespan, 1}};
+      for (int q = 0; q < E; ++q)
+        for (DeviceId b = 0; b < K; ++b) {
+          if (b == k) continue;
+          const int uo = U(q, k, b), ui = U(q, b, k);
+          if (uo >= 0) send.push_back({uo, -t.transfer(f.edges[static_cast<size_t>(q)].data, k, b)});
+          if (ui >= 0) recv.push_back({ui, -t.transfer(f.edges[static_cast<size_t>(q)].data, b, k)});
+        }
+      m.add_row(fmt::format("sendload_{}", k), send, 0, kMilpInf);
+      m.add_row(fmt::format("recvload_{}", k), recv, 0, kMilpInf);
+    }
+  }
+  // Ports: indicator "edge q leaves k across devices" = x_from_k - u_q_k_k, "enters k" = x_to_k - u_q_k_k.
+  auto port_terms = [&](int q, OpId end, DeviceId k, Terms& act) {
+    const auto& e = f.edges[static_cast<size_t>(q)];
+    if (!is_free(e.from) && !is_free(e.to)) return 0;  // a constant 1 (checked by the caller)
+    act.push_back({X(end, k), 1});
+    if (U(q, k, k) >= 0) act.push_back({U(q, k, k), -1});
+    return 1;
+  };
+  auto can_cross = [&](int q) {
+    for (DeviceId a = 0; a < K; ++a)
+      for (DeviceId b = 0; b < K; ++b)
+        if (a != b && U(q, a, b) >= 0) return true;
+    return false;
+  };
+  std::vector<char> crosses(static_cast<size_t>(E));
+  for (int q = 0; q < E; ++q) crosses[static_cast<size_t>(q)] = can_cross(q);
+  for (int q = 0; q < E; ++q)
+    for (int r = q + 1; r < E; ++r) {
+      if (!crosses[static_cast<size_t>(q)] || !crosses[static_cast<size_t>(r)]) continue;
+      const auto& eq = f.edges[static_cast<size_t>(q)];
+      const auto& er = f.edges[static_cast<size_t>(r)];
+      if (ordered(eq.to, er.from) || ordered(er.to, eq.from)) continue;
+      const bool fq = is_free(eq.from) || is_free(eq.to), fr = is_free(er.from) || is_free(er.to);
+      const bool nq = is_near(eq.from) || is_near(eq.to), nr = is_near(er.from) || is_near(er.to);
+      const bool binary = !inc || ((fq || fr) && nq && nr);
+      std::vector<std::pair<DeviceId, bool>> ports;  // (device, is_send)
+      for (DeviceId k = 0; k < K; ++k) {
+        if (X(eq.from, k) >= 0 && X(er.from, k) >= 0) ports.push_back({k, true});
+        if (X(eq.to, k) >= 0 && X(er.to, k) >= 0) ports.push_back({k, false});
+      }
+      if (ports.empty()) continue;
+      Formulation::Pair pair{q, r, -1};
+      bool q_first = true;
+      if (binary) pair.col = m.add_col(fmt::format("p_{}_{}", q, r), 0, 1, true), f.comm_pairs.push_back(pair);
+      else q_first = inc->comm_finish[static_cast<size_t>(q)] <= inc->comm_start[static_cast<size_t>(r)] || inc->comm_start[static_cast<size_t>(q)] < inc->comm_start[static_cast<size_t>(r)];
+      for (const auto& [k, send] : ports) {
+        Terms act;
+        int indicators = port_terms(q, send ? eq.from : eq.to, k, act);
+        indicators += port_terms(r, send ? er.from : er.to, k, act);
+        // Fixed on both ends and not crossing: never on a port.
+        if (!fq && inc->device[static_cast<size_t>(eq.from)] == inc->device[static_cast<size_t>(eq.to)]) continue;
+        if (!fr && inc->device[static_cast<size_t>(er.from)] == inc->device[static_cast<size_t>(er.to)]) continue;
+        disjunction(fmt::format("pt_{}_{}_{}{}", q, r, send ? "s" : "r", k), f.comm_start[static_cast<size_t>(q)],
+                    f.comm_finish[static_cast<size_t>(q)], f.comm_start[static_cast<size_t>(r)], f.comm_finish[static_cast<size_t>(r)],
+                    act, indicators, pair.col, q_first);
+      }
+    }
+  return f;
+}
+
+std::vector<double> plan_to_values(const Formulation& f, const MilpPlan& p) {
+  const int K = f.num_devices;
+  const int n = static_cast<int>(f.start.size()), E = static_cast<int>(f.edges.size());
+  std::vector<double> v(static_cast<size_t>(f.model.num_cols()), 0);
+  auto set = [&](int col, double val) {
+    if (col >= 0) v[static_cast<size_t>(col)] = val;
+  };
+  for (OpId i = 0; i < n; ++i) {
+    const auto s = static_cast<size_t>(i);
+    set(f.x[static_cast<size_t>(i * K + p.device[s])], 1);
+    set(f.start[s], p.start[s]);
+    set(f.finish[s], p.finish[s]);
+  }
+  for (int q = 0; q < E; ++q) {
+    const auto& e = f.edges[static_cast<size_t>(q)];
+    const DeviceId a = p.device[static_cast<size_t>(e.from)], b = p.device[static_cast<size_t>(e.to)];
+    set(f.comm_start[static_cast<size_t>(q)], p.comm_start[static_cast<size_t>(q)]);
+    set(f.comm_finish[static_cast<size_t>(q)], p.comm_finish[static_cast<size_t>(q)]);
+    set(f.cross[static_cast<size_t>(q)], a != b ? 1 : 0);
+    set(f.u[static_cast<size_t>((q * K + a) * K + b)], 1);
+  }
+  for (const auto& pr : f.op_pairs)
+    set(pr.col, p.finish[static_cast<size_t>(pr.a)] <= p.start[static_cast<size_t>(pr.b)] + 1e-9 ? 1 : 0);
+  for (const auto& pr : f.comm_pairs)
+    set(pr.col, p.comm_finish[static_cast<size_t>(pr.a)] <= p.comm_start[static_cast<size_t>(pr.b)] + 1e-9 ? 1 : 0);
+  set(f.makespan, p.makespan);
+  // Reserves: the largest working set placed on each device.
+  for (OpId i = 0; i < n; ++i) {
+    const int r = f.reserve[static_cast<size_t>(p.device[static_cast<size_t>(i)])];
+    if (r >= 0) v[static_cast<size_t>(r)] = std::max(v[static_cast<size_t>(r)], f.working_set[static_cast<size_t>(i)]);
+  }
+  return v;
+}
+
+MilpPlan values_to_plan(const Formulation& f, const std::vector<double>& v) {
+  const int K = f.num_devices;
+  const int n = static_cast<int>(f.start.size()), E = static_cast<int>(f.edges.size());
+  MilpPlan p;
+  for (OpId i = 0; i < n; ++i) {
+    DeviceId best = 0;
+    double bv = -1;
+    for (DeviceId k = 0; k < K; ++k) {
+      const int c = f.x[static_cast<size_t>(i * K + k)];
+      if (c >= 0 && v[static_cast<size_t>(c)] > bv) bv = v[static_cast<size_t>(c)], best = k;
+    }
+    p.device.push_back(best);
+    p.start.push_back(v[static_cast<size_t>(f.start[static_cast<size_t>(i)])]);
+    p.finish.push_back(v[static_cast<size_t>(f.finish[static_cast<size_t>(i)])]);
+  }
+  for (int q = 0; q < E; ++q) {
+    p.comm_start.push_back(v[static_cast<size_t>(f.comm_start[static_cast<size_t>(q)])]);
+    p.comm_finish.push_back(v[static_cast<size_t>(f.comm_finish[static_cast<size_t>(q)])]);
+  }
+  p.makespan = v[static_cast<size_t>(f.makespan)];
+  return p;
+}
+
+}  // namespace moirai

@@ -1,0 +1,96 @@
+// The Moirai MILP formulation (Zhang et al., "Moirai: Towards Optimal Placement for Distributed Inference on
+// Heterogeneous Devices", 2023, section 4) built from a CostTable into a solver-neutral MilpModel, plus the
+// MILP's own schedule model (every edge is its own transfer) used for warm starts and LNS.
+// Departures from the paper's reference code: order binaries only for pairs not ordered by reachability, one
+// binary per unordered pair, big-M = an upper bound on the makespan (from the warm start), any number of sources
+// and sinks, an activation reserve per device in the memory rows, a transportation-style linearisation of
+// u[q,k',k''] (tighter than u >= x + x - 1), valid lower-bound rows, and symmetry breaking for identical devices.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "moirai/cost.h"
+#include "place/milp_model.h"
+
+namespace moirai {
+
+/// One MILP edge: a DataItem with several consumers is several edges (the MILP charges every edge).
+struct MilpEdge {
+  int data = 0;
+  OpId from = 0;
+  OpId to = 0;
+};
+
+/// All edges of a table, by data id then consumer (deterministic).
+std::vector<MilpEdge> milp_edges(const CostTable& table);
+
+/// A complete schedule in the MILP's model: per op device and times, per edge transfer times.
+struct MilpPlan {
+  std::vector<DeviceId> device;
+  std::vector<double> start, finish;            ///< per operator
+  std::vector<double> comm_start, comm_finish;  ///< per edge
+  double makespan = 0;
+};
+
+/// Earliest (semi-active) schedule in the MILP's model that keeps the device orders given by op_key and, with
+/// contention, the port orders given by edge_key (ties by topological position). nullopt when the orders
+/// contradict the precedences (a cycle).
+std::optional<MilpPlan> evaluate_milp_plan(const CostTable& table, const std::vector<MilpEdge>& edges,
+                                           const std::vector<DeviceId>& device, const std::vector<double>& op_key,
+                                           const std::vector<double>& edge_key, bool contention);
+
+/// Per operator: bytes of the data it reads and writes (the activation working set while it runs).
+std::vector<double> working_sets(const CostTable& table);
+/// True when the plan's parameters plus the largest working set per device fit every capacity.
+bool fits_memory_reserve(const CostTable& table, const std::vector<DeviceId>& device);
+
+/// Groups of identical devices (same operator times, capacity and transfer times, symmetric), each ascending,
+/// only groups of two or more.
+std::vector<std::vector<DeviceId>> identical_device_groups(const CostTable& table);
+/// Renames devices inside each identical group so that they appear in the order of their first operator in
+/// topological order (what the symmetry-breaking rows require). Does not change the makespan.
+std::vector<DeviceId> canonical_devices(const CostTable& table, const std::vector<DeviceId>& device);
+
+/// Valid lower bounds on any makespan: critical path at fastest times, fastest work / devices.
+double valid_lower_bound(const CostTable& table);
+
+struct FormulationOptions {
+  bool contention = true;
+  double upper_bound = 0;  ///< big-M and T's upper bound; must be >= the warm start's makespan
+  /// LNS: when set, only operators with free_op[i] choose a device; the others keep incumbent->device. Pairs
+  /// with an operator outside `near` keep the incumbent's relative order (no binary).
+  const MilpPlan* incumbent = nullptr;
+  std::vector<char> free_op;
+  std::vector<char> near;
+  bool symmetry_breaking = true;
+};
+
+struct Formulation {
+  MilpModel model;
+  std::vector<MilpEdge> edges;
+  int num_devices = 0;
+  std::vector<int> x;      ///< [op * K + k], -1 when op cannot be on k
+  std::vector<int> start, finish;
+  std::vector<int> comm_start, comm_finish, cross;  ///< per edge
+  std::vector<int> u;      ///< [edge * K * K + k1 * K + k2], -1 when absent
+  int makespan = -1;
+  std::vector<int> reserve;          ///< per device, -1 when the capacity is unlimited
+  std::vector<double> working_set;   ///< per operator
+  struct Pair {
+    int a = 0, b = 0;  ///< operators or edges
+    int col = -1;      ///< binary: 1 = a before b
+  };
+  std::vector<Pair> op_pairs, comm_pairs;
+  double lower_bound = 0;  ///< valid lower bound used as T's lower bound
+};
+
+/// Builds the model. Errors name an operator that fits no device.
+Expected<Formulation> build_formulation(const CostTable& table, const FormulationOptions& options);
+
+/// Full column assignment of a plan (x, times, u, z, order binaries consistent with its times, T).
+std::vector<double> plan_to_values(const Formulation& f, const MilpPlan& plan);
+/// Reads a plan back from column values.
+MilpPlan values_to_plan(const Formulation& f, const std::vector<double>& values);
+
+}  // namespace moirai

@@ -1,0 +1,130 @@
+// m-SCT: memory-constrained Small Communication Time scheduling.
+// Follows Baechi (Jeon et al., SoCC 2020), built on the SCT algorithm of Hanen and Munier (1995): solve the LP
+// relaxation of "each operator has at most one favourite child and at most one favourite parent; an edge i->j
+// costs its communication time unless j is i's favourite child":
+//     min w   s.t.  s_i + p_i + c_ij x_ij <= s_j,   sum_j x_ij >= |succ(i)| - 1,   sum_i x_ij >= |pred(j)| - 1,
+//                   s_i + p_i <= w,   0 <= x_ij <= 1,   s_i >= 0
+// (CLP), round x_ij < 0.1 to "favourite child" (Baechi's threshold), then run m-ETF where a device that just ran
+// an operator is kept for that operator's favourite child: another operator may take it only when it is urgent
+// there (it would start no earlier than the time at which it is ready on every device).
+// Departures:
+//  - heterogeneous devices: the LP uses mean operator times and mean transfer times (over device pairs); the
+//    schedule uses each device's own times (Baechi assumed identical devices);
+//  - a rounding that gives a parent several favourite children, or a child several favourite parents, keeps the
+//    edge with the smallest x (ties: smaller ids) instead of Baechi's last-edge-wins;
+//  - the makespan rows s_i + p_i <= w are written only for operators without successors (the others follow);
+//  - LP size: above kMaxLpColumns columns (or if CLP fails) the favourite child is chosen greedily instead:
+//    edges by decreasing mean transfer time, an edge taken when its parent has no favourite child and its child
+//    no favourite parent (the LP's aim is to keep expensive edges local);
+//  - ports and memory as in m-ETF.
+#include <algorithm>
+#include <map>
+
+#include "place/list_schedule.h"
+#include "place/lp.h"
+#include "place/placers.h"
+
+namespace moirai {
+namespace {
+
+constexpr int kMaxLpColumns = 60000;
+constexpr double kThreshold = 0.1;
+
+struct OpEdge {
+  OpId src, dst;
+  double comm;  // mean transfer time summed over the data items from src to dst
+};
+
+std::vector<OpEdge> op_edges(const CostTable& table) {
+  std::map<std::pair<OpId, OpId>, double> sum;
+  for (size_t i = 0; i < table.data.size(); ++i) {
+    const double c = place::mean_transfer(table, static_cast<int>(i));
+    for (OpId consumer : table.data[i].consumers) sum[{table.data[i].producer, consumer}] += c;
+  }
+  std::vector<OpEdge> edges;
+  for (const auto& [key, c] : sum) edges.push_back({key.first, key.second, c});
+  return edges;
+}
+
+// Keeps at most one favourite child per parent and one favourite parent per child, preferring small weight.
+std::vector<OpId> pick_favourites(int num_ops, const std::vector<OpEdge>& edges, const std::vector<double>& weight,
+                                  const std::vector<size_t>& candidates) {
+  std::vector<size_t> order = candidates;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return weight[a] < weight[b]; });
+  std::vector<OpId> favourite(static_cast<size_t>(num_ops), kNone);
+  std::vector<char> has_parent(static_cast<size_t>(num_ops), 0);
+  for (size_t e : order) {
+    const auto& edge = edges[e];
+    if (favourite[static_cast<size_t>(edge.src)] != kNone || has_parent[static_cast<size_t>(edge.dst)]) continue;
+    favourite[static_cast<size_t>(edge.src)] = edge.dst;
+    has_parent[static_cast<size_t>(edge.dst)] = 1;
+  }
+  return favourite;
+}
+
+class MsctPlacer final : public Placer {
+ public:
+  std::string name() const override { return "m-sct"; }
+  std::string summary() const override {
+    return "m-SCT (Baechi 2020): m-ETF plus favourite children from the SCT LP relaxation (CLP)";
+  }
+
+  Expected<PlaceResult> place(const CostTable& table, const PlaceOptions& options) const override {
+    const int n = table.num_ops();
+    const auto edges = op_edges(table);
+    place::EtfRules rules;
+    std::string mode = "lp";
+    rules.favourite = lp_favourites(table, edges, options.time_limit_s);
+    if (rules.favourite.empty()) {
+      mode = "greedy favourite children (LP too large or not solved)";
+      std::vector<double> weight(edges.size());
+      std::vector<size_t> all(edges.size());
+      for (size_t e = 0; e < edges.size(); ++e) weight[e] = -edges[e].comm, all[e] = e;
+      rules.favourite = pick_favourites(n, edges, weight, all);
+    }
+    auto result = place::run_etf(table, options, rules, name());
+    if (result.ok()) result->mode = mode;
+    return result;
+  }
+
+ private:
+  static std::vector<OpId> lp_favourites(const CostTable& table, const std::vector<OpEdge>& edges, double limit_s) {
+    const int n = table.num_ops();
+    if (static_cast<int>(edges.size()) + n + 1 > kMaxLpColumns) return {};
+    place::LinearProgram lp;
+    std::vector<int> x(edges.size()), s(static_cast<size_t>(n));
+    for (size_t e = 0; e < edges.size(); ++e) x[e] = lp.add_column(0, 1, 0);
+    for (int i = 0; i < n; ++i) s[static_cast<size_t>(i)] = lp.add_column(0, place::kLpInf, 0);
+    const int w = lp.add_column(0, place::kLpInf, 1);
+    std::vector<std::vector<std::pair<int, double>>> out(static_cast<size_t>(n)), in(static_cast<size_t>(n));
+    for (size_t e = 0; e < edges.size(); ++e) {
+      const auto& edge = edges[e];
+      lp.add_row({{s[static_cast<size_t>(edge.src)], 1}, {s[static_cast<size_t>(edge.dst)], -1}, {x[e], edge.comm}},
+                 -place::kLpInf, -place::mean_time(table, edge.src));
+      out[static_cast<size_t>(edge.src)].push_back({x[e], 1});
+      in[static_cast<size_t>(edge.dst)].push_back({x[e], 1});
+    }
+    for (int i = 0; i < n; ++i) {
+      const auto& o = out[static_cast<size_t>(i)];
+      const auto& p = in[static_cast<size_t>(i)];
+      if (o.size() > 1) lp.add_row(o, static_cast<double>(o.size()) - 1, place::kLpInf);
+      if (p.size() > 1) lp.add_row(p, static_cast<double>(p.size()) - 1, place::kLpInf);
+      if (o.empty()) lp.add_row({{s[static_cast<size_t>(i)], 1}, {w, -1}}, -place::kLpInf, -place::mean_time(table, i));
+    }
+    const auto solution = lp.solve(limit_s);
+    if (!solution.optimal) return {};
+    std::vector<double> weight(edges.size());
+    std::vector<size_t> chosen;
+    for (size_t e = 0; e < edges.size(); ++e) {
+      weight[e] = solution.x[static_cast<size_t>(x[e])];
+      if (weight[e] < kThreshold) chosen.push_back(e);
+    }
+    return pick_favourites(n, edges, weight, chosen);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Placer> make_msct_placer() { return std::make_unique<MsctPlacer>(); }
+
+}  // namespace moirai

@@ -1,0 +1,328 @@
+// plan.json: writer, reader, and mapping of a plan file's names back onto a cost table (for `moirai simulate`).
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "moirai/report.h"
+
+namespace moirai {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+template <class T>
+double at_or(const std::vector<T>& v, size_t i, double fallback = 0) {
+  return i < v.size() ? static_cast<double>(v[i]) : fallback;
+}
+
+ojson inputs_json(const PlanInputs& in) {
+  ojson dims = ojson::object();
+  for (const auto& [k, v] : in.dims) dims[k] = v;
+  return ojson{{"model", in.model},     {"cluster", in.cluster}, {"fusion", in.fusion},
+               {"max_nodes", in.max_nodes}, {"dims", dims},     {"profile", in.profile}};
+}
+
+}  // namespace
+
+std::string plan_json(const Plan& plan) {
+  const CostTable& t = plan.table;
+  const Schedule& s = plan.schedule;
+  const auto& device = plan.result.placement.device;
+  MOIRAI_CHECK(static_cast<int>(device.size()) == t.num_ops(), "placement size differs from the table");
+  MOIRAI_CHECK(static_cast<int>(s.ops.size()) == t.num_ops(), "schedule size differs from the table");
+  const int n = t.num_devices();
+
+  ojson j;
+  j["version"] = 1;
+  j["model"] = t.name;
+  j["cluster"] = t.cluster;
+  j["method"] = plan.method;
+  j["makespan_ms"] = s.makespan_ms;
+  j["placement_time_s"] = plan.placement_time_s;
+  j["status"] = plan.result.status;
+  if (!plan.result.mode.empty()) j["mode"] = plan.result.mode;
+  if (plan.result.objective_ms > 0) j["objective_ms"] = plan.result.objective_ms;
+  j["lower_bound_ms"] = plan.result.lower_bound_ms;
+  const auto gap = plan.gap();
+  j["gap"] = gap ? ojson(*gap) : ojson(nullptr);
+  if (plan.result.train_time_s > 0) j["train_time_s"] = plan.result.train_time_s;
+  j["contention"] = plan.sim.contention;
+  j["inputs"] = inputs_json(plan.inputs);
+  ojson steps = ojson::array();
+  for (const auto& st : plan.steps)
+    steps.push_back({{"name", st.name}, {"nodes_before", st.nodes_before}, {"nodes_after", st.nodes_after}});
+  j["coarsening"] = steps;
+
+  ojson devices = ojson::array();
+  for (int d = 0; d < n; ++d) {
+    const auto i = static_cast<size_t>(d);
+    const double busy = at_or(s.busy_ms, i);
+    devices.push_back({{"name", t.device_names[i]},
+                       {"peak_memory_bytes", at_or(s.peak_memory, i)},
+                       {"capacity_bytes", at_or(t.capacity, i)},
+                       {"busy_ms", busy},
+                       {"utilisation", s.makespan_ms > 0 ? busy / s.makespan_ms : 0.0}});
+  }
+  j["devices"] = devices;
+
+  ojson links = ojson::array();
+  for (int a = 0; a < n; ++a)
+    for (int b = 0; b < n; ++b) {
+      const double bytes = at_or(s.link_bytes, static_cast<size_t>(a * n + b));
+      if (a != b && bytes > 0)
+        links.push_back({{"src", t.device_names[static_cast<size_t>(a)]},
+                         {"dst", t.device_names[static_cast<size_t>(b)]},
+                         {"bytes", bytes}});
+    }
+  j["links"] = links;
+
+  ojson ops = ojson::array();
+  for (OpId op = 0; op < t.num_ops(); ++op) {
+    const auto i = static_cast<size_t>(op);
+    ojson o{{"name", t.op_names[i]},
+            {"type", i < t.op_types.size() ? t.op_types[i] : std::string()},
+            {"device", t.device_names[static_cast<size_t>(device[i])]},
+            {"start_ms", s.ops[i].start_ms},
+            {"end_ms", s.ops[i].end_ms},
+            {"origin", i < t.op_origin.size() ? t.op_origin[i] : std::vector<std::string>{}}};
+    if (i < plan.parts.size() && !plan.parts[i].empty()) {
+      ojson parts = ojson::array();
+      for (const auto& p : plan.parts[i])
+        parts.push_back({{"device", t.device_names[static_cast<size_t>(p.device)]},
+                         {"share", p.share},
+                         {"start_ms", p.start_ms},
+                         {"end_ms", p.end_ms}});
+      o["parts"] = parts;
+    }
+    ops.push_back(std::move(o));
+  }
+  j["ops"] = ops;
+
+  ojson transfers = ojson::array();
+  for (const auto& tr : s.transfers)
+    transfers.push_back({{"tensor", t.data[static_cast<size_t>(tr.data)].name},
+                         {"src", t.device_names[static_cast<size_t>(tr.src)]},
+                         {"dst", t.device_names[static_cast<size_t>(tr.dst)]},
+                         {"start_ms", tr.start_ms},
+                         {"end_ms", tr.end_ms},
+                         {"bytes", tr.bytes}});
+  j["transfers"] = transfers;
+  return j.dump(1) + "\n";
+}
+
+// ---- reader ----
+
+namespace {
+
+using json = nlohmann::json;
+
+/// Typed access to a JSON object with errors that name the file and the key path.
+struct Reader {
+  const std::string& source;
+
+  Error missing(const std::string& where) const { return Error{fmt::format("{}: missing key '{}'", source, where)}; }
+  Error bad(const std::string& where, const char* want) const {
+    return Error{fmt::format("{}: '{}' must be {}", source, where, want)};
+  }
+
+  // Each getter returns an error message (empty on success) to keep the call sites short.
+  std::optional<Error> str(const json& obj, const char* key, const std::string& where, std::string& out,
+                           bool required = true) const {
+    auto it = obj.find(key);
+    if (it == obj.end()) return required ? std::optional<Error>(missing(where)) : std::nullopt;
+    if (!it->is_string()) return bad(where, "a string");
+    out = it->get<std::string>();
+    return std::nullopt;
+  }
+  std::optional<Error> num(const json& obj, const char* key, const std::string& where, double& out,
+                           bool required = true) const {
+    auto it = obj.find(key);
+    if (it == obj.end()) return required ? std::optional<Error>(missing(where)) : std::nullopt;
+    if (!it->is_number()) return bad(where, "a number");
+    out = it->get<double>();
+    return std::nullopt;
+  }
+  std::optional<Error> arr(const json& obj, const char* key, const std::string& where, const json*& out,
+                           bool required = true) const {
+    auto it = obj.find(key);
+    out = nullptr;
+    if (it == obj.end()) return required ? std::optional<Error>(missing(where)) : std::nullopt;
+    if (!it->is_array()) return bad(where, "an array");
+    out = &*it;
+    return std::nullopt;
+  }
+};
+
+#define MOIRAI_TRY(expr)                  \
+  do {                                    \
+    if (auto e_ = (expr)) return *e_;     \
+  } while (0)
+
+std::optional<Error> read_inputs(const Reader& r, const json& j, PlanInputs& in) {
+  if (!j.is_object()) return r.bad("inputs", "an object");
+  MOIRAI_TRY(r.str(j, "model", "inputs.model", in.model));
+  MOIRAI_TRY(r.str(j, "cluster", "inputs.cluster", in.cluster, false));
+  MOIRAI_TRY(r.str(j, "fusion", "inputs.fusion", in.fusion, false));
+  MOIRAI_TRY(r.str(j, "profile", "inputs.profile", in.profile, false));
+  double max_nodes = 0;
+  MOIRAI_TRY(r.num(j, "max_nodes", "inputs.max_nodes", max_nodes, false));
+  in.max_nodes = static_cast<int>(max_nodes);
+  if (auto it = j.find("dims"); it != j.end()) {
+    if (!it->is_object()) return r.bad("inputs.dims", "an object");
+    for (const auto& [k, v] : it->items()) {
+      if (!v.is_number_integer()) return r.bad("inputs.dims." + k, "an integer");
+      in.dims[k] = v.get<int64_t>();
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> read_op(const Reader& r, const json& o, const std::string& where, PlanFileOp& op) {
+  if (!o.is_object()) return r.bad(where, "an object");
+  MOIRAI_TRY(r.str(o, "name", where + ".name", op.name));
+  MOIRAI_TRY(r.str(o, "type", where + ".type", op.type, false));
+  MOIRAI_TRY(r.str(o, "device", where + ".device", op.device));
+  MOIRAI_TRY(r.num(o, "start_ms", where + ".start_ms", op.start_ms, false));
+  MOIRAI_TRY(r.num(o, "end_ms", where + ".end_ms", op.end_ms, false));
+  const json* origin = nullptr;
+  MOIRAI_TRY(r.arr(o, "origin", where + ".origin", origin, false));
+  if (origin)
+    for (size_t k = 0; k < origin->size(); ++k) {
+      if (!(*origin)[k].is_string()) return r.bad(fmt::format("{}.origin[{}]", where, k), "a string");
+      op.origin.push_back((*origin)[k].get<std::string>());
+    }
+  const json* parts = nullptr;
+  MOIRAI_TRY(r.arr(o, "parts", where + ".parts", parts, false));
+  if (parts)
+    for (size_t k = 0; k < parts->size(); ++k) {
+      const std::string pw = fmt::format("{}.parts[{}]", where, k);
+      const json& p = (*parts)[k];
+      if (!p.is_object()) return r.bad(pw, "an object");
+      std::string dev;
+      OpPart part;
+      MOIRAI_TRY(r.str(p, "device", pw + ".device", dev));
+      MOIRAI_TRY(r.num(p, "share", pw + ".share", part.share));
+      MOIRAI_TRY(r.num(p, "start_ms", pw + ".start_ms", part.start_ms, false));
+      MOIRAI_TRY(r.num(p, "end_ms", pw + ".end_ms", part.end_ms, false));
+      op.parts.emplace_back(dev, part);
+    }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Expected<PlanFile> parse_plan(const std::string& text, const std::string& source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return Error{fmt::format("{}: not JSON: {}", source, e.what())};
+  }
+  const Reader r{source};
+  if (!j.is_object()) return Error{fmt::format("{}: a plan must be a JSON object", source)};
+  PlanFile plan;
+  plan.path = source;
+  double version = 0;
+  MOIRAI_TRY(r.num(j, "version", "version", version));
+  if (version != 1) return Error{fmt::format("{}: unsupported plan version {} (this moirai reads version 1)", source, version)};
+  MOIRAI_TRY(r.str(j, "model", "model", plan.model, false));
+  MOIRAI_TRY(r.str(j, "cluster", "cluster", plan.cluster, false));
+  MOIRAI_TRY(r.str(j, "method", "method", plan.method, false));
+  MOIRAI_TRY(r.str(j, "status", "status", plan.status, false));
+  MOIRAI_TRY(r.num(j, "makespan_ms", "makespan_ms", plan.makespan_ms, false));
+  if (auto it = j.find("contention"); it != j.end()) {
+    if (!it->is_boolean()) return r.bad("contention", "true or false");
+    plan.contention = it->get<bool>();
+  }
+  auto in = j.find("inputs");
+  if (in == j.end()) return r.missing("inputs");
+  MOIRAI_TRY(read_inputs(r, *in, plan.inputs));
+
+  const json* devices = nullptr;
+  MOIRAI_TRY(r.arr(j, "devices", "devices", devices));
+  for (size_t k = 0; k < devices->size(); ++k) {
+    const json& d = (*devices)[k];
+    const std::string where = fmt::format("devices[{}]", k);
+    if (!d.is_object()) return r.bad(where, "an object");
+    std::string name;
+    MOIRAI_TRY(r.str(d, "name", where + ".name", name));
+    plan.devices.push_back(name);
+  }
+
+  const json* ops = nullptr;
+  MOIRAI_TRY(r.arr(j, "ops", "ops", ops));
+  std::set<std::string> seen;
+  for (size_t k = 0; k < ops->size(); ++k) {
+    PlanFileOp op;
+    MOIRAI_TRY(read_op(r, (*ops)[k], fmt::format("ops[{}]", k), op));
+    if (!seen.insert(op.name).second)
+      return Error{fmt::format("{}: operator '{}' is listed twice (ops[{}])", source, op.name, k)};
+    plan.ops.push_back(std::move(op));
+  }
+  return plan;
+}
+
+Expected<PlanFile> read_plan(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error{fmt::format("{}: cannot open the plan file", path)};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_plan(text.str(), path);
+}
+
+std::vector<std::pair<std::string, std::string>> PlanFile::placement() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(ops.size());
+  for (const auto& op : ops) out.emplace_back(op.name, op.device);
+  return out;
+}
+
+std::map<std::string, std::vector<std::string>> PlanFile::order() const {
+  std::vector<size_t> idx(ops.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return ops[a].start_ms < ops[b].start_ms; });
+  std::map<std::string, std::vector<std::string>> out;
+  for (size_t i : idx) out[ops[i].device].push_back(ops[i].name);
+  return out;
+}
+
+Expected<Placement> resolve_placement(const PlanFile& plan, const CostTable& table) {
+  std::map<std::string, DeviceId> dev;
+  for (DeviceId d = 0; d < table.num_devices(); ++d) dev[table.device_names[static_cast<size_t>(d)]] = d;
+  std::map<std::string, OpId> opid;
+  for (OpId o = 0; o < table.num_ops(); ++o) opid[table.op_names[static_cast<size_t>(o)]] = o;
+
+  Placement p;
+  p.device.assign(static_cast<size_t>(table.num_ops()), kNone);
+  for (const auto& op : plan.ops) {
+    auto d = dev.find(op.device);
+    if (d == dev.end()) {
+      std::string known;
+      for (const auto& name : table.device_names) known += (known.empty() ? "" : ", ") + name;
+      return Error{fmt::format("{}: operator '{}' is placed on unknown device '{}' (devices: {})", plan.path, op.name,
+                               op.device, known)};
+    }
+    auto o = opid.find(op.name);
+    if (o == opid.end())
+      return Error{fmt::format("{}: unknown operator '{}' (not in model '{}')", plan.path, op.name, table.name)};
+    p.device[static_cast<size_t>(o->second)] = d->second;
+  }
+  int missing = 0;
+  OpId first = kNone;
+  for (OpId o = 0; o < table.num_ops(); ++o)
+    if (p.device[static_cast<size_t>(o)] == kNone && missing++ == 0) first = o;
+  if (missing > 0)
+    return Error{fmt::format("{}: the plan does not place operator '{}'{}", plan.path,
+                             table.op_names[static_cast<size_t>(first)],
+                             missing > 1 ? fmt::format(" (and {} more)", missing - 1) : std::string())};
+  p.order.assign(static_cast<size_t>(table.num_devices()), {});
+  for (const auto& [name, names] : plan.order())
+    for (const auto& op : names) p.order[static_cast<size_t>(dev.at(name))].push_back(opid.at(op));
+  return p;
+}
+
+}  // namespace moirai

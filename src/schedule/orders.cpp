@@ -1,0 +1,192 @@
+// Public ordering API: peak memory of an order, the baseline orders (file, DFS, BFS, greedy) and BTSearch
+// with partitioning at cut operators (HMCOS-style hierarchy, exact because every valid order runs the parts
+// in sequence). Time is split among the parts that need a search in proportion to their size; parts whose
+// greedy order already meets a proven lower bound of the whole problem are not searched at all.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "memory_problem.h"
+#include "moirai/schedule.h"
+#include "search.h"
+
+namespace moirai {
+namespace {
+
+using sched::Clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::vector<OpId> to_global(const sched::MemProblem& p, const std::vector<int>& local) {
+  std::vector<OpId> out;
+  out.reserve(local.size());
+  for (int i : local) out.push_back(p.ops[static_cast<size_t>(i)]);
+  return out;
+}
+
+/// The problem for an order's own operator set, and the order in local indices.
+std::pair<sched::MemProblem, std::vector<int>> problem_of_order(const CostTable& table,
+                                                                const std::vector<OpId>& order,
+                                                                const MemoryModel& model) {
+  auto p = sched::build_problem(table, sched::resolve_ops(table, order), model);
+  std::vector<int> local(static_cast<size_t>(table.num_ops()), -1);
+  for (int i = 0; i < p.size(); ++i) local[static_cast<size_t>(p.ops[static_cast<size_t>(i)])] = i;
+  std::vector<int> lorder;
+  for (OpId o : order) lorder.push_back(local[static_cast<size_t>(o)]);
+  MOIRAI_CHECK(sched::is_valid_order(p, lorder), "the order is not a topological order of its operators");
+  return {std::move(p), std::move(lorder)};
+}
+
+OrderResult baseline(const char* method, const CostTable& table, const std::vector<OpId>& ops,
+                     const MemoryModel& model, bool use_greedy, sched::ReadyPolicy policy) {
+  const auto start = Clock::now();
+  const auto p = sched::build_problem(table, sched::resolve_ops(table, ops), model);
+  const auto order = use_greedy ? sched::greedy(p) : sched::kahn_order(p, policy);
+  OrderResult r;
+  r.method = method;
+  r.peak_bytes = sched::peak_of(p, order);
+  r.order = to_global(p, order);
+  r.time_s = seconds_since(start);
+  return r;
+}
+
+}  // namespace
+
+std::vector<double> order_memory_profile(const CostTable& table, const std::vector<OpId>& order,
+                                         const MemoryModel& model) {
+  if (order.empty()) return {};
+  const auto [p, local] = problem_of_order(table, order, model);
+  return sched::step_memory(p, local);
+}
+
+double order_peak_memory(const CostTable& table, const std::vector<OpId>& order, const MemoryModel& model) {
+  const auto mem = order_memory_profile(table, order, model);
+  return mem.empty() ? 0.0 : *std::max_element(mem.begin(), mem.end());
+}
+
+bool is_topological_order(const CostTable& table, const std::vector<OpId>& ops, const std::vector<OpId>& order) {
+  const auto set = sched::resolve_ops(table, ops);
+  if (order.size() != set.size()) return false;
+  std::vector<int> local(static_cast<size_t>(table.num_ops()), -1);
+  for (size_t i = 0; i < set.size(); ++i) local[static_cast<size_t>(set[i])] = static_cast<int>(i);
+  std::vector<int> lorder;
+  for (OpId o : order) {
+    if (o < 0 || o >= table.num_ops() || local[static_cast<size_t>(o)] < 0) return false;
+    lorder.push_back(local[static_cast<size_t>(o)]);
+  }
+  return sched::is_valid_order(sched::build_problem(table, set, {}), lorder);
+}
+
+OrderResult file_order(const CostTable& table, const std::vector<OpId>& ops, const MemoryModel& model) {
+  return baseline("file", table, ops, model, false, sched::ReadyPolicy::SmallestIndex);
+}
+OrderResult dfs_order(const CostTable& table, const std::vector<OpId>& ops, const MemoryModel& model) {
+  return baseline("dfs", table, ops, model, false, sched::ReadyPolicy::Stack);
+}
+OrderResult bfs_order(const CostTable& table, const std::vector<OpId>& ops, const MemoryModel& model) {
+  return baseline("bfs", table, ops, model, false, sched::ReadyPolicy::Queue);
+}
+OrderResult greedy_order(const CostTable& table, const std::vector<OpId>& ops, const MemoryModel& model) {
+  return baseline("greedy", table, ops, model, true, sched::ReadyPolicy::SmallestIndex);
+}
+
+std::vector<std::vector<OpId>> order_parts(const CostTable& table, const std::vector<OpId>& ops) {
+  const auto p = sched::build_problem(table, sched::resolve_ops(table, ops), {});
+  std::vector<std::vector<OpId>> out;
+  for (const auto& part : sched::cut_parts(p)) out.push_back(to_global(p, part));
+  return out;
+}
+
+OrderResult btsearch(const CostTable& table, const std::vector<OpId>& ops, const SearchOptions& options) {
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(std::max(0.0, options.time_limit_s)));
+  const auto whole = sched::build_problem(table, sched::resolve_ops(table, ops), options.memory);
+  std::vector<std::vector<int>> groups;
+  if (options.partition) {
+    groups = sched::cut_parts(whole);
+  } else {
+    groups.assign(1, sched::kahn_order(whole, sched::ReadyPolicy::SmallestIndex));
+  }
+  if (whole.size() == 0) groups.clear();
+  const auto parts = sched::split_problem(whole, groups);
+  const size_t np = parts.size();
+
+  // Seeds: the best of the greedy, file, DFS and BFS orders of each part; bounds from the largest footprints.
+  std::vector<sched::SearchOutcome> best(np);
+  double target = 0;  // a proven lower bound on the peak of any order of the whole set
+  for (size_t j = 0; j < np; ++j) {
+    best[j].order = sched::greedy(parts[j]);
+    best[j].peak = sched::peak_of(parts[j], best[j].order);
+    for (auto policy : {sched::ReadyPolicy::SmallestIndex, sched::ReadyPolicy::Stack, sched::ReadyPolicy::Queue}) {
+      auto order = sched::kahn_order(parts[j], policy);
+      const double peak = sched::peak_of(parts[j], order);
+      if (peak < best[j].peak) {
+        best[j].order = std::move(order);
+        best[j].peak = peak;
+      }
+    }
+    const auto fp = sched::op_footprints(parts[j]);
+    best[j].lower_bound = fp.empty() ? 0.0 : *std::max_element(fp.begin(), fp.end());
+    best[j].proven = best[j].peak <= best[j].lower_bound;
+    target = std::max(target, best[j].lower_bound);
+  }
+
+  // Search the parts with the highest peaks first: their proven optima raise the target for the others.
+  std::vector<size_t> todo(np);
+  std::iota(todo.begin(), todo.end(), size_t{0});
+  std::stable_sort(todo.begin(), todo.end(), [&](size_t a, size_t b) { return best[a].peak > best[b].peak; });
+  double weight_left = 0;
+  for (size_t j : todo) weight_left += parts[j].size();
+  long long states = 0;
+  for (size_t j : todo) {
+    const double weight = parts[j].size();
+    if (best[j].peak <= target || best[j].proven) {
+      best[j].proven = true;
+      weight_left -= weight;
+      continue;
+    }
+    const auto now = Clock::now();
+    const auto share = std::chrono::duration_cast<Clock::duration>((deadline - now) * (weight / weight_left));
+    weight_left -= weight;
+    auto outcome = sched::exact_search(parts[j], best[j].order, target, now + std::max(share, Clock::duration{}),
+                                       options.max_memo_states);
+    states += outcome.states;
+    best[j] = std::move(outcome);
+    target = std::max(target, best[j].lower_bound);
+  }
+
+  OrderResult r;
+  r.method = "btsearch";
+  r.parts = static_cast<int>(np);
+  r.states = states;
+  std::vector<int> local;
+  double max_part = 0, bound = 0;
+  bool all_proven = true;
+  for (size_t j = 0; j < np; ++j) {
+    for (int i : best[j].order) local.push_back(groups[j][static_cast<size_t>(i)]);
+    max_part = std::max(max_part, best[j].peak);
+    bound = std::max(bound, best[j].lower_bound);
+    all_proven = all_proven && best[j].proven;
+  }
+  MOIRAI_CHECK(sched::is_valid_order(whole, local), "concatenated part orders are not a topological order");
+  r.peak_bytes = sched::peak_of(whole, local);
+  MOIRAI_CHECK(std::abs(r.peak_bytes - max_part) <= 1e-9 * std::max(1.0, r.peak_bytes),
+               "peak of the concatenation differs from the parts' peaks");
+  r.order = to_global(whole, local);
+  r.optimal = all_proven || r.peak_bytes <= bound;
+  r.lower_bound = r.optimal ? r.peak_bytes : bound;
+  r.time_s = seconds_since(start);
+  return r;
+}
+
+std::vector<OrderResult> compare_orders(const CostTable& table, const std::vector<OpId>& ops,
+                                        const SearchOptions& options) {
+  return {file_order(table, ops, options.memory), dfs_order(table, ops, options.memory),
+          bfs_order(table, ops, options.memory), greedy_order(table, ops, options.memory),
+          btsearch(table, ops, options)};
+}
+
+}  // namespace moirai

@@ -1,0 +1,112 @@
+// Cluster files: every bundled cluster loads, units are converted, pair overrides apply per direction, and each
+// kind of bad input gives one clear line naming the file and the problem.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "moirai/cluster.h"
+#include "support/random_table.h"
+
+namespace moirai {
+namespace {
+
+using testing::source_path;
+
+std::string error_of(const Expected<Cluster>& c) { return c.ok() ? std::string("(no error)") : c.error().message; }
+
+TEST(Cluster, EveryBundledClusterLoads) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(source_path("clusters"))) {
+    if (entry.path().extension() != ".json") continue;
+    auto c = load_cluster(entry.path().string());
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_GE(c->size(), 2) << entry.path();
+    EXPECT_EQ(c->links.size(), static_cast<size_t>(c->size() * c->size()));
+    ++count;
+  }
+  EXPECT_GE(count, 6);
+}
+
+TEST(Cluster, UnitsAndPairOverrides) {
+  auto c = load_cluster(source_path("clusters/hetero-gpu-server.json"));
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->name, "hetero-gpu-server");
+  ASSERT_EQ(c->size(), 4);
+  const DeviceId a100 = c->find("a100"), xeon = c->find("xeon"), t4 = c->find("t4"), v100 = c->find("v100");
+  EXPECT_EQ(a100, 0);
+  EXPECT_EQ(c->find("nope"), -1);
+  EXPECT_DOUBLE_EQ(c->devices[0].memory_bytes, 40.0 * 1024 * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(c->devices[0].peak_gflops_fp16, 312000);
+  EXPECT_DOUBLE_EQ(c->devices[0].launch_us, 5);
+  EXPECT_EQ(c->devices[3].kind, "cpu");
+  // Override in one direction only: a100 -> xeon 24 GB/s, xeon -> a100 22 GB/s, both 8 us.
+  EXPECT_DOUBLE_EQ(c->link(a100, xeon).bandwidth_gbps, 24.0);
+  EXPECT_DOUBLE_EQ(c->link(xeon, a100).bandwidth_gbps, 22.0);
+  EXPECT_DOUBLE_EQ(c->link(a100, xeon).latency_us, 8.0);
+  // A pair that gives only a bandwidth keeps the default latency (10 us).
+  EXPECT_DOUBLE_EQ(c->link(t4, a100).bandwidth_gbps, 6.0);
+  EXPECT_DOUBLE_EQ(c->link(t4, a100).latency_us, 10.0);
+  EXPECT_DOUBLE_EQ(c->link(v100, t4).bandwidth_gbps, 12.0);
+  // 1 MB (1e6 bytes) from a100 to xeon: 8 us + 1e6 / 24e9 s = 0.008 + 0.041666... ms.
+  EXPECT_NEAR(c->transfer_ms(a100, xeon, 1e6), 0.008 + 1e6 / 24e9 * 1e3, 1e-15);
+  EXPECT_EQ(c->transfer_ms(a100, a100, 1e9), 0.0);
+}
+
+TEST(Cluster, DevicesWithoutPeakFigures) {
+  auto c = load_cluster(source_path("clusters/moirai-sample-4dev.json"));
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->devices[0].peak_gflops, 0.0);
+  EXPECT_EQ(c->devices[0].kind, "unknown");
+  EXPECT_DOUBLE_EQ(c->link(0, 2).bandwidth_gbps, 0.865);
+  EXPECT_DOUBLE_EQ(c->link(2, 0).bandwidth_gbps, 0.90);
+}
+
+TEST(Cluster, MissingFile) {
+  const std::string path = source_path("tests/fixtures/cluster/does-not-exist.json");
+  EXPECT_EQ(error_of(load_cluster(path)), path + ": cannot open the cluster file");
+}
+
+TEST(Cluster, InvalidJson) {
+  const std::string path = source_path("tests/fixtures/cluster/invalid.json");
+  const std::string e = error_of(load_cluster(path));
+  EXPECT_EQ(e.rfind(path + ": invalid JSON: ", 0), 0u) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+}
+
+TEST(Cluster, MissingFieldNamesIt) {
+  const std::string path = source_path("tests/fixtures/cluster/missing_memory.json");
+  EXPECT_EQ(error_of(load_cluster(path)), path + ": missing field devices[2].memory_gib");
+  EXPECT_EQ(error_of(parse_cluster(R"({"name": "x", "devices": [{"name": "a", "memory_gib": 1}]})", "x.json")),
+            "x.json: missing field links");
+  EXPECT_EQ(error_of(parse_cluster(R"({"devices": []})", "x.json")), "x.json: missing field name");
+}
+
+TEST(Cluster, NegativeBandwidth) {
+  const char* text = R"({"name": "x", "devices": [{"name": "a", "memory_gib": 1}, {"name": "b", "memory_gib": 1}],
+    "links": {"default": {"bandwidth_gbps": 1}, "pairs": [{"src": "a", "dst": "b", "bandwidth_gbps": -2}]}})";
+  EXPECT_EQ(error_of(parse_cluster(text, "x.json")), "x.json: field links.pairs[0].bandwidth_gbps must be positive, got -2");
+  const char* zero = R"({"name": "x", "devices": [{"name": "a", "memory_gib": 1}],
+    "links": {"default": {"bandwidth_gbps": 0}}})";
+  EXPECT_EQ(error_of(parse_cluster(zero, "x.json")), "x.json: field links.default.bandwidth_gbps must be positive, got 0");
+}
+
+TEST(Cluster, DuplicateDeviceName) {
+  const char* text = R"({"name": "x", "devices": [{"name": "a", "memory_gib": 1}, {"name": "a", "memory_gib": 2}],
+    "links": {"default": {"bandwidth_gbps": 1}}})";
+  EXPECT_EQ(error_of(parse_cluster(text, "x.json")), "x.json: duplicate device name 'a' (devices[0] and devices[1])");
+}
+
+TEST(Cluster, UnknownDeviceInPair) {
+  const char* text = R"({"name": "x", "devices": [{"name": "a", "memory_gib": 1}, {"name": "b", "memory_gib": 1}],
+    "links": {"default": {"bandwidth_gbps": 1}, "pairs": [{"src": "a", "dst": "c", "bandwidth_gbps": 2}]}})";
+  EXPECT_EQ(error_of(parse_cluster(text, "x.json")), "x.json: links.pairs[0].dst names an unknown device 'c'");
+}
+
+TEST(Cluster, WrongType) {
+  const char* text = R"({"name": "x", "devices": [{"name": "a", "memory_gib": "lots"}],
+    "links": {"default": {"bandwidth_gbps": 1}}})";
+  EXPECT_EQ(error_of(parse_cluster(text, "x.json")), "x.json: field devices[0].memory_gib must be a number, got \"lots\"");
+}
+
+}  // namespace
+}  // namespace moirai

@@ -1,0 +1,282 @@
+// Baseline placers (HEFT, CPOP, m-TOPO, m-ETF, m-SCT, GETF): the HEFT paper's example (schedule length 80
+// without port contention, its task-to-processor assignment, >= 83 with ports), valid plans within capacities
+// on the bundled instances and on random DAGs (1-8 devices, contention on and off), m-TOPO's chunks under tight
+// capacities, memory forcing operators off the fastest device, errors when the model fits nowhere, and CPOP's
+// critical path on one device.
+#include <algorithm>
+#include <iostream>
+
+#include <gtest/gtest.h>
+#include <fmt/format.h>
+
+#include "moirai/placer.h"
+#include "moirai/simulate.h"
+#include "place/list_schedule.h"
+#include "support/random_table.h"
+
+namespace moirai {
+namespace {
+
+using testing::random_table;
+using testing::RandomTableSpec;
+using testing::source_path;
+
+const std::vector<std::string> kMethods = {"heft", "cpop", "m-topo", "m-etf", "m-sct", "getf"};
+// Methods that plan times themselves (the simulator must reproduce their plan or do better).
+const std::vector<std::string> kTimed = {"heft", "cpop", "m-etf", "m-sct", "getf"};
+
+CostTable instance(const std::string& name) {
+  auto t = load_instance(source_path("instances/" + name + ".json"));
+  if (!t.ok()) throw std::logic_error(t.error().message);
+  return std::move(*t);
+}
+
+OpId op_named(const CostTable& t, const std::string& name) {
+  for (OpId op = 0; op < t.num_ops(); ++op)
+    if (t.op_names[static_cast<size_t>(op)] == name) return op;
+  throw std::logic_error("no operator " + name);
+}
+
+PlaceResult run(const std::string& method, const CostTable& t, bool contention) {
+  auto placer = make_placer(method);
+  if (!placer.ok()) throw std::logic_error(placer.error().message);
+  PlaceOptions options;
+  options.sim.contention = contention;
+  auto result = (*placer)->place(t, options);
+  if (!result.ok()) throw std::logic_error(method + ": " + result.error().message);
+  return std::move(*result);
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += x + "\n";
+  return s;
+}
+
+// Complete, valid (every invariant of the simulator's validator, memory included) and, for methods that plan
+// times, simulated no later than planned. Returns the simulated makespan.
+double check_plan(const std::string& method, const CostTable& t, bool contention, const std::string& where) {
+  const PlaceResult r = run(method, t, contention);
+  const Placement& p = r.placement;
+  EXPECT_TRUE(check_placement(t, p).ok()) << method << " " << where;
+  EXPECT_EQ(p.device.size(), static_cast<size_t>(t.num_ops())) << method << " " << where;
+  size_t ordered = 0;
+  for (const auto& o : p.order) ordered += o.size();
+  EXPECT_EQ(ordered, static_cast<size_t>(t.num_ops())) << method << " " << where;
+  const Schedule s = simulate(t, p, {contention});
+  const auto v = validate(t, p, s, {contention});
+  EXPECT_TRUE(v.empty()) << method << " " << where << "\n" << joined(v);
+  EXPECT_TRUE(s.over_capacity(t).empty()) << method << " " << where;
+  if (std::find(kTimed.begin(), kTimed.end(), method) != kTimed.end()) {
+    EXPECT_LE(s.makespan_ms, r.objective_ms + 1e-6 * std::max(1.0, r.objective_ms)) << method << " " << where;
+  }
+  return s.makespan_ms;
+}
+
+TEST(Baselines, AreRegistered) {
+  const auto names = placer_names();
+  for (const auto& m : kMethods) EXPECT_NE(std::find(names.begin(), names.end(), m), names.end()) << m;
+}
+
+TEST(Heft, PaperExampleWithoutContentionIs80) {
+  const CostTable t = instance("heft-example");
+  const PlaceResult r = run("heft", t, false);
+  const Schedule s = simulate(t, r.placement, {false});
+  EXPECT_TRUE(validate(t, r.placement, s, {false}).empty());
+  EXPECT_DOUBLE_EQ(r.objective_ms, 80.0);
+  EXPECT_DOUBLE_EQ(s.makespan_ms, 80.0);
+  // The published schedule (Fig. 3(a) of the paper): P1 = n2 n8, P2 = n4 n6 n9 n10, P3 = n1 n3 n5 n7.
+  const std::vector<std::vector<int>> published = {{2, 8}, {4, 6, 9, 10}, {1, 3, 5, 7}};
+  for (DeviceId d = 0; d < 3; ++d) {
+    std::vector<OpId> expect;
+    for (int id : published[static_cast<size_t>(d)]) expect.push_back(op_named(t, "op" + std::to_string(id)));
+    EXPECT_EQ(r.placement.order[static_cast<size_t>(d)], expect) << "device " << d;
+  }
+}
+
+TEST(Heft, PaperExampleWithContentionIsAtLeast83) {
+  const CostTable t = instance("heft-example");
+  const double makespan = check_plan("heft", t, true, "heft-example");
+  EXPECT_GE(makespan, 83.0 - 1e-9);
+}
+
+TEST(Cpop, PaperExampleCriticalPathOnOneDevice) {
+  const CostTable t = instance("heft-example");
+  for (bool contention : {false, true}) {
+    const PlaceResult r = run("cpop", t, contention);
+    check_plan("cpop", t, contention, "heft-example");
+    // The paper's critical path n1 n2 n9 n10 (|CP| = 108) goes on P2, the processor with the least total time
+    // for it (14+13+18+21 = 66, 16+19+12+7 = 54, 9+18+20+16 = 63).
+    for (int id : {1, 2, 9, 10})
+      EXPECT_EQ(r.placement.device[static_cast<size_t>(op_named(t, "op" + std::to_string(id)))], 1) << "n" << id;
+  }
+}
+
+TEST(Cpop, RandomCriticalPathOnOneDevice) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    const CostTable t = random_table(seed, {.ops = 40, .devices = 4});
+    const auto up = place::upward_rank(t), down = place::downward_rank(t);
+    // The path of maximal priority: from the entry, through successors of maximal up + down.
+    OpId cur = t.topo_order.front();
+    std::vector<OpId> path;
+    while (cur != kNone) {
+      path.push_back(cur);
+      OpId next = kNone;
+      for (OpId s : t.successors(cur))
+        if (next == kNone || up[s] + down[s] > up[next] + down[next] + 1e-9) next = s;
+      cur = next;
+    }
+    ASSERT_GE(path.size(), 2u);
+    const PlaceResult r = run("cpop", t, true);
+    for (OpId op : path) EXPECT_EQ(r.placement.device[op], r.placement.device[path.front()]) << "seed " << seed;
+  }
+}
+
+TEST(Baselines, ValidOnExample1) {
+  const CostTable t = instance("example-1");
+  for (const auto& m : kMethods)
+    for (bool contention : {true, false}) {
+      const double makespan = check_plan(m, t, contention, "example-1");
+      EXPECT_GE(makespan, 30.0 - 1e-9) << m;  // the proven optimum
+    }
+}
+
+TEST(Baselines, ValidOnRandomDags) {
+  for (const auto& m : kMethods)
+    for (uint64_t seed = 1; seed <= 3; ++seed)
+      for (int devices : {1, 2, 3, 5, 8})
+        for (bool contention : {true, false}) {
+          RandomTableSpec spec;
+          spec.ops = 25 + static_cast<int>(seed) * 10;
+          spec.devices = devices;
+          spec.edge_probability = 0.2;
+          check_plan(m, random_table(seed * 100 + static_cast<uint64_t>(devices), spec), contention,
+                     fmt::format("seed {} devices {} contention {}", seed, devices, contention));
+        }
+}
+
+// Capacities that bind: each device a little more than its share of the conservative per-operator bytes.
+CostTable tight(uint64_t seed, int ops, int devices, double slack) {
+  CostTable t = random_table(seed, {.ops = ops, .devices = devices});
+  place::MemoryGuard guard(t);
+  double total = 0, largest = 0;
+  for (OpId op = 0; op < t.num_ops(); ++op) total += guard.standalone(op), largest = std::max(largest, guard.standalone(op));
+  t.capacity.assign(static_cast<size_t>(devices), std::max(largest, slack * total / devices));
+  return t;
+}
+
+TEST(Baselines, ValidUnderTightCapacities) {
+  for (const auto& m : kMethods)
+    for (uint64_t seed = 1; seed <= 3; ++seed)
+      for (bool contention : {true, false}) {
+        const CostTable t = tight(seed, 40, 4, 1.15);
+        check_plan(m, t, contention, fmt::format("tight seed {}", seed));
+      }
+}
+
+TEST(MTopo, ChunksRespectTightCapacities) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    const CostTable t = tight(seed, 60, 4, 1.3);
+    const PlaceResult r = run("m-topo", t, true);
+    place::MemoryGuard guard(t);
+    std::vector<double> bytes(4, 0.0);
+    for (OpId op : t.topo_order) {
+      const DeviceId d = r.placement.device[op];
+      bytes[d] += guard.added(op, d);
+      guard.place(op, d);
+    }
+    for (DeviceId d = 0; d < 4; ++d) EXPECT_LE(bytes[d], t.capacity[d] + 1e-9) << "seed " << seed;
+    // Consecutive chunks: along the topological order, the device changes at most (devices - 1) times.
+    ASSERT_NE(r.mode.find("chunks"), std::string::npos) << r.mode;
+    int changes = 0;
+    for (size_t i = 1; i < t.topo_order.size(); ++i)
+      changes += r.placement.device[t.topo_order[i]] != r.placement.device[t.topo_order[i - 1]];
+    EXPECT_LE(changes, 3) << "seed " << seed;
+    // Balanced: with 30% slack, every device gets a chunk.
+    for (DeviceId d = 0; d < 4; ++d) EXPECT_FALSE(r.placement.order[d].empty()) << "seed " << seed;
+  }
+}
+
+// dev0 is five times faster but holds only two of the four operators' parameters.
+CostTable fast_but_small() {
+  CostTable t;
+  t.name = "fast-but-small";
+  t.device_names = {"fast", "slow"};
+  t.capacity = {25, 1000};
+  for (int i = 0; i < 4; ++i) {
+    t.op_names.push_back("op" + std::to_string(i));
+    t.op_types.push_back("Test");
+    t.op_origin.push_back({t.op_names.back()});
+    t.time_ms.insert(t.time_ms.end(), {1.0, 5.0});
+    t.param_bytes.push_back(10);
+    t.flops.push_back(0);
+  }
+  for (int i = 0; i + 1 < 4; ++i) {
+    DataItem item;
+    item.name = "t" + std::to_string(i);
+    item.producer = i;
+    item.consumers = {i + 1};
+    item.transfer_ms = {0, 0.5, 0.5, 0};
+    t.data.push_back(item);
+  }
+  if (auto st = t.finalize(); !st.ok()) throw std::logic_error(st.error().message);
+  return t;
+}
+
+TEST(Baselines, MemoryForcesOperatorsOffTheFastestDevice) {
+  const CostTable t = fast_but_small();
+  for (const auto& m : kMethods)
+    for (bool contention : {true, false}) {
+      const PlaceResult r = run(m, t, contention);
+      check_plan(m, t, contention, "fast-but-small");
+      const auto on_fast = std::count(r.placement.device.begin(), r.placement.device.end(), 0);
+      EXPECT_LE(on_fast, 2) << m;
+      EXPECT_GE(4 - on_fast, 2) << m;
+    }
+  // Without the memory limit HEFT puts everything on the fast device.
+  CostTable roomy = t;
+  roomy.capacity = {1000, 1000};
+  const PlaceResult r = run("heft", roomy, true);
+  EXPECT_EQ(std::count(r.placement.device.begin(), r.placement.device.end(), 0), 4);
+}
+
+TEST(Baselines, ErrorWhenTheModelFitsNowhere) {
+  CostTable t = fast_but_small();
+  t.capacity = {15, 15};  // 40 bytes of parameters, 30 of room
+  for (const auto& m : kMethods) {
+    auto placer = make_placer(m);
+    ASSERT_TRUE(placer.ok());
+    auto r = (*placer)->place(t, {});
+    ASSERT_FALSE(r.ok()) << m;
+    EXPECT_EQ(r.error().message, m + ": the model fits on no device and in no split: it needs 40 bytes (parameters "
+                                     "40 + activations, counted per operator) and the capacities are fast 15, slow 15");
+  }
+  t.param_bytes[2] = 20;  // one operator larger than any device
+  auto r = (*make_placer("heft"))->place(t, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "heft: operator 'op2' needs 20 bytes (parameters + inputs + outputs) but the largest "
+                               "device holds 15 (capacities: fast 15, slow 15)");
+}
+
+TEST(Baselines, Deterministic) {
+  const CostTable t = random_table(7, {.ops = 60, .devices = 4});
+  for (const auto& m : kMethods) {
+    const PlaceResult a = run(m, t, true), b = run(m, t, true);
+    EXPECT_EQ(a.placement.device, b.placement.device) << m;
+    EXPECT_EQ(a.placement.order, b.placement.order) << m;
+  }
+}
+
+TEST(Baselines, GoogLeNet) {
+  const CostTable t = instance("GoogLeNet");
+  for (const auto& m : kMethods)
+    for (bool contention : {true, false}) {
+      const double makespan = check_plan(m, t, contention, "GoogLeNet");
+      EXPECT_GT(makespan, 0.81 - 1e-6) << m;  // no plan beats the free-transfer critical path
+      std::cout << fmt::format("GoogLeNet {:7s} contention {:3s} latency {:.4f} ms\n", m, contention ? "on" : "off",
+                               makespan);
+    }
+}
+
+}  // namespace
+}  // namespace moirai
