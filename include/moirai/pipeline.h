@@ -49,6 +49,7 @@ struct MethodRun {
   double placement_time_s = 0;
   std::vector<std::string> violations;  ///< validator findings (empty = valid plan)
   bool fits = true;                     ///< every device within capacity
+  bool memory_ordered = false;          ///< the method's own order overflowed; BTSearch's per-device order fits
 
   bool ok() const { return error.empty() && violations.empty(); }
 };

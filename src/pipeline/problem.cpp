@@ -4,11 +4,33 @@
 
 #include "moirai/import.h"
 #include "moirai/pipeline.h"
+#include "moirai/schedule.h"
 
 namespace moirai {
 namespace {
 
 bool is_instance(const std::string& path) { return std::filesystem::path(path).extension() == ".json"; }
+
+// A plan over capacity may fit when each device runs its operators in a memory-optimal order (BTSearch):
+// the order decides which activations are live together. Adopt those orders only if the plan then fits.
+void reorder_for_memory(const CostTable& table, const PlaceOptions& options, MethodRun& run) {
+  const int n = table.num_devices();
+  std::vector<std::vector<OpId>> ops_on(static_cast<size_t>(n));
+  for (OpId op : table.topo_order) ops_on[static_cast<size_t>(run.result.placement.device[op])].push_back(op);
+  Placement reordered = run.result.placement;
+  reordered.order.assign(static_cast<size_t>(n), {});
+  reordered.transfer_priority.clear();
+  SearchOptions search;
+  search.time_limit_s = std::min(10.0, options.time_limit_s / n);
+  for (DeviceId d = 0; d < n; ++d)
+    if (!ops_on[d].empty()) reordered.order[d] = btsearch(table, ops_on[d], search).order;
+  Schedule schedule = simulate(table, reordered, options.sim);
+  if (!schedule.over_capacity(table).empty()) return;
+  run.result.placement = std::move(reordered);
+  run.schedule = std::move(schedule);
+  run.fits = true;
+  run.memory_ordered = true;
+}
 
 }  // namespace
 
@@ -84,8 +106,9 @@ MethodRun run_method(const Problem& problem, const std::string& method, const Pl
     return run;
   }
   run.schedule = simulate(problem.table, run.result.placement, options.sim);
-  run.violations = validate(problem.table, run.result.placement, run.schedule, options.sim);
   run.fits = run.schedule.over_capacity(problem.table).empty();
+  if (!run.fits) reorder_for_memory(problem.table, options, run);
+  run.violations = validate(problem.table, run.result.placement, run.schedule, options.sim);
   return run;
 }
 

@@ -107,6 +107,7 @@ MilpSolveResult solve_with_cbc(const MilpModel& m, const MilpSolveOptions& opt) 
   const std::string gap = fmt::format("{:.9g}", std::max(0.0, opt.gap));
   std::vector<const char*> argv{"moirai-milp", "-log", "0", "-slog", "0", "-timeMode", "elapsed", "-sec", sec.c_str(),
                                 "-ratioGap", gap.c_str()};
+  if (!opt.preprocess) argv.insert(argv.end(), {"-preprocess", "off"});
   if (opt.threads > 1) argv.insert(argv.end(), {"-threads", threads.c_str()});
   argv.insert(argv.end(), {"-solve", "-quit"});
   CbcMain1(static_cast<int>(argv.size()), argv.data(), model, no_callback);

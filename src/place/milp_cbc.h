@@ -17,6 +17,7 @@ struct MilpSolveOptions {
   std::vector<double> start;  ///< full warm start (one value per column), empty = none
   std::function<void(const std::string&)> progress;  ///< a line every progress_every_s seconds; may be empty
   double progress_every_s = 3;
+  bool preprocess = true;  ///< CglPreProcess; LNS windows turn it off (it crashed once on their fixed columns)
 };
 
 struct MilpSolveResult {

@@ -55,6 +55,7 @@ MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& 
       so.gap = options.gap;
       so.threads = options.threads;
       so.start = plan_to_values(*f, best);
+      so.preprocess = false;
       const auto r = solve_with_cbc(f->model, so);
       ++windows;
       if (!r.has_solution) continue;

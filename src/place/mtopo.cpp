@@ -75,7 +75,10 @@ class MtopoPlacer final : public Placer {
     for (OpId op : table.topo_order) {
       while (cur < devices.size()) {
         const DeviceId d = devices[cur];
-        const bool under_limit = limit < 0 || guard.used(d) + guard.added(op, d) <= limit || guard.used(d) == 0;
+        // The last device takes the rest up to its capacity (operators read from other chunks add bytes
+        // that the balanced share does not foresee).
+        const bool last = cur + 1 == devices.size();
+        const bool under_limit = limit < 0 || last || guard.used(d) + guard.added(op, d) <= limit || guard.used(d) == 0;
         if (under_limit && guard.fits_now(op, d)) break;
         ++cur;
       }

@@ -111,6 +111,7 @@ std::string format_comparison(std::vector<ComparisonRow> rows, const CostTable& 
   left[0] = true;
   left.back() = true;
   std::vector<std::vector<std::string>> out{head};
+  std::vector<std::string> notes;
   for (const auto& r : rows) {
     std::vector<std::string> line{r.method};
     if (!r.error.empty()) {
@@ -118,7 +119,9 @@ std::string format_comparison(std::vector<ComparisonRow> rows, const CostTable& 
       if (speedup) line.push_back("-");
       for (int d = 0; d < table.num_devices(); ++d) line.push_back("-");
       line.push_back(r.placement_time_s > 0 ? human_time(r.placement_time_s * 1000) : "-");
-      line.push_back("failed: " + r.error);
+      // The full reason goes below the table so one long message does not stretch every row.
+      line.push_back(fmt::format("failed (note {})", notes.size() + 1));
+      notes.push_back(r.method + ": " + r.error);
     } else {
       line.push_back(human_time(r.latency_ms));
       if (speedup) line.push_back(r.latency_ms > 0 ? fmt::format("{:.2f}x", baseline_ms / r.latency_ms) : "-");
@@ -132,6 +135,7 @@ std::string format_comparison(std::vector<ComparisonRow> rows, const CostTable& 
     out.push_back(std::move(line));
   }
   std::string text = render(out, left);
+  for (size_t i = 0; i < notes.size(); ++i) text += fmt::format("note {}: {}\n", i + 1, notes[i]);
   if (speedup) text += fmt::format("speed-up over the best single device ({}, memory ignored)\n", human_time(baseline_ms));
   return text;
 }

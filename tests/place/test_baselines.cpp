@@ -104,7 +104,9 @@ TEST(Cpop, PaperExampleCriticalPathOnOneDevice) {
   const CostTable t = instance("heft-example");
   for (bool contention : {false, true}) {
     const PlaceResult r = run("cpop", t, contention);
-    check_plan("cpop", t, contention, "heft-example");
+    const double makespan = check_plan("cpop", t, contention, "heft-example");
+    if (!contention) EXPECT_DOUBLE_EQ(makespan, 86.0);  // the paper's CPOP schedule length (its Fig. 3(b))
+    else EXPECT_GE(makespan, 83.0 - 1e-9);
     // The paper's critical path n1 n2 n9 n10 (|CP| = 108) goes on P2, the processor with the least total time
     // for it (14+13+18+21 = 66, 16+19+12+7 = 54, 9+18+20+16 = 63).
     for (int id : {1, 2, 9, 10})
@@ -264,6 +266,19 @@ TEST(Baselines, Deterministic) {
     const PlaceResult a = run(m, t, true), b = run(m, t, true);
     EXPECT_EQ(a.placement.device, b.placement.device) << m;
     EXPECT_EQ(a.placement.order, b.placement.order) << m;
+  }
+}
+
+TEST(Baselines, LpMethodsSolveTheirLpOrSayWhy) {
+  const CostTable small = instance("GoogLeNet");
+  EXPECT_EQ(run("m-sct", small, true).mode, "lp");
+  EXPECT_EQ(run("getf", small, true).mode, "lp");
+  // Above the LP size limits the documented fallbacks run, and the plans stay valid.
+  CostTable big = random_table(3, {.ops = 7000, .devices = 3, .edge_probability = 0.0005});
+  for (OpId op = 0; op < big.num_ops(); ++op) big.time_ms[static_cast<size_t>(op * 3 + 2)] *= 4;  // a slow group
+  for (const std::string m : {"m-sct", "getf"}) {
+    EXPECT_NE(run(m, big, true).mode.find("LP too large"), std::string::npos) << m;
+    check_plan(m, big, true, "7000 operators");
   }
 }
 

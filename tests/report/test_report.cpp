@@ -400,7 +400,8 @@ TEST(Tables, SummaryAndComparison) {
   EXPECT_LT(po, pb);
   EXPECT_NE(table.find("2.00x"), std::string::npos) << table;
   EXPECT_NE(table.find("1.00x"), std::string::npos);
-  EXPECT_NE(table.find("failed: no solution in 1 s"), std::string::npos);
+  EXPECT_NE(table.find("failed (note 1)"), std::string::npos);
+  EXPECT_NE(table.find("note 1: broken: no solution in 1 s"), std::string::npos);
   EXPECT_NE(table.find("does not fit"), std::string::npos);
 }
 

@@ -1,0 +1,149 @@
+// Export: turns a plan into something that runs. One ONNX sub-model per device (and per stage when a device's
+// operators are not contiguous), plus manifest.json that says what each sub-model receives, sends, and the order
+// to run them in. Also drives the Node/ONNX Runtime script (tools/run_plan.mjs) that runs a manifest, checks it
+// against the original model and times it, and builds measured per-operator profiles from those timings.
+// ONNX/protobuf types stay in src/export.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "moirai/error.h"
+#include "moirai/report.h"
+
+namespace moirai {
+
+/// One (possibly fused) operator to export.
+struct ExportOp {
+  std::string name;
+  std::string device;               ///< device (or any stage key) that runs it
+  std::vector<std::string> origin;  ///< original ONNX node names (as the importer names them)
+  double start_ms = 0;              ///< planned start: orders the operators (ties by position)
+};
+
+/// What to export: the model file and the operators with their devices.
+struct ExportRequest {
+  std::string model_path;   ///< ONNX model; weights inline or as external data beside it
+  std::string source;       ///< what the operators come from (the plan path), named in errors
+  std::string model_name;   ///< the name the plan gives the model; empty = not checked
+  std::vector<ExportOp> ops;
+  std::map<std::string, int64_t> dims;  ///< values of named dynamic dimensions (as for import)
+  std::string fusion;       ///< recorded in the manifest so `moirai run` can re-cost the same coarse graph
+  int max_nodes = 0;        ///< idem
+  bool check = true;        ///< run the ONNX checker on every sub-model
+};
+
+/// One tensor at a sub-model boundary (or a graph input/output of the whole model).
+struct ManifestTensor {
+  std::string name;
+  std::string dtype;            ///< ONNX element type name: "float32", "int64", ...
+  std::vector<int64_t> shape;   ///< static
+  std::string from;             ///< producing sub-model; empty for a graph input
+  std::vector<std::string> to;  ///< consuming sub-models (outputs only)
+  bool graph_output = false;    ///< an output of the whole model
+  int64_t index_bound = 0;      ///< integer inputs used as indices: values must lie in [0, index_bound) (0 = unknown)
+};
+
+/// One exported sub-model.
+struct ManifestModel {
+  std::string name;
+  std::string file;    ///< relative to the manifest's directory
+  std::string device;
+  std::vector<std::string> ops;  ///< plan operators it runs
+  std::vector<ManifestTensor> inputs;
+  std::vector<ManifestTensor> outputs;
+};
+
+/// manifest.json: sub-models in run order.
+struct Manifest {
+  std::string path;          ///< where it was read from (empty when built in memory)
+  std::string model;         ///< absolute path of the original model
+  std::string model_name;
+  std::string fusion;
+  int max_nodes = 0;
+  std::map<std::string, int64_t> dims;
+  bool weights = true;       ///< false: the model's weights are absent (stripped), the sub-models cannot run
+  std::vector<ManifestTensor> inputs;   ///< graph inputs of the whole model
+  std::vector<ManifestTensor> outputs;  ///< graph outputs, with the sub-model that produces each
+  std::vector<ManifestModel> submodels; ///< in run order
+};
+
+/// Builds the export request for a plan: checks that the plan names this model, its devices and operators.
+Expected<ExportRequest> export_request(const PlanFile& plan, const std::string& model_path);
+
+/// Writes the sub-models and manifest.json into `out_dir` (replacing it). Everything is written into a
+/// temporary sibling directory first and renamed at the end: on any error no output directory is left.
+/// Errors name the plan or model file and the offending operator, node or tensor.
+Expected<Manifest> export_submodels(const ExportRequest& request, const std::string& out_dir);
+
+/// manifest.json text.
+std::string manifest_json(const Manifest& manifest);
+/// Reads manifest.json; rejects a run order that does not respect the data flow (naming a cycle if there is one).
+Expected<Manifest> read_manifest(const std::string& path);
+Expected<Manifest> parse_manifest(const std::string& text, const std::string& source);
+
+/// How to call tools/run_plan.mjs.
+struct RuntimeOptions {
+  std::string script;   ///< path of run_plan.mjs; empty = find_tool("run_plan.mjs", "")
+  std::string original; ///< original model to compare against; empty = the manifest's model
+  int repeats = 1;      ///< timed repetitions (median reported)
+  int warmup = 1;
+  uint64_t seed = 1;
+  double tolerance = 1e-4;  ///< relative to the largest reference magnitude (at least 1)
+};
+
+/// What one run of a manifest measured.
+struct RuntimeResult {
+  bool match = false;
+  double max_abs_diff = 0;
+  double max_reference = 0;
+  double original_ms = 0;  ///< median time of the original model
+  double split_ms = 0;     ///< median time of all sub-models run in order
+  std::map<std::string, double> submodel_ms;  ///< median per sub-model
+  std::string output;      ///< the script's report (stdout)
+};
+
+/// Locates a script of tools/: $MOIRAI_TOOLS, then next to the executable `argv0` (../tools, ../../tools),
+/// then ./tools. Error when none exists.
+Expected<std::string> find_tool(const std::string& name, const std::string& argv0);
+
+/// Runs `node run_plan.mjs MANIFEST ORIGINAL --json`; an error when node fails to start or the script fails
+/// for a reason other than a mismatch (a mismatch is a result with match = false).
+Expected<RuntimeResult> run_manifest(const std::string& manifest_path, const RuntimeOptions& options);
+
+/// `moirai profile`: measured time of every coarse operator on this CPU.
+struct ProfileOptions {
+  std::string model;
+  std::string fusion = "onnxruntime";
+  int max_nodes = 0;
+  std::map<std::string, int64_t> dims;
+  std::string device = "cpu";   ///< device name written into the profile
+  std::string cluster;          ///< optional: a cluster whose `device` gives the analytic estimate to compare
+  RuntimeOptions runtime;
+};
+
+struct OpProfile {
+  std::string name;
+  std::string type;
+  double measured_ms = 0;
+  double analytic_ms = -1;  ///< -1 without a cluster
+};
+
+struct ProfileResult {
+  std::vector<OpProfile> ops;  ///< coarse operators, in graph order
+  double measured_total_ms = 0;
+  double analytic_total_ms = -1;
+  double original_ms = 0;  ///< the whole model in one session, for reference
+};
+
+/// Imports and coarsens the model, exports one sub-model per coarse operator, runs them in order (real
+/// intermediate values, warm-up, median of repeats) and collects the times.
+Expected<ProfileResult> profile_model(const ProfileOptions& options);
+/// {"ops": {OP: {DEVICE: ms}}}, readable by apply_profile.
+std::string profile_json(const ProfileResult& result, const std::string& device);
+/// Table: per operator measured vs analytic and the relative error, then totals.
+std::string format_profile(const ProfileResult& result);
+
+}  // namespace moirai

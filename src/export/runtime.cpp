@@ -1,0 +1,226 @@
+// Running a manifest for real: calls tools/run_plan.mjs (Node + onnxruntime-node) and reads its JSON result;
+// measured profiles run one sub-model per coarse operator through the same script, in order, with real
+// intermediate values, so each operator is timed on the inputs it would really see.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "moirai/coarsen.h"
+#include "moirai/cost.h"
+#include "moirai/export.h"
+#include "moirai/import.h"
+
+namespace moirai {
+namespace {
+namespace fs = std::filesystem;
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// Runs a shell command; returns (exit status, stdout + stderr).
+std::pair<int, std::string> run_command(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return {-1, "cannot start: " + command};
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+std::string last_lines(std::string text, size_t count) {
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  size_t pos = text.size();
+  for (size_t k = 0; k < count && pos != std::string::npos && pos > 0; ++k) pos = text.rfind('\n', pos - 1);
+  return pos == std::string::npos || pos == text.size() ? text : text.substr(pos + 1);
+}
+
+}  // namespace
+
+Expected<std::string> find_tool(const std::string& name, const std::string& argv0) {
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("MOIRAI_TOOLS")) candidates.push_back(fs::path(env) / name);
+  std::error_code ec;
+  if (!argv0.empty()) {
+    fs::path exe = fs::canonical(fs::path(argv0), ec);
+    if (ec) exe = fs::canonical("/proc/self/exe", ec);
+    if (!ec) {
+      candidates.push_back(exe.parent_path().parent_path() / "tools" / name);
+      candidates.push_back(exe.parent_path().parent_path().parent_path() / "tools" / name);
+    }
+  }
+  candidates.push_back(fs::path("tools") / name);
+  for (const auto& c : candidates)
+    if (fs::is_regular_file(c, ec)) return fs::absolute(c, ec).lexically_normal().string();
+  return Error{fmt::format("cannot find tools/{} (set MOIRAI_TOOLS to the project's tools/ directory)", name)};
+}
+
+Expected<RuntimeResult> run_manifest(const std::string& manifest_path, const RuntimeOptions& options) {
+  std::string script = options.script;
+  if (script.empty()) {
+    auto found = find_tool("run_plan.mjs", "/proc/self/exe");
+    if (!found) return found.error();
+    script = *found;
+  }
+  const char* node_env = std::getenv("MOIRAI_NODE");
+  const std::string node = node_env && *node_env ? node_env : "node";
+  std::string command = fmt::format("{} {} {}", quote(node), quote(script), quote(manifest_path));
+  if (!options.original.empty()) command += " " + quote(options.original);
+  command += fmt::format(" --json --repeats {} --warmup {} --seed {} --tol {}", options.repeats, options.warmup,
+                         options.seed, options.tolerance);
+  auto [status, output] = run_command(command);
+  if (status != 0 && status != 1)
+    return Error{fmt::format("{}: running the sub-models failed (exit {}): {}", manifest_path, status,
+                             last_lines(output, 3))};
+  // The JSON result is the last line that starts with '{'.
+  size_t pos = output.rfind("\n{");
+  pos = pos == std::string::npos ? (output.rfind('{', 0) == 0 ? 0 : std::string::npos) : pos + 1;
+  if (pos == std::string::npos) return Error{fmt::format("{}: run_plan.mjs printed no result: {}", manifest_path, last_lines(output, 3))};
+  RuntimeResult r;
+  try {
+    const auto j = nlohmann::json::parse(output.substr(pos, output.find('\n', pos) - pos));
+    r.match = j.at("match").get<bool>();
+    r.max_abs_diff = j.at("max_abs_diff").get<double>();
+    r.max_reference = j.at("max_reference").get<double>();
+    r.original_ms = j.at("original_ms").get<double>();
+    r.split_ms = j.at("split_ms").get<double>();
+    r.submodel_ms = j.at("submodel_ms").get<std::map<std::string, double>>();
+  } catch (const std::exception& e) {
+    return Error{fmt::format("{}: cannot read the result of run_plan.mjs: {}", manifest_path, e.what())};
+  }
+  r.output = output.substr(0, pos);
+  return r;
+}
+
+Expected<ProfileResult> profile_model(const ProfileOptions& options) {
+  auto graph = import_onnx(options.model, ImportOptions{options.dims});
+  if (!graph) return graph.error();
+  Cluster cluster;
+  if (!options.cluster.empty()) {
+    auto loaded = load_cluster(options.cluster);
+    if (!loaded) return loaded.error();
+    cluster = std::move(*loaded);
+  } else if (options.max_nodes > 0) {
+    return Error{"--max-nodes needs --cluster (the budget step weighs transfers against compute)"};
+  }
+  auto coarse = coarsen(*graph, cluster, CoarsenOptions{options.fusion, options.max_nodes});
+  if (!coarse) return coarse.error();
+  const Graph& g = coarse->graph;
+  std::vector<double> analytic(static_cast<size_t>(g.num_ops()), -1);
+  if (!options.cluster.empty()) {
+    const DeviceId d = cluster.find(options.device);
+    if (d == kNone) return Error{fmt::format("{}: no device named '{}' (--device)", options.cluster, options.device)};
+    auto table = build_cost_table(g, cluster);
+    if (!table) return table.error();
+    for (OpId op = 0; op < g.num_ops(); ++op) analytic[static_cast<size_t>(op)] = table->time(op, d);
+  }
+  // One stage per coarse operator: the stage key is the operator's index.
+  ExportRequest request;
+  request.model_path = options.model;
+  request.source = options.model;
+  request.dims = options.dims;
+  request.check = false;  // measured, not delivered; the export tests run the checker
+  auto order = g.topological_order();
+  if (!order) return order.error();
+  std::vector<int> position(static_cast<size_t>(g.num_ops()));
+  for (size_t i = 0; i < order->size(); ++i) position[static_cast<size_t>((*order)[i])] = static_cast<int>(i);
+  for (OpId op = 0; op < g.num_ops(); ++op)
+    request.ops.push_back(ExportOp{g.op(op).name, fmt::format("op{}", op), g.op(op).origin,
+                                   static_cast<double>(position[static_cast<size_t>(op)])});
+  const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+  const fs::path dir = fs::temp_directory_path() / fmt::format("moirai-profile-{}-{}", ::getpid(), stamp);
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{dir};
+  auto manifest = export_submodels(request, dir.string());
+  if (!manifest) return manifest.error();
+  RuntimeOptions runtime = options.runtime;
+  if (runtime.original.empty()) runtime.original = options.model;
+  auto run = run_manifest(manifest->path, runtime);
+  if (!run) return run.error();
+  if (!run->match)
+    return Error{fmt::format("{}: the per-operator sub-models disagree with the model (max |diff| {:.3g})",
+                             options.model, run->max_abs_diff)};
+  std::map<std::string, double> by_op;
+  for (const auto& sub : manifest->submodels)
+    if (auto it = run->submodel_ms.find(sub.name); it != run->submodel_ms.end() && !sub.ops.empty())
+      by_op[sub.ops.front()] = it->second;
+  ProfileResult result;
+  result.original_ms = run->original_ms;
+  result.analytic_total_ms = options.cluster.empty() ? -1 : 0;
+  for (OpId op : *order) {
+    OpProfile p;
+    p.name = g.op(op).name;
+    p.type = g.op(op).type;
+    p.measured_ms = by_op.count(p.name) ? by_op[p.name] : 0;
+    p.analytic_ms = analytic[static_cast<size_t>(op)];
+    result.measured_total_ms += p.measured_ms;
+    if (p.analytic_ms >= 0) result.analytic_total_ms += p.analytic_ms;
+    result.ops.push_back(std::move(p));
+  }
+  return result;
+}
+
+std::string profile_json(const ProfileResult& result, const std::string& device) {
+  nlohmann::ordered_json ops = nlohmann::ordered_json::object();
+  for (const auto& op : result.ops) ops[op.name] = nlohmann::ordered_json{{device, op.measured_ms}};
+  nlohmann::ordered_json j;
+  j["ops"] = ops;
+  j["measured_total_ms"] = result.measured_total_ms;
+  j["whole_model_ms"] = result.original_ms;
+  return j.dump(1) + "\n";
+}
+
+std::string format_profile(const ProfileResult& result) {
+  std::string out = fmt::format("{:<44} {:<12} {:>11} {:>11} {:>8}\n", "operator", "type", "measured ms",
+                                "analytic ms", "error");
+  std::vector<double> errors;
+  int within2 = 0;
+  for (const auto& op : result.ops) {
+    std::string name = op.name.size() > 44 ? op.name.substr(0, 41) + "..." : op.name;
+    std::string type = op.type.size() > 12 ? op.type.substr(0, 12) : op.type;
+    if (op.analytic_ms < 0) {
+      out += fmt::format("{:<44} {:<12} {:>11.4f}\n", name, type, op.measured_ms);
+      continue;
+    }
+    const double err = op.measured_ms > 0 ? (op.analytic_ms - op.measured_ms) / op.measured_ms : 0;
+    errors.push_back(std::abs(err));
+    const double ratio = op.measured_ms > 0 ? op.analytic_ms / op.measured_ms : 1;
+    within2 += ratio >= 0.5 && ratio <= 2.0;
+    out += fmt::format("{:<44} {:<12} {:>11.4f} {:>11.4f} {:>+7.0f}%\n", name, type, op.measured_ms, op.analytic_ms,
+                       100 * err);
+  }
+  out += fmt::format("sum of operators: measured {:.3f} ms", result.measured_total_ms);
+  if (result.analytic_total_ms >= 0 && result.measured_total_ms > 0)
+    out += fmt::format(", analytic {:.3f} ms (error {:+.0f}%)", result.analytic_total_ms,
+                       100 * (result.analytic_total_ms - result.measured_total_ms) / result.measured_total_ms);
+  out += fmt::format("; whole model in one session {:.3f} ms\n", result.original_ms);
+  if (!errors.empty()) {
+    std::sort(errors.begin(), errors.end());
+    double mean = 0;
+    for (double e : errors) mean += e;
+    mean /= static_cast<double>(errors.size());
+    out += fmt::format("per operator |error|: median {:.0f}%, mean {:.0f}%, {} of {} within 2x\n",
+                       100 * errors[errors.size() / 2], 100 * mean, within2, errors.size());
+  }
+  return out;
+}
+
+}  // namespace moirai

@@ -1,0 +1,63 @@
+// Stage assignment for export: a device's operators form one sub-model when they are contiguous in the data
+// flow; when another device's work sits between them (a -> b -> a'), the device gets a second stage.
+#include "export/stages.h"
+
+#include <map>
+#include <queue>
+#include <tuple>
+
+#include <fmt/format.h>
+
+namespace moirai::export_detail {
+
+Expected<Stages> assign_stages(const StageInput& input, const std::string& source) {
+  const int n = static_cast<int>(input.device.size());
+  std::vector<int> pending(static_cast<size_t>(n), 0);
+  std::vector<std::vector<int>> succs(static_cast<size_t>(n));
+  for (int op = 0; op < n; ++op)
+    for (int p : input.preds[static_cast<size_t>(op)]) {
+      ++pending[static_cast<size_t>(op)];
+      succs[static_cast<size_t>(p)].push_back(op);
+    }
+  // Kahn's algorithm, earliest planned start first (ties by position): the stages follow the plan's timeline.
+  using Key = std::tuple<double, int>;
+  std::priority_queue<Key, std::vector<Key>, std::greater<>> ready;
+  for (int op = 0; op < n; ++op)
+    if (pending[static_cast<size_t>(op)] == 0) ready.emplace(input.start_ms[static_cast<size_t>(op)], op);
+
+  Stages out;
+  out.stage.assign(static_cast<size_t>(n), -1);
+  std::map<std::string, int> open;  // device -> its latest stage
+  int placed = 0;
+  while (!ready.empty()) {
+    const int op = std::get<1>(ready.top());
+    ready.pop();
+    ++placed;
+    const std::string& dev = input.device[static_cast<size_t>(op)];
+    int latest_pred = -1;
+    for (int p : input.preds[static_cast<size_t>(op)]) latest_pred = std::max(latest_pred, out.stage[static_cast<size_t>(p)]);
+    auto it = open.find(dev);
+    int s;
+    if (it != open.end() && latest_pred <= it->second) {
+      s = it->second;
+    } else {
+      s = static_cast<int>(out.device.size());
+      out.device.push_back(dev);
+      out.ops.emplace_back();
+      open[dev] = s;
+    }
+    out.stage[static_cast<size_t>(op)] = s;
+    out.ops[static_cast<size_t>(s)].push_back(op);
+    for (int succ : succs[static_cast<size_t>(op)])
+      if (--pending[static_cast<size_t>(succ)] == 0) ready.emplace(input.start_ms[static_cast<size_t>(succ)], succ);
+  }
+  if (placed != n) {
+    for (int op = 0; op < n; ++op)
+      if (pending[static_cast<size_t>(op)] > 0)
+        return Error{fmt::format("{}: operators depend on each other in a cycle through '{}' (a fused group that "
+                                 "is not convex?)", source, input.names[static_cast<size_t>(op)])};
+  }
+  return out;
+}
+
+}  // namespace moirai::export_detail

@@ -1,0 +1,11 @@
+// Helpers shared by the partition stage's files (not public API).
+#pragma once
+
+#include "moirai/partition.h"
+
+namespace moirai {
+
+/// Fills r.view_table, view_placement, view_schedule, parts and split_ops from r.expanded and r.schedule.
+void fill_view(const CostTable& table, PartitionResult& r);
+
+}  // namespace moirai

@@ -1,0 +1,263 @@
+// Split legality and part geometry: which dimensions of an operator may be divided (the table in
+// include/moirai/partition.h), how proportions become integer ranges that tile the output exactly once, and
+// which slice of every input each part reads (whole, the same range, or rows plus the halo a window needs).
+// Geometry follows fused-layer partitioning (DeepThings, Zhao et al., IEEE TCAD 2018; CoEdge, Zeng et al.,
+// IEEE/ACM ToN 2021); we split one dimension per operator (no 2-D tiles).
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "moirai/partition.h"
+
+namespace moirai {
+namespace {
+
+enum class Kind { Other, Conv, Pool, Elementwise, MatMul, TokenWise };
+
+Kind kind_of(const Operator& op) {
+  static const std::set<std::string_view> elementwise = {
+      "Relu", "Add", "Mul", "Sub", "Div", "Sigmoid", "Clip", "BatchNormalization", "LeakyRelu", "HardSigmoid",
+      "HardSwish", "Tanh", "Gelu", "Erf", "Sqrt", "Neg", "Exp", "PRelu", "Elu", "Selu", "Softplus", "Identity"};
+  if (op.type == "Conv") return Kind::Conv;
+  if (op.type == "MaxPool" || op.type == "AveragePool") return Kind::Pool;
+  if (op.type == "MatMul" || op.type == "Gemm") return Kind::MatMul;
+  if (op.type == "Softmax" || op.type == "LayerNormalization") return Kind::TokenWise;
+  if (elementwise.count(op.type)) return Kind::Elementwise;
+  return Kind::Other;
+}
+
+int64_t attr(const Operator& op, const char* name, size_t i, int64_t fallback) {
+  auto it = op.attrs.find(name);
+  return it != op.attrs.end() && it->second.size() > i ? it->second[i] : fallback;
+}
+
+/// How a part reads one input, given the output range it computes.
+enum class Read { Whole, Same, Halo };
+struct InputRule {
+  Read read = Read::Whole;
+  int axis = -1;  // axis of the input (Same / Halo)
+};
+
+struct Window {
+  int64_t kernel = 1, stride = 1, pad = 0, dilation = 1;
+};
+
+/// Everything plan_parts needs about one (operator, dimension); legal = false when the split is not allowed.
+struct Rule {
+  bool legal = false;
+  int out_axis = -1;
+  int64_t extent = 0;
+  bool split_params = false;
+  Window window;
+  std::vector<InputRule> inputs;
+};
+
+bool is_param(const Tensor& t) { return t.kind == TensorKind::Parameter; }
+
+// Rows of the window operator's input that map onto its output rows (ONNX's floor / ceil output formula).
+bool window_matches(const Operator& op, const Window& w, int64_t in_rows, int64_t out_rows) {
+  const int64_t pad_end = attr(op, "pads", 2, w.pad);
+  const int64_t span = in_rows + w.pad + pad_end - w.dilation * (w.kernel - 1) - 1;
+  if (span < 0) return false;
+  const int64_t floor_rows = span / w.stride + 1;
+  const int64_t ceil_rows = (span + w.stride - 1) / w.stride + 1;
+  return out_rows == floor_rows || (attr(op, "ceil_mode", 0, 0) != 0 && out_rows == ceil_rows);
+}
+
+Rule rule_for(const Graph& g, OpId id, SplitDim dim) {
+  Rule r;
+  const Operator& op = g.op(id);
+  if (dim == SplitDim::None || op.outputs.empty()) return r;
+  const Kind kind = kind_of(op);
+  if (kind == Kind::Other) return r;
+  const std::vector<int64_t>& out = g.tensor(op.outputs.front()).shape;
+  for (TensorId t : op.outputs)
+    if (g.tensor(t).shape != out) return r;
+  const int rank = static_cast<int>(out.size());
+  r.inputs.assign(op.inputs.size(), InputRule{});
+  auto same_shape_inputs = [&](int axis) {  // elementwise partners (residuals, ...) follow the output's range
+    for (size_t i = 0; i < op.inputs.size(); ++i) {
+      const Tensor& t = g.tensor(op.inputs[i]);
+      if (!is_param(t) && t.shape == out) r.inputs[i] = {Read::Same, axis};
+    }
+  };
+
+  if (dim == SplitDim::Channels || dim == SplitDim::Rows) {
+    if (kind == Kind::MatMul || kind == Kind::TokenWise) {
+      if (dim == SplitDim::Rows) return r;
+    } else if (rank != 4) {
+      return r;
+    }
+  }
+  if (dim == SplitDim::Tokens && !(kind == Kind::MatMul || kind == Kind::TokenWise || kind == Kind::Elementwise)) return r;
+
+  if (kind == Kind::Conv || kind == Kind::Pool) {
+    const Tensor& x = g.tensor(op.inputs.front());  // the anchor's data input comes first in a fused group
+    if (is_param(x) || x.shape.size() != 4) return r;
+    const int64_t group = attr(op, "group", 0, 1);
+    if (dim == SplitDim::Channels) {
+      const bool depthwise = kind == Kind::Pool || (group == x.shape[1] && group == out[1]);
+      if (kind == Kind::Conv && group != 1 && !depthwise) return r;
+      r.out_axis = 1;
+      r.split_params = true;
+      same_shape_inputs(1);
+      r.inputs[0] = depthwise ? InputRule{Read::Same, 1} : InputRule{};
+    } else {
+      Window w;
+      w.kernel = attr(op, "kernel_shape", 0, 0);
+      if (w.kernel == 0 && kind == Kind::Conv && op.inputs.size() >= 2 && g.tensor(op.inputs[1]).shape.size() == 4)
+        w.kernel = g.tensor(op.inputs[1]).shape[2];
+      if (w.kernel <= 0) return r;
+      w.stride = attr(op, "strides", 0, 1);
+      w.pad = attr(op, "pads", 0, 0);
+      w.dilation = attr(op, "dilations", 0, 1);
+      if (!window_matches(op, w, x.shape[2], out[2])) return r;
+      r.out_axis = 2;
+      r.window = w;
+      same_shape_inputs(2);
+      r.inputs[0] = {Read::Halo, 2};
+    }
+  } else if (kind == Kind::MatMul) {
+    if (rank < 2 || op.inputs.size() < 2 || attr(op, "transA", 0, 0) != 0) return r;
+    const Tensor& a = g.tensor(op.inputs[0]);
+    const Tensor& b = g.tensor(op.inputs[1]);
+    if (is_param(a) || a.shape.size() < 2 || b.shape.size() < 2) return r;
+    const bool trans_b = attr(op, "transB", 0, 0) != 0;
+    const int64_t k = a.shape.back();
+    const int64_t b_k = trans_b ? b.shape[1] : b.shape[b.shape.size() - 2];
+    const int64_t b_n = trans_b ? b.shape[0] : b.shape.back();
+    if (k != b_k || b_n != out.back() || a.shape[a.shape.size() - 2] != out[static_cast<size_t>(rank - 2)]) return r;
+    if (dim == SplitDim::Channels) {
+      r.out_axis = rank - 1;
+      r.split_params = true;
+      same_shape_inputs(rank - 1);
+      r.inputs[0] = {};
+      const int b_axis = trans_b ? 0 : static_cast<int>(b.shape.size()) - 1;
+      r.inputs[1] = is_param(b) ? InputRule{} : InputRule{Read::Same, b_axis};
+    } else {
+      r.out_axis = rank - 2;
+      same_shape_inputs(rank - 2);
+      r.inputs[0] = {Read::Same, static_cast<int>(a.shape.size()) - 2};
+      r.inputs[1] = {};
+    }
+  } else {  // TokenWise and Elementwise
+    if (dim == SplitDim::Tokens) {
+      if (rank < 2) return r;
+      if (op.type == "Softmax") {
+        const int64_t axis = attr(op, "axis", 0, -1);
+        if (axis != -1 && axis != rank - 1) return r;
+      }
+      if (op.type == "LayerNormalization" && attr(op, "axis", 0, -1) != -1 && attr(op, "axis", 0, -1) != rank - 1) return r;
+      r.out_axis = rank - 2;
+    } else {
+      r.out_axis = dim == SplitDim::Channels ? 1 : 2;
+      r.split_params = dim == SplitDim::Channels;
+    }
+    same_shape_inputs(r.out_axis);
+    // Any other activation input must broadcast along the split axis (size 1 there, or absent) to be read whole.
+    for (size_t i = 0; i < op.inputs.size(); ++i) {
+      const Tensor& t = g.tensor(op.inputs[i]);
+      if (is_param(t) || r.inputs[i].read != Read::Whole) continue;
+      const int axis_from_end = rank - r.out_axis;
+      const int ti = static_cast<int>(t.shape.size()) - axis_from_end;
+      if (ti >= 0 && t.shape[static_cast<size_t>(ti)] != 1) return r;
+    }
+  }
+  r.extent = out[static_cast<size_t>(r.out_axis)];
+  r.legal = r.extent >= 2;
+  return r;
+}
+
+double region_fraction(const Tensor& t, const Region& region) {
+  if (region.whole()) return 1.0;
+  const int64_t extent = t.shape[static_cast<size_t>(region.axis)];
+  return extent > 0 ? static_cast<double>(region.end - region.begin) / static_cast<double>(extent) : 1.0;
+}
+
+}  // namespace
+
+const char* split_dim_name(SplitDim dim) {
+  switch (dim) {
+    case SplitDim::None: return "none";
+    case SplitDim::Channels: return "channels";
+    case SplitDim::Rows: return "rows";
+    case SplitDim::Tokens: return "tokens";
+  }
+  return "?";
+}
+
+std::pair<int64_t, int64_t> window_input_rows(int64_t out_begin, int64_t out_end, int64_t kernel, int64_t stride,
+                                              int64_t pad_begin, int64_t dilation, int64_t in_rows) {
+  const int64_t first = out_begin * stride - pad_begin;
+  const int64_t last = (out_end - 1) * stride - pad_begin + dilation * (kernel - 1) + 1;
+  return {std::clamp<int64_t>(first, 0, in_rows), std::clamp<int64_t>(last, 0, in_rows)};
+}
+
+std::vector<SplitDim> legal_splits(const Graph& graph, OpId op) {
+  std::vector<SplitDim> out;
+  for (SplitDim d : {SplitDim::Channels, SplitDim::Rows, SplitDim::Tokens})
+    if (rule_for(graph, op, d).legal) out.push_back(d);
+  return out;
+}
+
+Expected<std::vector<PartSpec>> plan_parts(const Graph& graph, OpId id, const Split& split) {
+  if (id < 0 || id >= graph.num_ops()) return Error{fmt::format("plan_parts: operator id {} out of range", id)};
+  const Operator& op = graph.op(id);
+  const Rule rule = rule_for(graph, id, split.dim);
+  if (!rule.legal)
+    return Error{fmt::format("operator '{}' ({}) cannot be split by {}", op.name, op.type, split_dim_name(split.dim))};
+  if (split.devices.empty() || split.devices.size() != split.shares.size())
+    return Error{fmt::format("operator '{}': a split needs one share per device ({} devices, {} shares)", op.name,
+                             split.devices.size(), split.shares.size())};
+  double total = 0;
+  for (double s : split.shares) {
+    if (!(s >= 0) || !std::isfinite(s)) return Error{fmt::format("operator '{}': share {} is not a proportion", op.name, s)};
+    total += s;
+  }
+  if (!(total > 0)) return Error{fmt::format("operator '{}': the shares sum to 0", op.name)};
+
+  double io_bytes = 0;
+  for (TensorId t : op.inputs) io_bytes += static_cast<double>(graph.tensor(t).bytes());
+  for (TensorId t : op.outputs) io_bytes += static_cast<double>(graph.tensor(t).bytes());
+
+  std::vector<PartSpec> parts;
+  double cumulative = 0;
+  int64_t begin = 0;
+  for (size_t i = 0; i < split.devices.size(); ++i) {
+    cumulative += split.shares[i];
+    const int64_t end = i + 1 == split.devices.size()
+                            ? rule.extent
+                            : std::clamp<int64_t>(std::llround(cumulative / total * static_cast<double>(rule.extent)), begin, rule.extent);
+    if (end == begin) continue;
+    PartSpec p;
+    p.device = split.devices[i];
+    p.share = static_cast<double>(end - begin) / static_cast<double>(rule.extent);
+    p.output = {rule.out_axis, begin, end};
+    p.param_fraction = rule.split_params ? p.share : 1.0;
+    double bytes = 0;
+    for (size_t j = 0; j < op.inputs.size(); ++j) {
+      const Tensor& t = graph.tensor(op.inputs[j]);
+      const InputRule& in = rule.inputs[j];
+      Region region;
+      if (in.read == Read::Same) {
+        region = {in.axis, begin, end};
+      } else if (in.read == Read::Halo) {
+        const Window& w = rule.window;
+        const auto [first, last] = window_input_rows(begin, end, w.kernel, w.stride, w.pad, w.dilation, t.shape[2]);
+        region = {2, first, last};
+      }
+      p.inputs.push_back(region);
+      bytes += static_cast<double>(t.bytes()) * (is_param(t) ? p.param_fraction : region_fraction(t, region));
+    }
+    for (TensorId t : op.outputs) bytes += static_cast<double>(graph.tensor(t).bytes()) * p.share;
+    p.byte_fraction = io_bytes > 0 ? bytes / io_bytes : p.share;
+    parts.push_back(std::move(p));
+    begin = end;
+  }
+  return parts;
+}
+
+}  // namespace moirai
