@@ -15,7 +15,7 @@ test: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 demo: build
-	$(BUILD)/moirai place models/resnet50.onnx --cluster clusters/hetero-gpu-server.json --method all --out $(OUT)
+	$(BUILD)/moirai place models/llama2_13b.onnx --cluster clusters/workstation-mixed.json --method all --time-limit 20 --out $(OUT)
 	@echo "open $(OUT)/report.html to see the plan"
 
 clean:

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -41,6 +42,7 @@ std::string flops_text(double f) {
   if (f >= 1e12) return fmt::format("{:.2f} TFLOPs", f / 1e12);
   if (f >= 1e9) return fmt::format("{:.2f} GFLOPs", f / 1e9);
   if (f >= 1e6) return fmt::format("{:.2f} MFLOPs", f / 1e6);
+  if (f >= 1e3) return fmt::format("{:.2f} KFLOPs", f / 1e3);
   return fmt::format("{:.0f} FLOPs", f);
 }
 
@@ -69,8 +71,8 @@ void inspect_model(const InspectArgs& args) {
   options.dims = parse_dims(args.dims);
   const Graph g = unwrap(import_onnx(args.model, options));
   if (!args.dot.empty()) {
-    std::ofstream(args.dot) << to_dot(g);
-    if (!std::ofstream(args.dot, std::ios::app)) fail(args.dot + ": cannot write the dot file");
+    std::ofstream dot(args.dot);
+    if (!(dot << to_dot(g))) fail(args.dot + ": cannot write the dot file");
   }
   struct TypeRow { int count = 0; double flops = 0; };
   std::map<std::string, TypeRow> by_type;

@@ -16,6 +16,7 @@ struct PlaceArgs {
   std::string method = "milp";
   std::string out;
   bool no_contention = false;
+  bool partition = false;
   PlaceOptions options;
 };
 
@@ -30,7 +31,7 @@ void run(const PlaceArgs& args) {
   options.sim.contention = !args.no_contention;
 
   std::vector<std::string> methods{args.method};
-  if (args.method == "all") methods = placer_names();
+  if (args.method == "all") methods = method_names();
   for (const auto& step : problem.steps)
     std::cerr << fmt::format("coarsen {}: {} -> {} nodes\n", step.name, step.nodes_before, step.nodes_after);
 
@@ -40,19 +41,18 @@ void run(const PlaceArgs& args) {
   for (const auto& method : methods) {
     options.progress = progress_printer(method);
     if (methods.size() > 1) std::cerr << fmt::format("placing with {}...\n", method);
-    MethodRun run = run_method(problem, method, options);
+    MethodRun run = run_method(problem, method, options, args.partition);
     if (!run.error.empty()) {
       if (methods.size() == 1) fail(run.error);
       rows.push_back(ComparisonRow{method, run.error, "failed", 0, run.placement_time_s, {}, false});
       continue;
     }
-    Plan plan = make_plan(problem.table, run.result, run.schedule, method, run.placement_time_s, options.sim,
-                          plan_inputs(problem_opts), problem.steps);
+    Plan plan = plan_of(problem, run, options.sim, plan_inputs(problem_opts));
     if (!run.fits) {
       std::string msg = fmt::format("{}: the plan does not fit in memory:", method);
-      for (DeviceId d : run.schedule.over_capacity(problem.table))
-        msg += fmt::format(" {} needs {} of {};", problem.table.device_names[d],
-                           human_bytes(run.schedule.peak_memory[d]), human_bytes(problem.table.capacity[d]));
+      for (DeviceId d : run.schedule.over_capacity(plan.table))
+        msg += fmt::format(" {} needs {} of {};", plan.table.device_names[d],
+                           human_bytes(run.schedule.peak_memory[d]), human_bytes(plan.table.capacity[d]));
       if (methods.size() == 1) fail(msg);
       ComparisonRow row = comparison_row(plan);
       row.status = "does not fit";
@@ -89,11 +89,13 @@ const bool registered = register_command(20, [](CLI::App& app) {
   cmd->add_option("model", args->problem.input, "ONNX model, or a profiled instance (.json)")->required();
   add_problem_options(*cmd, args->problem);
   std::string names;
-  for (const auto& n : placer_names()) names += (names.empty() ? "" : ", ") + n;
+  for (const auto& n : method_names()) names += (names.empty() ? "" : ", ") + n;
   cmd->add_option("--method,-m", args->method, "Placement method, or 'all' to compare every method: " + names)
       ->capture_default_str();
   cmd->add_option("--out,-o", args->out, "Directory for plan.json, trace.json, gantt.svg, report.html");
   add_place_options(*cmd, args->options, args->no_contention);
+  cmd->add_flag("--partition", args->partition,
+                "Let GenEFlow refine the plan by splitting single operators across devices");
   cmd->add_option("--export-mps", args->options.export_mps, "MILP: also write the model as an MPS file");
   cmd->add_option("--import-solution", args->options.import_solution,
                   "MILP: read a solution (name value lines) instead of solving");

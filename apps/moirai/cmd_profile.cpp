@@ -19,6 +19,7 @@ struct ProfileArgs {
   std::string device = "cpu";
   std::string cluster;
   int repeats = 10;
+  bool fastest = false;
 };
 
 void run(const ProfileArgs& args) {
@@ -31,6 +32,7 @@ void run(const ProfileArgs& args) {
   options.cluster = args.cluster;
   options.runtime.repeats = args.repeats;
   options.runtime.warmup = 2;
+  options.runtime.fastest = args.fastest;
   const ProfileResult result = unwrap(profile_model(options));
   std::cout << format_profile(result);
   if (auto status = write_file_atomic(args.out, profile_json(result, args.device)); !status) fail(status.error().message);
@@ -54,6 +56,7 @@ const bool registered = register_command(55, [](CLI::App& app) {
   cmd->add_option("--device", args->device, "Device name written into the profile")->capture_default_str();
   cmd->add_option("--cluster,-c", args->cluster, "Cluster whose --device gives the analytic times to compare with");
   cmd->add_option("--repeats,-r", args->repeats, "Timed repetitions per operator (median)")->capture_default_str();
+  cmd->add_flag("--fastest", args->fastest, "Keep the fastest repetition instead of the median (busy machines)");
   cmd->callback([args] { run(*args); });
 });
 

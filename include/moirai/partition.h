@@ -104,8 +104,10 @@ struct PartitionedProblem {
 /// Expands `splits` (one per original operator; dim None = keep whole on base.device) into a PartitionedProblem.
 /// `graph` is the graph the table was built from (same operators, data items named after its tensors); the
 /// link model (latency + bytes / bandwidth per device pair) is read from `cluster` when given, else fitted to
-/// the table's own transfer times. Part times follow the roofline the table was built with:
-/// launch + (time - launch) x max(share, byte fraction).
+/// the table's own transfer times. Part times follow the roofline the table was built with: launch + (time -
+/// launch) x the binding side's fraction: with a cluster, max(share, byte fraction x M/C) for compute-bound
+/// operators (C = FLOPs / peak, M = bytes / bandwidth on that device) and max(byte fraction, share x C/M) for
+/// memory-bound ones; without a cluster, max(share, byte fraction).
 Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& graph, const Placement& base,
                                            const std::vector<Split>& splits, const Cluster* cluster = nullptr);
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,7 +13,9 @@
 #include "moirai/cost.h"
 #include "moirai/error.h"
 #include "moirai/graph.h"
+#include "moirai/partition.h"
 #include "moirai/placer.h"
+#include "moirai/report.h"
 #include "moirai/simulate.h"
 
 namespace moirai {
@@ -50,12 +53,24 @@ struct MethodRun {
   std::vector<std::string> violations;  ///< validator findings (empty = valid plan)
   bool fits = true;                     ///< every device within capacity
   bool memory_ordered = false;          ///< the method's own order overflowed; BTSearch's per-device order fits
+  /// Set when operators were split (GenEFlow): `schedule` and `result.placement` are then the partition's view
+  /// in the original table's terms, and the validator ran on the expanded problem.
+  std::shared_ptr<const PartitionResult> partition;
 
   bool ok() const { return error.empty() && violations.empty(); }
 };
 
+/// Every method name run_method accepts: the registered placers, then "geneflow".
+std::vector<std::string> method_names();
+
 /// Places with `method`, simulates the placement and validates the schedule. Never throws on a method failure:
 /// the error is recorded in the run (the bench needs a row for every method).
-MethodRun run_method(const Problem& problem, const std::string& method, const PlaceOptions& options);
+/// "geneflow" = GenEFlow seeded with the best whole-operator heuristic plan; `refine_with_geneflow` (--partition)
+/// lets GenEFlow refine any method's plan.
+MethodRun run_method(const Problem& problem, const std::string& method, const PlaceOptions& options,
+                     bool refine_with_geneflow = false);
+
+/// The Plan (report stage) of a finished run, with split operators' parts when GenEFlow split any.
+Plan plan_of(const Problem& problem, const MethodRun& run, const SimOptions& sim, PlanInputs inputs = {});
 
 }  // namespace moirai

@@ -4,7 +4,7 @@
 // output is crossed, and the contraction closes no cycle. Kind rules follow TVM's FuseOps (relay/transforms/
 // fuse_ops.cc): a node joins its immediate post-dominator when every node on the paths between has an allowed
 // kind. Departures from TVM: no max fuse depth, no tuple handling, the post-dominator tree is rebuilt on the
-// contracted graph at each phase, and a group may have only one exit.
+// contracted graph at each phase, and a group may have only one exit and one anchor.
 #include <algorithm>
 
 #include "coarsen/match.h"
@@ -218,7 +218,11 @@ Work apply_kind_phase(const Work& work, const std::vector<const KindRule*>& rule
     const int sink_root = groups.find(d);
     bool closed = true;
     for (OpId e : exits(g, all)) closed = closed && groups.find(e) == sink_root;
-    if (!closed || groups.would_cycle(set)) continue;
+    // One anchor (out-elementwise-fusable or opaque kernel) per group, as TVM's fused functions have.
+    const auto anchors = std::count_if(all.begin(), all.end(), [&](OpId m) {
+      return work.kind[static_cast<size_t>(m)] >= Kind::OutEWiseFusable;
+    });
+    if (!closed || anchors > 1 || groups.would_cycle(set)) continue;
     Kind merged = k;
     for (OpId m : all) merged = std::max(merged, work.kind[static_cast<size_t>(m)]);
     group_kind[static_cast<size_t>(groups.merge(set))] = merged;

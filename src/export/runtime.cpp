@@ -79,8 +79,8 @@ Expected<RuntimeResult> run_manifest(const std::string& manifest_path, const Run
   const std::string node = node_env && *node_env ? node_env : "node";
   std::string command = fmt::format("{} {} {}", quote(node), quote(script), quote(manifest_path));
   if (!options.original.empty()) command += " " + quote(options.original);
-  command += fmt::format(" --json --repeats {} --warmup {} --seed {} --tol {}", options.repeats, options.warmup,
-                         options.seed, options.tolerance);
+  command += fmt::format(" --json --repeats {} --warmup {} --seed {} --tol {} --stat {}", options.repeats,
+                         options.warmup, options.seed, options.tolerance, options.fastest ? "min" : "median");
   auto [status, output] = run_command(command);
   if (status != 0 && status != 1)
     return Error{fmt::format("{}: running the sub-models failed (exit {}): {}", manifest_path, status,

@@ -121,6 +121,21 @@ Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& 
     }
   }
 
+  // The roofline's binding side scales: compute with the share of the work, memory with the share of the bytes.
+  // Which side binds is judged from the raw device figures (the efficiencies differ little between the sides);
+  // without a cluster, the larger of the two fractions scales the time (an upper bound).
+  auto part_scale = [&](OpId o, int d, double work, double bytes) {
+    if (!(cluster && cluster->size() == k && graph.num_ops() == n)) return std::max(work, bytes);
+    const Device& dev = cluster->devices[static_cast<size_t>(d)];
+    const Operator& op = graph.op(o);
+    double io = 0;
+    for (TensorId x : op.inputs) io += static_cast<double>(graph.tensor(x).bytes());
+    for (TensorId x : op.outputs) io += static_cast<double>(graph.tensor(x).bytes());
+    const double compute = dev.peak_gflops > 0 ? op.flops / dev.peak_gflops : 0.0;
+    const double memory = dev.mem_bandwidth_gbps > 0 ? io / dev.mem_bandwidth_gbps : 0.0;
+    if (compute <= 0 || memory <= 0) return std::max(work, bytes);
+    return compute >= memory ? std::max(work, bytes * memory / compute) : std::max(bytes, work * compute / memory);
+  };
   auto add_op = [&](OpId o, const std::string& name, DeviceId dev, double work, double bytes, double params) {
     out.parts_of[static_cast<size_t>(o)].push_back(t.num_ops());
     out.origin.push_back(o);
@@ -130,10 +145,9 @@ Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& 
     t.op_origin.push_back(table.op_origin[static_cast<size_t>(o)]);
     t.param_bytes.push_back(table.param_bytes[static_cast<size_t>(o)] * params);
     t.flops.push_back(table.flops[static_cast<size_t>(o)] * work);
-    const double scale = std::max(work, bytes);
     for (int d = 0; d < k; ++d) {
       const double full = table.time(o, d), l = std::min(launch[static_cast<size_t>(d)], full);
-      t.time_ms.push_back(work == 1.0 && bytes == 1.0 ? full : l + (full - l) * scale);
+      t.time_ms.push_back(work == 1.0 && bytes == 1.0 ? full : l + (full - l) * part_scale(o, d, work, bytes));
     }
   };
   for (OpId o = 0; o < n; ++o) {

@@ -2,7 +2,8 @@
 // inference on memory-constrained edge devices). A chromosome holds, per candidate operator, the split method
 // (or none), the device set and the proportions; fitness = simulated makespan x (1 + 10 x relative memory
 // overflow), so infeasible individuals still guide the search. Tournament selection (size 3), uniform
-// crossover per operator, mutation of method / devices / proportions, elitism (2).
+// crossover per operator, mutation of method / devices / proportions, elitism (2), then a short local polish of
+// the best plan's proportions (one device's share in all split operators at once, then operator by operator).
 // Departures from the paper: (1) fitness comes from our discrete-event simulator on the expanded problem (ports,
 // halo exchange and gathers included) instead of an analytic latency formula; (2) operators the seed keeps whole
 // stay on the seed's device (GenEFlow re-places only what it splits); (3) besides random individuals the first
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -221,6 +223,42 @@ class Search {
     }
   }
 
+  // Local polish of the best plan: scale one device's proportion in every split operator at once (the GA moves
+  // genes one by one; balancing a fused run needs them to move together). Stops when no step improves.
+  void polish(double time_left_s, const std::function<double()>& elapsed) {
+    if (!best_feasible_.feasible) return;
+    const double stop = elapsed() + time_left_s;
+    for (int pass = 0; pass < 6 && elapsed() < stop; ++pass) {
+      bool improved = false;
+      for (DeviceId d = 0; d < table_.num_devices(); ++d)
+        for (double f : {0.6, 0.8, 0.9, 1.1, 1.25, 1.6}) {
+          Individual cand = best_feasible_;
+          bool changed = false;
+          for (Gene& gene : cand.genes)
+            if (gene.dim != SplitDim::None && gene.weight[static_cast<size_t>(d)] > 0) {
+              gene.weight[static_cast<size_t>(d)] *= f;
+              changed = true;
+            }
+          if (!changed) continue;
+          const double before = best_feasible_.makespan;
+          evaluate(cand);
+          improved = improved || best_feasible_.makespan < before;
+        }
+      for (size_t g = 0; g < best_feasible_.genes.size() && elapsed() < stop; ++g)  // then operator by operator
+        for (DeviceId d = 0; d < table_.num_devices(); ++d)
+          for (double f : {0.85, 1.15}) {
+            Individual cand = best_feasible_;
+            Gene& gene = cand.genes[g];
+            if (gene.dim == SplitDim::None || gene.weight[static_cast<size_t>(d)] <= 0) continue;
+            gene.weight[static_cast<size_t>(d)] *= f;
+            const double before = best_feasible_.makespan;
+            evaluate(cand);
+            improved = improved || best_feasible_.makespan < before;
+          }
+      if (!improved) break;
+    }
+  }
+
   Individual best_feasible_;
   int evaluations_ = 0;
 
@@ -280,6 +318,7 @@ Expected<PartitionResult> geneflow(const CostTable& table, const Graph* coarse_g
                                      search.evaluations_));
     }
     generation = std::min(generation - 1, options.generations);
+    search.polish(std::max(0.0, options.time_limit_s - elapsed()), elapsed);
   }
 
   PartitionResult result;

@@ -85,7 +85,18 @@ Expected<Problem> load_problem(const ProblemOptions& options) {
   return problem;
 }
 
-MethodRun run_method(const Problem& problem, const std::string& method, const PlaceOptions& options) {
+std::vector<std::string> method_names() {
+  auto names = placer_names();
+  names.push_back("geneflow");
+  return names;
+}
+
+namespace {
+
+// Heuristics cheap enough to seed GenEFlow with (the MILP and Placeto are not: --partition refines those).
+const char* const kSeedMethods[] = {"heft", "cpop", "m-etf", "getf", "m-sct", "m-topo", "single", "memory-proportional"};
+
+MethodRun place_whole(const Problem& problem, const std::string& method, const PlaceOptions& options) {
   MethodRun run;
   run.method = method;
   auto placer = make_placer(method);
@@ -110,6 +121,73 @@ MethodRun run_method(const Problem& problem, const std::string& method, const Pl
   if (!run.fits) reorder_for_memory(problem.table, options, run);
   run.violations = validate(problem.table, run.result.placement, run.schedule, options.sim);
   return run;
+}
+
+// The best valid plan that fits among the cheap heuristics: GenEFlow's seed.
+MethodRun best_seed(const Problem& problem, const PlaceOptions& options) {
+  PlaceOptions quiet = options;
+  quiet.progress = nullptr;
+  MethodRun best;
+  best.error = "no heuristic produced a plan that fits";
+  for (const char* method : kSeedMethods) {
+    MethodRun run = place_whole(problem, method, quiet);
+    if (run.ok() && run.fits && (!best.error.empty() || run.schedule.makespan_ms < best.schedule.makespan_ms))
+      best = std::move(run);
+  }
+  return best;
+}
+
+// Refines a whole-operator run with GenEFlow; keeps the run unchanged when nothing is split.
+void refine(const Problem& problem, const PlaceOptions& options, MethodRun& run) {
+  if (!problem.coarse) return;  // instances have no operator shapes to split
+  const auto start = std::chrono::steady_clock::now();
+  auto result = geneflow(problem.table, &*problem.coarse, run.result.placement, options,
+                         problem.cluster ? &*problem.cluster : nullptr);
+  run.placement_time_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!result) {
+    run.error = "geneflow: " + result.error().message;
+    return;
+  }
+  if (result->split_ops == 0) return;
+  auto partition = std::make_shared<PartitionResult>(std::move(*result));
+  run.violations = validate(partition->expanded.table, partition->expanded.placement, partition->schedule,
+                            options.sim);
+  run.fits = partition->schedule.over_capacity(partition->expanded.table).empty();
+  run.result.placement = partition->view_placement;
+  run.schedule = partition->view_schedule;
+  run.partition = std::move(partition);
+}
+
+}  // namespace
+
+MethodRun run_method(const Problem& problem, const std::string& method, const PlaceOptions& options,
+                     bool refine_with_geneflow) {
+  MethodRun run;
+  if (method == "geneflow") {
+    const auto start = std::chrono::steady_clock::now();
+    run = best_seed(problem, options);
+    run.method = method;
+    run.placement_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!run.error.empty()) return run;
+    refine_with_geneflow = true;
+  } else {
+    run = place_whole(problem, method, options);
+  }
+  if (refine_with_geneflow && run.ok() && run.fits) refine(problem, options, run);
+  return run;
+}
+
+Plan plan_of(const Problem& problem, const MethodRun& run, const SimOptions& sim, PlanInputs inputs) {
+  const CostTable& table = run.partition ? run.partition->view_table : problem.table;
+  Plan plan = make_plan(table, run.result, run.schedule, run.method, run.placement_time_s, sim, std::move(inputs),
+                        problem.steps);
+  if (run.partition) {
+    plan.parts.assign(static_cast<size_t>(table.num_ops()), {});
+    for (size_t op = 0; op < run.partition->parts.size(); ++op)
+      for (const PartView& p : run.partition->parts[op])
+        plan.parts[op].push_back(OpPart{p.device, p.share, p.start_ms, p.end_ms});
+  }
+  return plan;
 }
 
 }  // namespace moirai

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -106,23 +107,11 @@ std::optional<MilpPlan> list_schedule(const CostTable& t, const std::vector<Milp
   return tighten(t, edges, canonical_devices(t, dev), start, edge_start, contention);
 }
 
-// First-improvement local search in the MILP's model: move one operator to another device, keeping every
-// order key, while the makespan drops (a cheap polish that gives CBC a better incumbent to prune with).
-MilpPlan polish(const CostTable& t, const std::vector<MilpEdge>& edges, MilpPlan plan, bool contention, double seconds) {
-  const auto t0 = Clock::now();
-  bool improved = true;
-  while (improved && since(t0) < seconds) {
-    improved = false;
-    for (OpId i = 0; i < t.num_ops() && since(t0) < seconds; ++i)
-      for (DeviceId k = 0; k < t.num_devices(); ++k) {
-        if (k == plan.device[static_cast<size_t>(i)]) continue;
-        auto dev = plan.device;
-        dev[static_cast<size_t>(i)] = k;
-        if (!fits_memory_reserve(t, dev)) continue;
-        auto next = tighten(t, edges, dev, plan.start, plan.comm_start, contention);
-        if (next && next->makespan < plan.makespan * (1 - 1e-9)) plan = *next, improved = true;
-      }
-  }
+// Improves the warm start by iterated local search (milp_polish.cpp), then renames identical devices into the
+// order the symmetry-breaking rows require.
+MilpPlan polish(const CostTable& t, const std::vector<MilpEdge>& edges, const MilpPlan& start, bool contention,
+                double seconds, uint64_t seed) {
+  MilpPlan plan = improve_milp_plan(t, edges, start, contention, seconds, seed);
   auto canon = canonical_devices(t, plan.device);
   if (canon != plan.device)
     if (auto next = tighten(t, edges, canon, plan.start, plan.comm_start, contention)) plan = *next;
@@ -162,7 +151,13 @@ WarmStart warm_start(const CostTable& t, const std::vector<MilpEdge>& edges, con
     }
   }
   consider("list schedule", list_schedule(t, edges, options.sim.contention));
-  if (w.plan) w.plan = polish(t, edges, *w.plan, options.sim.contention, std::min(5.0, 0.05 * options.time_limit_s));
+  if (w.plan) {
+    const double before = w.plan->makespan;
+    w.plan = polish(t, edges, *w.plan, options.sim.contention, std::min(5.0, 0.05 * options.time_limit_s), options.seed);
+    if (w.plan->makespan < before && options.progress)
+      options.progress(fmt::format("milp: local search improved the {} warm start from {:.6g} to {:.6g}", w.plan_from,
+                                   before, w.plan->makespan));
+  }
   return w;
 }
 
@@ -212,7 +207,8 @@ Expected<MilpPlan> read_solution(const CostTable& t, const std::vector<MilpEdge>
 }  // namespace
 
 // Defined in milp_lns.cpp.
-MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& options, double seconds, int& windows);
+MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& options, double seconds, int& windows,
+                  int& crashes);
 
 class MilpPlacer : public Placer {
  public:
@@ -289,6 +285,10 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     so.threads = options.threads;
     so.start = plan_to_values(*exact, best);
     so.progress = options.progress;
+    if (const char* extra = std::getenv("MOIRAI_MILP_CBC_ARGS")) {  // TUNING-TEMP
+      std::istringstream in(extra);
+      for (std::string a; in >> a;) so.cbc_args.push_back(a);
+    }
     const auto r = solve_with_cbc(exact->model, so);
     result.status = r.status;
     say(fmt::format("milp: CBC {} after {:.1f} s, {} nodes, objective {:.6g}, bound {:.6g}", r.status, r.seconds,
@@ -300,12 +300,15 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
       if (got.makespan < best.makespan) best = got;
     }
     if (r.status == "infeasible" || r.status == "no solution") result.status = "feasible";  // the warm start stands
+    if (r.status == "solver crashed")
+      say(fmt::format("milp: CBC crashed ({}); keeping the warm start from {} ({:.6g})", r.diagnostic, warm.plan_from,
+                      best.makespan));
   } else {
     result.mode = "lns";
-    int windows = 0;
-    best = milp_lns(t, best, options, remaining, windows);
-    result.status = "feasible";
-    say(fmt::format("milp: LNS over {} windows: {:.6g}", windows, best.makespan));
+    int windows = 0, crashes = 0;
+    best = milp_lns(t, best, options, remaining, windows, crashes);
+    result.status = crashes > 0 && crashes == windows ? "solver crashed" : "feasible";
+    say(fmt::format("milp: LNS over {} windows ({} solver crashes): {:.6g}", windows, crashes, best.makespan));
   }
   // The MILP charges every edge; its bound holds for the simulator only when no item feeds two operators.
   bool per_edge = true;

@@ -104,7 +104,23 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
           f.u[static_cast<size_t>((q * K + a) * K + b)] = m.add_col(fmt::format("u_{}_{}_{}", q, a, b), 0, 1, false);
   }
   auto U = [&](int q, DeviceId a, DeviceId b) { return f.u[static_cast<size_t>((q * K + a) * K + b)]; };
-  f.makespan = m.add_col("T", std::min(f.lower_bound, M), M + slack, false, 1.0);
+  // Integral durations make every semi-active schedule's makespan integral, and some optimum is semi-active: T
+  // may then be an integer column, which lets CBC round its bound up (a node whose bound exceeds incumbent - 1
+  // is pruned), the difference between minutes and seconds on the published examples.
+  bool integral = opt.integral_makespan;
+  auto whole = [](double v) { return std::abs(v - std::round(v)) <= 1e-9 * std::max(1.0, std::abs(v)); };
+  for (OpId i = 0; i < n && integral; ++i)
+    for (DeviceId k = 0; k < K; ++k)
+      if (X(i, k) >= 0 && !whole(t.time(i, k))) integral = false;
+  for (int q = 0; q < E && integral; ++q)
+    for (DeviceId a = 0; a < K; ++a)
+      for (DeviceId b = 0; b < K; ++b)
+        if (X(f.edges[static_cast<size_t>(q)].from, a) >= 0 && X(f.edges[static_cast<size_t>(q)].to, b) >= 0 &&
+            !whole(t.transfer(f.edges[static_cast<size_t>(q)].data, a, b)))
+          integral = false;
+  f.integral_makespan = integral;
+  const double t_lo = std::min(integral ? std::ceil(f.lower_bound - 1e-9) : f.lower_bound, M);
+  f.makespan = m.add_col("T", t_lo, integral ? std::floor(M + slack + 1e-9) : M + slack, integral, 1.0);
 
   // Assignment, durations, transfers.
   for (OpId i = 0; i < n; ++i) {
@@ -150,6 +166,38 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
       if (X(i, k) >= 0 && ws[static_cast<size_t>(i)] > 0)
         m.add_row(fmt::format("ws_{}_{}", i, k), {{r, 1}, {X(i, k), -ws[static_cast<size_t>(i)]}}, 0, kMilpInf);
   }
+  const auto desc = reach(t);
+  auto ordered = [&](OpId a, OpId b) {  // a == b or a reaches b
+    return a == b || ((desc[static_cast<size_t>(a)][static_cast<size_t>(b) >> 6] >> (b & 63)) & 1U);
+  };
+  // Precedence loads: the descendants of i placed on k run one at a time on k after F_i, so
+  // T >= F_i + sum_{j in desc(i)} time(j,k) x_jk; the ancestors of i on k all finish by S_i. With ports, the same
+  // for the transfers leaving k from i or its descendants, and those entering k towards i or its ancestors.
+  if (!inc && opt.precedence_loads)
+    for (OpId i = 0; i < n; ++i)
+      for (DeviceId k = 0; k < K; ++k) {
+        const auto si = static_cast<size_t>(i);
+        Terms after{{f.makespan, 1}, {f.finish[si], -1}}, before{{f.start[si], 1}};
+        for (OpId j = 0; j < n; ++j) {
+          if (j == i || X(j, k) < 0) continue;
+          if (ordered(i, j)) after.push_back({X(j, k), -t.time(j, k)});
+          if (ordered(j, i)) before.push_back({X(j, k), -t.time(j, k)});
+        }
+        if (after.size() > 3) m.add_row(fmt::format("pdesc_{}_{}", i, k), after, 0, kMilpInf);
+        if (before.size() > 2) m.add_row(fmt::format("panc_{}_{}", i, k), before, 0, kMilpInf);
+        if (!opt.contention) continue;
+        Terms send{{f.makespan, 1}, {f.finish[si], -1}}, recv{{f.start[si], 1}};
+        for (int q = 0; q < E; ++q) {
+          const auto& e = f.edges[static_cast<size_t>(q)];
+          for (DeviceId b = 0; b < K; ++b) {
+            if (b == k) continue;
+            if (ordered(i, e.from) && U(q, k, b) >= 0) send.push_back({U(q, k, b), -t.transfer(e.data, k, b)});
+            if (ordered(e.to, i) && U(q, b, k) >= 0) recv.push_back({U(q, b, k), -t.transfer(e.data, b, k)});
+          }
+        }
+        if (send.size() > 3) m.add_row(fmt::format("psend_{}_{}", i, k), send, 0, kMilpInf);
+        if (recv.size() > 2) m.add_row(fmt::format("precv_{}_{}", i, k), recv, 0, kMilpInf);
+      }
   // Identical devices: device g[j+1] may take an operator only after g[j] took an earlier one (topo order).
   if (!inc && opt.symmetry_breaking)
     for (const auto& g : identical_device_groups(t))
@@ -183,10 +231,6 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
       for (const auto& [c, v] : act) r.push_back({c, -mf * v});
       m.add_row(tag + "_fx", r, -mf * nact, kMilpInf);
     }
-  };
-  const auto desc = reach(t);
-  auto ordered = [&](OpId a, OpId b) {  // a == b or a reaches b
-    return a == b || ((desc[static_cast<size_t>(a)][static_cast<size_t>(b) >> 6] >> (b & 63)) & 1U);
   };
   for (OpId a = 0; a < n; ++a)
     for (OpId b = a + 1; b < n; ++b) {

@@ -1,6 +1,7 @@
 // CBC back end for MilpModel: translate to OsiClp (names kept so the MIP start can be given by name), run
 // CbcMain1 with `-threads N -timeMode elapsed -sec S -ratioGap G`, report progress through a CbcEventHandler,
-// and map CBC's status to ours.
+// and map CBC's status to ours. The solve runs in a forked child (milp_cbc_child.cpp holds the process
+// plumbing); this file is what the child (or, with isolate off, the caller) runs.
 #include "place/milp_cbc.h"
 
 #include <chrono>
@@ -58,7 +59,7 @@ int no_callback(CbcModel*, int) { return 0; }
 
 }  // namespace
 
-MilpSolveResult solve_with_cbc(const MilpModel& m, const MilpSolveOptions& opt) {
+MilpSolveResult solve_in_process(const MilpModel& m, const MilpSolveOptions& opt) {
   const auto t0 = Clock::now();
   MilpSolveResult result;
   OsiClpSolverInterface solver;
@@ -109,6 +110,7 @@ MilpSolveResult solve_with_cbc(const MilpModel& m, const MilpSolveOptions& opt) 
                                 "-ratioGap", gap.c_str()};
   if (!opt.preprocess) argv.insert(argv.end(), {"-preprocess", "off"});
   if (opt.threads > 1) argv.insert(argv.end(), {"-threads", threads.c_str()});
+  for (const auto& a : opt.cbc_args) argv.push_back(a.c_str());
   argv.insert(argv.end(), {"-solve", "-quit"});
   CbcMain1(static_cast<int>(argv.size()), argv.data(), model, no_callback);
 

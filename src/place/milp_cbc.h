@@ -1,5 +1,8 @@
 // Solves a MilpModel with CBC (COIN-OR branch and cut) the way the `cbc` program does (CbcMain0/CbcMain1, so
-// preprocessing, cuts and heuristics are on), with a named warm start and progress reports.
+// preprocessing, cuts and heuristics are on), with a named warm start and progress reports. By default the
+// solve runs in a forked child process, so a crash inside CBC/Cgl (seen once: a segfault in libCgl during LNS)
+// or a solver that ignores its time limit cannot take the caller down: the caller gets status "solver crashed"
+// and keeps its own warm start.
 #pragma once
 
 #include <functional>
@@ -18,10 +21,23 @@ struct MilpSolveOptions {
   std::function<void(const std::string&)> progress;  ///< a line every progress_every_s seconds; may be empty
   double progress_every_s = 3;
   bool preprocess = true;  ///< CglPreProcess; LNS windows turn it off (it crashed once on their fixed columns)
+  /// Extra CBC command-line options inserted before `-solve` (e.g. {"-cuts", "off"}); for tuning experiments.
+  std::vector<std::string> cbc_args;
+  /// Solve in a forked child (crash isolation). Off only for debugging CBC itself in one process.
+  bool isolate = true;
+  /// The child is killed when it has not answered after time_limit_s + kill_margin_s (wall clock);
+  /// negative = max(10 s, 25% of the limit): CBC overruns its limit in the root LP and in preprocessing.
+  double kill_margin_s = -1;
 };
 
+/// Test hook read by the solver child only: when the environment variable MOIRAI_MILP_INJECT_FAULT is "abort",
+/// "segv", "exit" or "hang", the child sends one progress line and then fails that way instead of solving.
+inline constexpr const char* kMilpFaultEnv = "MOIRAI_MILP_INJECT_FAULT";
+
 struct MilpSolveResult {
-  std::string status = "no solution";  ///< "optimal", "feasible", "time limit", "infeasible", "no solution"
+  /// "optimal", "feasible", "time limit", "infeasible", "no solution", or "solver crashed" (the child died or
+  /// was killed without a result: see diagnostic)
+  std::string status = "no solution";
   bool has_solution = false;
   std::vector<double> values;  ///< per column when has_solution
   double objective = 0;
@@ -29,9 +45,15 @@ struct MilpSolveResult {
   double gap = 0;    ///< (objective - bound) / objective
   long nodes = 0;
   double seconds = 0;
+  std::string diagnostic;  ///< why the solver crashed (signal, exit code, overrun), else empty
 };
 
-/// Solves with CBC. Never throws on solver trouble: the status says what happened.
+/// Solves with CBC. Never throws on solver trouble, never crashes with the solver: the status says what happened.
+/// Progress lines are delivered on the calling thread.
 MilpSolveResult solve_with_cbc(const MilpModel& model, const MilpSolveOptions& options);
+
+/// The solve itself, in this process (what the child runs); progress goes straight to options.progress from
+/// CBC's threads (serialised). Prefer solve_with_cbc.
+MilpSolveResult solve_in_process(const MilpModel& model, const MilpSolveOptions& options);
 
 }  // namespace moirai

@@ -4,7 +4,9 @@
 // Departures from the paper's reference code: order binaries only for pairs not ordered by reachability, one
 // binary per unordered pair, big-M = an upper bound on the makespan (from the warm start), any number of sources
 // and sinks, an activation reserve per device in the memory rows, a transportation-style linearisation of
-// u[q,k',k''] (tighter than u >= x + x - 1), valid lower-bound rows, and symmetry breaking for identical devices.
+// u[q,k',k''] (tighter than u >= x + x - 1), valid lower-bound rows (device and port loads, precedence loads:
+// T >= F_i + work of i's descendants on k, S_i >= work of i's ancestors on k), and symmetry breaking for
+// identical devices.
 #pragma once
 
 #include <optional>
@@ -40,6 +42,11 @@ std::optional<MilpPlan> evaluate_milp_plan(const CostTable& table, const std::ve
                                            const std::vector<DeviceId>& device, const std::vector<double>& op_key,
                                            const std::vector<double>& edge_key, bool contention);
 
+/// Iterated local search from `start` in the MILP's schedule model (device and position moves, random kicks),
+/// keeping the memory reserve. Never worse than `start`; deterministic for a seed unless `seconds` cuts it short.
+MilpPlan improve_milp_plan(const CostTable& table, const std::vector<MilpEdge>& edges, const MilpPlan& start,
+                           bool contention, double seconds, uint64_t seed);
+
 /// Per operator: bytes of the data it reads and writes (the activation working set while it runs).
 std::vector<double> working_sets(const CostTable& table);
 /// True when the plan's parameters plus the largest working set per device fit every capacity.
@@ -64,6 +71,11 @@ struct FormulationOptions {
   std::vector<char> free_op;
   std::vector<char> near;
   bool symmetry_breaking = true;
+  /// Precedence-load rows (exact model only): every descendant of i that shares a device (or a port) with
+  /// others runs after F_i on that resource, every ancestor before S_i. Valid, and much tighter than big-M.
+  bool precedence_loads = true;
+  /// Make T an integer column when every operator and transfer time is integral (then so is some optimum).
+  bool integral_makespan = true;
 };
 
 struct Formulation {
@@ -83,6 +95,7 @@ struct Formulation {
   };
   std::vector<Pair> op_pairs, comm_pairs;
   double lower_bound = 0;  ///< valid lower bound used as T's lower bound
+  bool integral_makespan = false;  ///< T is an integer column (all durations integral)
 };
 
 /// Builds the model. Errors name an operator that fits no device.

@@ -15,7 +15,7 @@
 namespace moirai {
 
 MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& options, double seconds,
-                  int& windows) {
+                  int& windows, int& crashes) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   auto left = [&] { return seconds - std::chrono::duration<double>(Clock::now() - t0).count(); };
@@ -24,15 +24,18 @@ MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& 
   MilpPlan best = warm;
   int size = std::min(n, 16);
   windows = 0;
+  crashes = 0;
   int stale_passes = 0;
-  while (left() > 0.5 && stale_passes < 2) {
+  // A window whose solver crashes keeps the incumbent; after a few crashes the solver is not worth the time.
+  constexpr int kMaxCrashes = 3;
+  while (left() > 0.5 && stale_passes < 2 && crashes < kMaxCrashes) {
     bool improved = false;
     std::vector<OpId> by_start(t.topo_order.begin(), t.topo_order.end());
     std::stable_sort(by_start.begin(), by_start.end(), [&](OpId a, OpId b) {
       return best.start[static_cast<size_t>(a)] < best.start[static_cast<size_t>(b)];
     });
     const int step = std::max(1, size / 2);
-    for (int from = 0; from < n && left() > 0.5; from += step) {
+    for (int from = 0; from < n && left() > 0.5 && crashes < kMaxCrashes; from += step) {
       FormulationOptions fo;
       fo.contention = options.sim.contention;
       fo.upper_bound = best.makespan * (1 + 1e-7) + 1e-9;
@@ -58,6 +61,11 @@ MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& 
       so.preprocess = false;
       const auto r = solve_with_cbc(f->model, so);
       ++windows;
+      if (r.status == "solver crashed") {
+        ++crashes;
+        if (options.progress)
+          options.progress(fmt::format("milp lns: window {} lost to a solver crash ({}); incumbent kept", windows, r.diagnostic));
+      }
       if (!r.has_solution) continue;
       MilpPlan got = values_to_plan(*f, r.values);
       std::vector<double> ok(got.start), ek(got.comm_start);

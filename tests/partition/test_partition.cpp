@@ -213,10 +213,20 @@ TEST(Partition, NeighboursSplitAlikeExchangeOnlyHaloRows) {
   }
   EXPECT_EQ(cross_items, 2);
   EXPECT_DOUBLE_EQ(cross, 2 * row);
-  // Time of a part: launch + (full - launch) x max(share, byte fraction).
+  // Time of a part: launch + (full - launch) x the binding roofline side's fraction. conv2 (8->8 channels,
+  // 3x3, 64x64) does 2*8*8*9*4096 FLOPs against 4 x 131072 activation + 2304 weight bytes: on 20 GFLOP/s and
+  // 4 GB/s boards it is compute-bound (FLOPs / peak > bytes / bandwidth), so its share of the work scales its
+  // time, unless its bytes (halo row included) weigh more.
+  const Operator& conv2 = g.op(1);
+  const double flops = 2.0 * 8 * 8 * 9 * 64 * 64, io = 2 * 8 * 64 * 64 * 4 + 8 * 8 * 9 * 4;
+  ASSERT_DOUBLE_EQ(conv2.flops, flops);
+  const double compute = flops / 20, memory = io / 4;
+  ASSERT_GT(compute, memory);
   const double launch = 5e-3, full = t.time(1, 1);
   const auto& spec = e->specs[1][1];
-  EXPECT_NEAR(e->table.time(e->parts_of[1][1], 1), launch + (full - launch) * std::max(spec.share, spec.byte_fraction), 1e-12);
+  EXPECT_NEAR(spec.byte_fraction, (33.0 / 64 * 8 * 64 * 64 * 4 + 8 * 8 * 9 * 4 + 0.5 * 8 * 64 * 64 * 4) / io, 1e-12);
+  EXPECT_NEAR(e->table.time(e->parts_of[1][1], 1),
+              launch + (full - launch) * std::max(spec.share, spec.byte_fraction * memory / compute), 1e-12);
   // The expanded plan passes the validator, with and without port contention.
   for (bool contention : {true, false}) {
     const Schedule s = simulate(e->table, e->placement, {contention});

@@ -11,6 +11,10 @@
 #include <functional>
 #include <numeric>
 #include <random>
+#include <string>
+#include <vector>
+
+#include <stdlib.h>
 
 #include <coin/OsiClpSolverInterface.hpp>
 
@@ -243,6 +247,87 @@ TEST(Milp, ModelViolationDetectsBrokenStart) {
   ASSERT_TRUE(f.ok());
   std::vector<double> zeros(static_cast<size_t>(f->model.num_cols()), 0);
   EXPECT_NE(f->model.violation(zeros), "");
+}
+
+// Sets the solver child's fault-injection hook for one scope.
+struct InjectFault {
+  explicit InjectFault(const char* fault) { ::setenv(kMilpFaultEnv, fault, 1); }
+  ~InjectFault() { ::unsetenv(kMilpFaultEnv); }
+};
+
+bool contains(const std::vector<std::string>& lines, const std::string& part) {
+  return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(part) != std::string::npos; });
+}
+
+// A crash inside CBC must not take the caller down: the placer returns its warm start, says so, and the plan
+// is valid. The child's first progress line reaches the caller through the pipe.
+TEST(Milp, SolverCrashKeepsWarmStart) {
+  const auto t = load_instance(testing::source_path("instances/heft-example.json"));
+  ASSERT_TRUE(t.ok());
+  for (const char* fault : {"segv", "abort", "exit"}) {
+    InjectFault inject(fault);
+    std::vector<std::string> lines;
+    PlaceOptions o;
+    o.sim.contention = false;
+    o.time_limit_s = 5;
+    o.progress = [&](const std::string& l) { lines.push_back(l); };
+    const auto r = (*make_placer("milp"))->place(*t, o);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, "solver crashed") << fault;
+    EXPECT_EQ(r->mode, "exact");
+    EXPECT_TRUE(contains(lines, "fault injection: " + std::string(fault))) << fault;
+    EXPECT_TRUE(contains(lines, "keeping the warm start")) << fault;
+    EXPECT_TRUE(contains(lines, std::string(fault) == "exit" ? "exited with code 7" : "died on signal")) << fault;
+    // The warm start (the best heuristic, at least as good as HEFT's 80) stands and simulates as promised.
+    EXPECT_LE(r->objective_ms, 80 + 1e-9);
+    EXPECT_GE(r->objective_ms, 73 - 1e-9);
+    expect_consistent(*t, *r, false, false);
+  }
+}
+
+// A child that ignores its time limit is killed after limit + margin.
+TEST(Milp, SolverOverrunIsKilled) {
+  InjectFault inject("hang");
+  MilpModel m;
+  const int x = m.add_col("x", 0, 1, true, 1.0);
+  m.add_row("r", {{x, 1}}, 1, kMilpInf);
+  MilpSolveOptions so;
+  so.time_limit_s = 0.2;
+  so.kill_margin_s = 0.3;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = solve_with_cbc(m, so);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+  EXPECT_EQ(r.status, "solver crashed");
+  EXPECT_FALSE(r.has_solution);
+  EXPECT_NE(r.diagnostic.find("was killed"), std::string::npos) << r.diagnostic;
+}
+
+// The forked solve returns what the in-process solve returns (exact values through the pipe), and forwards the
+// child's progress lines.
+TEST(Milp, ForkedSolveMatchesInProcess) {
+  const auto t = random_dag(3, 6, 2);
+  FormulationOptions fo;
+  fo.contention = false;
+  fo.upper_bound = 200;
+  auto f = build_formulation(t, fo);
+  ASSERT_TRUE(f.ok());
+  MilpSolveOptions so;
+  so.time_limit_s = 20;
+  so.threads = 1;  // deterministic, so both runs agree exactly
+  so.progress_every_s = 0;
+  std::vector<std::string> lines;
+  so.progress = [&](const std::string& l) { lines.push_back(l); };
+  const auto forked = solve_with_cbc(f->model, so);
+  so.isolate = false;
+  so.progress = nullptr;
+  const auto here = solve_with_cbc(f->model, so);
+  ASSERT_TRUE(forked.has_solution);
+  EXPECT_EQ(forked.status, here.status);
+  EXPECT_EQ(forked.status, "optimal");
+  EXPECT_EQ(forked.objective, here.objective);
+  EXPECT_EQ(forked.values, here.values);
+  EXPECT_EQ(f->model.violation(forked.values, 1e-6), "");
+  EXPECT_TRUE(contains(lines, "milp: ")) << lines.size();
 }
 
 // Not a unit test (minutes): the figures for the report. Run with --gtest_also_run_disabled_tests.

@@ -1,0 +1,104 @@
+// `moirai bench`: every (model, cluster, method) combination, resumable, with a progress bar; writes
+// results.csv, results.json, summary.md and SVG plots (see include/moirai/bench.h).
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "commands.h"
+#include "moirai/bench.h"
+#include "options.h"
+
+namespace moirai::cli {
+namespace {
+
+struct BenchArgs {
+  BenchOptions options;
+  std::vector<std::string> methods{"all"};
+  bool no_contention = false;
+  bool in_process = false;
+};
+
+std::vector<std::string> resolve_methods(const std::vector<std::string>& given) {
+  const auto known = placer_names();
+  std::vector<std::string> out;
+  for (const auto& m : given) {
+    if (m == "all") {
+      for (const auto& k : known)
+        if (std::find(out.begin(), out.end(), k) == out.end()) out.push_back(k);
+      continue;
+    }
+    if (std::find(known.begin(), known.end(), m) == known.end()) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      fail(fmt::format("--methods: unknown method '{}' (known: {}, or all)", m, list));
+    }
+    if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+  }
+  return out;
+}
+
+void run(BenchArgs& args, bool threads_given) {
+  BenchOptions o = args.options;
+  o.methods = resolve_methods(args.methods);
+  o.place.sim.contention = !args.no_contention;
+  o.isolate = !args.in_process;
+  o.jobs = std::max(1, o.jobs);
+  if (!threads_given && o.jobs > 1)  // the MILP's threads share the cores with the other jobs
+    o.place.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.jobs);
+  const bool tty = ::isatty(::fileno(stderr)) != 0;
+  o.progress = [tty](const BenchProgress& p) {
+    if (tty) {
+      std::cerr << "\r\033[K" << format_bench_progress(p, true) << std::flush;
+      if (p.last && !p.last->has_latency()) {  // keep the rows without a plan visible above the bar
+        std::cerr << "\r\033[K" << format_bench_progress(p, false) << "\n";
+      }
+    } else if (p.last) {
+      std::cerr << format_bench_progress(p, false) << "\n";
+    }
+  };
+  auto result = run_bench(o);
+  if (tty) std::cerr << "\n";
+  const BenchResult r = unwrap(std::move(result));
+  std::cout << fmt::format("bench: {} combinations run, {} already done, {} rows in {}/results.csv ({:.1f} s)\n",
+                           r.ran, r.skipped, r.rows.size(), o.out_dir, r.elapsed_s);
+  std::string files;
+  for (const auto& f : r.written) files += (files.empty() ? "" : ", ") + f;
+  std::cout << "wrote " << files << "\n";
+}
+
+const bool registered = register_command(70, [](CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  auto* cmd = app.add_subcommand("bench", "Run every model x cluster x method and write paper-style results");
+  cmd->footer(
+      "Examples:\n"
+      "  moirai bench --models models/ --clusters clusters/edge-4.json --methods heft,m-sct,milp --time-limit 10 "
+      "--out out/bench\n"
+      "  bench/default.sh    the standard evaluation (writes docs/results.md)\n"
+      "Every finished combination is appended to OUT/rows.jsonl; re-running with the same --out skips those.");
+  cmd->add_option("--models", args->options.models, "ONNX models, profiled instances (.json), or directories of *.onnx")
+      ->required();
+  cmd->add_option("--clusters", args->options.clusters, "Cluster files (instances ignore them)");
+  cmd->add_option("--methods", args->methods, "Comma-separated methods, or all")->delimiter(',')->capture_default_str();
+  cmd->add_option("--out,-o", args->options.out_dir, "Output directory (rows.jsonl, results.*, summary.md, *.svg)")
+      ->required();
+  cmd->add_option("--jobs,-j", args->options.jobs, "Combinations run at once (each in its own process)")
+      ->capture_default_str();
+  cmd->add_option("--fusion", args->options.coarsen.fusion, "Fusion rules: onnxruntime, tensorrt, tvm or none")
+      ->capture_default_str();
+  cmd->add_option("--max-nodes", args->options.coarsen.max_nodes, "Coarsen every model to at most N nodes (0: off)");
+  add_place_options(*cmd, args->options.place, args->no_contention);
+  cmd->add_option("--kill-after", args->options.kill_after_s,
+                  "Kill a method still running after S seconds (default 3 x time limit + 60)");
+  cmd->add_option("--reference", args->options.reference, "Method whose speed-ups the summary reports")
+      ->capture_default_str();
+  cmd->add_flag("--retry-failed", args->options.retry_failed, "Re-run combinations whose earlier row says failed");
+  cmd->add_flag("--in-process", args->in_process, "Run methods in this process, one at a time (no kill, no crash guard)");
+  cmd->callback([args, cmd] { run(*args, cmd->count("--threads") > 0); });
+});
+
+}  // namespace
+}  // namespace moirai::cli

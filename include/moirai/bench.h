@@ -1,0 +1,127 @@
+// Bench: the paper-style evaluation in one call. Runs every (model, cluster, method) combination through the
+// pipeline (each plan re-simulated and validated), records one row per combination in OUT/rows.jsonl as it
+// finishes (append + fsync, so a re-run with the same OUT resumes where it stopped), and writes results.csv,
+// results.json, summary.md and SVG plots from all rows.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "moirai/coarsen.h"
+#include "moirai/error.h"
+#include "moirai/placer.h"
+
+namespace moirai {
+
+/// One (model, cluster, method) result. Every combination gets a row, whatever happened to it.
+struct BenchRow {
+  std::string model;    ///< file stem of the model (or instance)
+  std::string cluster;  ///< file stem of the cluster file; "instance" for a profiled instance
+  std::string method;
+  /// "ok" (heuristics), "optimal", "feasible", "time limit" (MILP stopped by its limit with a plan),
+  /// "does not fit" (no plan within the memory capacities), "failed: WHY" (no plan; also a killed or crashed
+  /// run), "invalid: VIOLATION" (the plan broke an invariant: a bug; the bench fails on it).
+  std::string status;
+  std::string note;  ///< details: the error message, the over-capacity devices, "memory-ordered (BTSearch)"
+  std::optional<double> latency_ms;  ///< makespan of a valid plan that fits; empty otherwise
+  double placement_time_s = 0;       ///< wall time of the method (Placeto: training included)
+  std::vector<std::string> devices;  ///< device names, in table order
+  std::vector<double> peak_memory;   ///< bytes per device (empty without a schedule)
+  std::vector<double> capacity;      ///< bytes per device
+  double lower_bound_ms = 0;         ///< proven lower bound (0: none)
+  std::optional<double> gap;         ///< (latency - lower bound) / latency, with a bound and a latency
+  int nodes_before = 0;              ///< operators before coarsening (imported graph)
+  int nodes_after = 0;               ///< operators the methods placed
+  double single_device_ms = 0;       ///< best single device ignoring memory (best_single_device_ms)
+  std::optional<double> speedup_vs_single;  ///< single_device_ms / latency_ms
+  std::string settings;  ///< the options that shape results (resume refuses to mix different settings)
+
+  /// A plan that fits and is valid (has a latency).
+  bool has_latency() const { return latency_ms.has_value(); }
+  bool invalid() const { return status.rfind("invalid", 0) == 0; }
+  bool failed() const { return status.rfind("failed", 0) == 0; }
+};
+
+/// Where a bench stands, passed to the progress callback after every finished (or skipped) combination.
+struct BenchProgress {
+  int done = 0;      ///< finished in this run
+  int skipped = 0;   ///< already in rows.jsonl
+  int total = 0;     ///< combinations to run in this run (excluding skipped)
+  int running = 0;
+  double elapsed_s = 0;
+  std::optional<double> eta_s;  ///< estimate of the time left (none before the first result)
+  const BenchRow* last = nullptr;  ///< the row just finished (null for a plain tick)
+};
+
+struct BenchOptions {
+  std::vector<std::string> models;    ///< ONNX files, instance .json files, or directories (their *.onnx,
+                                      ///< except *.weights.onnx)
+  std::vector<std::string> clusters;  ///< cluster files (instances ignore them)
+  std::vector<std::string> methods;   ///< method names (placer_names()); an unknown name yields failed rows
+  std::string out_dir;                ///< created if missing; holds rows.jsonl and the outputs
+  PlaceOptions place;                 ///< time limit, episodes, contention, threads... for every method
+  CoarsenOptions coarsen;             ///< fusion backend and --max-nodes for every model
+  int jobs = 1;  ///< combinations run at the same time (each in its own process)
+  /// Each method runs in a child process that is killed after this many seconds (row "failed: killed after
+  /// N s"); 0 = 3 x time limit + 60 s. Crashes become rows too.
+  double kill_after_s = 0;
+  bool isolate = true;        ///< false: run methods in this process, one at a time (no kill, no crash guard)
+  bool retry_failed = false;  ///< re-run rows whose status is "failed: ..." (invalid rows are always re-run)
+  std::string reference = "milp";  ///< the method whose speed-up over the others the summary reports
+  std::function<void(const BenchProgress&)> progress;  ///< may be empty
+};
+
+/// What a bench run did.
+struct BenchResult {
+  std::vector<BenchRow> rows;  ///< every row in rows.jsonl (earlier runs included), in output order
+  int ran = 0;                 ///< combinations run now
+  int skipped = 0;             ///< combinations found in rows.jsonl
+  double elapsed_s = 0;
+  std::vector<std::string> written;  ///< output files, paths relative to out_dir
+};
+
+/// Expands directories into their *.onnx models (not *.weights.onnx), sorted; checks that files exist and
+/// that no two models share a name.
+Expected<std::vector<std::string>> expand_models(const std::vector<std::string>& inputs);
+
+/// Runs the grid, appending each finished row to OUT/rows.jsonl, then writes every output. Fails (after
+/// writing the rows and outputs it has) when a plan is invalid, naming model, cluster, method and violation;
+/// fails before running anything on bad input (missing files, rows.jsonl written with other settings).
+Expected<BenchResult> run_bench(const BenchOptions& options);
+
+/// The rows in OUT/rows.jsonl (a torn last line, from a killed run, is ignored).
+Expected<std::vector<BenchRow>> read_bench_rows(const std::string& out_dir);
+
+/// One row as a single JSON line (no newline), and back.
+std::string bench_row_json(const BenchRow& row);
+Expected<BenchRow> parse_bench_row(const std::string& line);
+
+/// Output order: cluster, model (by name), method (placer_names() order, unknown names after, by name).
+void sort_bench_rows(std::vector<BenchRow>& rows);
+
+/// The CSV header and rows (peak memory per device as a ';'-separated list of bytes).
+std::string bench_csv(const std::vector<BenchRow>& rows);
+/// {"rows": [...]}, peak memory as an array.
+std::string bench_json(const std::vector<BenchRow>& rows);
+/// Paper-style markdown: per cluster a latency table (models x methods, best in bold), speed-ups of
+/// `reference` over every other method with geometric mean and maximum, placement times.
+std::string bench_summary_md(const std::vector<BenchRow>& rows, const std::string& reference = "milp");
+
+/// Grouped bars: latency per model per method on one cluster (log scale when the range is wide).
+std::string bench_latency_svg(const std::vector<BenchRow>& rows, const std::string& cluster);
+/// Strip plot: speed-up of `reference` over each other method, one point per (model, cluster), log scale.
+std::string bench_speedup_svg(const std::vector<BenchRow>& rows, const std::string& reference = "milp");
+/// Scatter: placement time vs graph size (nodes placed), log-log, one colour per method.
+std::string bench_time_svg(const std::vector<BenchRow>& rows);
+
+/// Writes results.csv, results.json, summary.md and the plots into `dir`, each atomically; returns the names.
+Expected<std::vector<std::string>> write_bench_outputs(const std::vector<BenchRow>& rows, const std::string& dir,
+                                                       const std::string& reference = "milp");
+
+/// One progress line: "[ 12/68] 17% ETA 4.2 min | resnet50 / edge-4 / milp: 12.3 ms (optimal, 10.1 s)"; with
+/// `bar`, a bar of `width` columns replaces the counter (for a terminal, redrawn with '\r').
+std::string format_bench_progress(const BenchProgress& progress, bool bar, int width = 30);
+
+}  // namespace moirai
