@@ -67,8 +67,8 @@ class Svg {
 };
 
 std::string tick_label(double v) {
-  if (v >= 1e4 || (v > 0 && v < 1e-3)) return fmt::format("{:.0e}", v);
-  return fmt::format("{:g}", v);
+  if (v >= 1e6 || (v > 0 && v < 1e-3)) return fmt::format("1e{}", static_cast<int>(std::lround(std::log10(v))));
+  return fmt::format("{:.10g}", v);
 }
 
 // A value axis mapped onto pixels [p0, p1] (p0 at the low end).
@@ -129,8 +129,24 @@ void y_axis(Svg& s, const Axis& a, double x, double x_end, const std::string& la
   s.text(14, (a.p0 + a.p1) / 2, label + (a.log ? " (log scale)" : ""), "middle", 11, -90);
 }
 
-// Legend in rows of up to `per_row` entries starting at (x, y).
-void legend(Svg& s, const std::vector<std::string>& names, double x, double y, double item_w, size_t per_row) {
+// Legend entries as wide as the longest name, as many per row as fit in `width`.
+struct Legend {
+  double item_w = 0;
+  size_t per_row = 1, rows = 0;
+  Legend(const std::vector<std::string>& names, double width) {
+    size_t longest = 0;
+    for (const auto& n : names) longest = std::max(longest, n.size());
+    item_w = 24 + 6.5 * static_cast<double>(longest);
+    per_row = std::max<size_t>(1, static_cast<size_t>(width / item_w));
+    rows = (names.size() + per_row - 1) / per_row;
+  }
+  double height() const { return 16 * static_cast<double>(rows); }
+};
+
+// The legend, from (x, y) (the baseline of its first row).
+void legend(Svg& s, const std::vector<std::string>& names, double x, double y, const Legend& l) {
+  const double item_w = l.item_w;
+  const size_t per_row = l.per_row;
   for (size_t i = 0; i < names.size(); ++i) {
     const double lx = x + static_cast<double>(i % per_row) * item_w, ly = y + static_cast<double>(i / per_row) * 16;
     s.rect(lx, ly - 9, 10, 10, colour(i));
@@ -159,12 +175,13 @@ std::string bench_latency_svg(const std::vector<BenchRow>& rows, const std::stri
       if (const BenchRow* r = g.find(cluster, m, meth); r && r->has_latency()) values.push_back(*r->latency_ms);
   if (values.empty()) return empty_plot(heading, "no method found a plan that fits");
   const double bw = methods.size() > 8 ? 7 : 10, group = bw * static_cast<double>(methods.size()) + 14;
-  const double left = 70, right = 20, top = 50 + 16 * std::ceil(methods.size() / 6.0), bottom = 110;
-  const double plot_w = std::max(420.0, group * static_cast<double>(models.size()));
+  const double plot_w = std::max(480.0, group * static_cast<double>(models.size()));
+  const Legend l(methods, plot_w);
+  const double left = 70, right = 20, top = 40 + l.height() + 14, bottom = 110;
   const double w = left + plot_w + right, h = top + 300 + bottom;
   Svg s(w, h);
   s.text(w / 2, 22, heading, "middle", 14, 0, " font-weight=\"bold\"");
-  legend(s, methods, left, 42, 120, 6);
+  legend(s, methods, left, 44, l);
   const Axis a = make_axis(values, top + 300, top);
   y_axis(s, a, left, left + plot_w, "latency (ms)");
   const double step = plot_w / static_cast<double>(models.size());
@@ -200,12 +217,13 @@ std::string bench_speedup_svg(const std::vector<BenchRow>& rows, const std::stri
   std::vector<double> values;
   for (const auto& sp : all) values.push_back(sp.value);
   values.push_back(1);
-  const double left = 70, right = 20, top = 50 + 16 * std::ceil(g.clusters.size() / 5.0), bottom = 90;
-  const double step = 70, plot_w = std::max(420.0, step * static_cast<double>(bases.size()));
+  const double step = 75, plot_w = std::max(480.0, step * static_cast<double>(bases.size()));
+  const Legend l(g.clusters, plot_w);
+  const double left = 70, right = 20, top = 40 + l.height() + 14, bottom = 110;
   const double w = left + plot_w + right, h = top + 320 + bottom;
   Svg s(w, h);
   s.text(w / 2, 22, heading, "middle", 14, 0, " font-weight=\"bold\"");
-  legend(s, g.clusters, left, 42, 150, 5);
+  legend(s, g.clusters, left, 44, l);
   Axis a = make_axis(values, top + 320, top, 1, true);
   y_axis(s, a, left, left + plot_w, "speed-up (×)");
   s.line(left, a.map(1), left + plot_w, a.map(1), "#444", 1, "4 3");
@@ -225,7 +243,7 @@ std::string bench_speedup_svg(const std::vector<BenchRow>& rows, const std::stri
     if (!xs.empty()) {
       const double gm = geometric_mean(xs);
       s.line(cx - 18, a.map(gm), cx + 18, a.map(gm), "#111", 2.5);
-      s.text(cx + 20, a.map(gm) + 4, fmt::format("{:.2f}×", gm), "start", 9);
+      s.text(cx, a.map(gm) - 5, fmt::format("{:.2f}×", gm), "middle", 9, 0, " font-weight=\"bold\"");
     }
     s.text(cx, a.p0 + 14, bases[b], "end", 11, -35);
   }
@@ -242,11 +260,13 @@ std::string bench_time_svg(const std::vector<BenchRow>& rows) {
   for (const auto& r : rows)
     if (r.nodes_after > 0 && r.placement_time_s > 0) xs.push_back(r.nodes_after), ys.push_back(r.placement_time_s);
   if (xs.empty()) return empty_plot(heading, "no timed rows");
-  const double left = 70, right = 20, top = 50 + 16 * std::ceil(g.methods.size() / 6.0), bottom = 50;
-  const double plot_w = 560, plot_h = 340, w = left + plot_w + right, h = top + plot_h + bottom;
+  const double plot_w = 560, plot_h = 340;
+  const Legend l(g.methods, plot_w);
+  const double left = 70, right = 20, top = 40 + l.height() + 14, bottom = 50;
+  const double w = left + plot_w + right, h = top + plot_h + bottom;
   Svg s(w, h);
   s.text(w / 2, 22, heading, "middle", 14, 0, " font-weight=\"bold\"");
-  legend(s, g.methods, left, 42, 95, 6);
+  legend(s, g.methods, left, 44, l);
   const Axis ay = make_axis(ys, top + plot_h, top, 1, true);
   const Axis ax = make_axis(xs, left, left + plot_w, 1, true);
   y_axis(s, ay, left, left + plot_w, "placement time (s)");

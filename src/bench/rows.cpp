@@ -216,7 +216,7 @@ std::string format_bench_progress(const BenchProgress& p, bool bar, int width) {
     head = "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') +
            "]";
   }
-  head += fmt::format(" {}/{} {:3.0f}%", p.done, p.total, frac * 100);
+  head += fmt::format("{}{}/{} {:3.0f}%", bar ? " " : "", p.done, p.total, frac * 100);
   head += " elapsed " + human_time(p.elapsed_s * 1000);
   if (p.eta_s) head += " ETA " + human_time(*p.eta_s * 1000);
   if (p.skipped > 0) head += fmt::format(" ({} done before)", p.skipped);
@@ -224,7 +224,8 @@ std::string format_bench_progress(const BenchProgress& p, bool bar, int width) {
   const BenchRow& r = *p.last;
   std::string what = r.has_latency() ? fmt::format("{} ms ({})", format_ms(*r.latency_ms), r.status) : r.status;
   if (what.size() > 100) what = what.substr(0, 97) + "...";
-  return head + fmt::format(" | {} / {} / {}: {}, {:.2f} s", r.model, r.cluster, r.method, what, r.placement_time_s);
+  return head + fmt::format(" | {} / {} / {}: {}, placed in {}", r.model, r.cluster, r.method, what,
+                            human_time(r.placement_time_s * 1000));
 }
 
 }  // namespace moirai

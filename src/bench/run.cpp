@@ -173,6 +173,8 @@ class Runner {
   Runner(const BenchOptions& o, std::vector<Task> tasks, int total)
       : o_(o), tasks_(std::move(tasks)), settings_(settings_of(o)), start_(Clock::now()) {
     progress_.total = total;
+    for (const auto& t : tasks_)
+      for (const auto& m : t.methods) ++pending_[m];
     kill_after_s_ = o.kill_after_s > 0 ? o.kill_after_s : 3 * o.place.time_limit_s + 60;
   }
 
@@ -217,7 +219,9 @@ class Runner {
     po.input = t.model_path;
     po.cluster_path = t.cluster_path;
     po.coarsen = o_.coarsen;
+    const auto t0 = Clock::now();
     auto p = load_problem(po);
+    load_s_ += seconds_since(t0), ++loads_;
     if (p) problem_ = std::make_shared<Problem>(std::move(*p));
     else load_error_ = p.error().message;
   }
@@ -334,6 +338,9 @@ class Runner {
   }
 
   void record(BenchRow row) {
+    --pending_[row.method];
+    auto& [sum, count] = took_[row.method];
+    sum += row.placement_time_s, ++count;
     if (auto s = append_row(o_.out_dir, row); !s && append_error_.empty()) append_error_ = s.error().message;
     if (row.invalid() && !invalid_) invalid_ = row;
     rows_.push_back(std::move(row));
@@ -341,14 +348,31 @@ class Runner {
     tick(&rows_.back());
   }
 
+  // Time left: per method the mean time of its finished runs (or of all runs, for a method not seen yet),
+  // for every pending run and the rest of the running ones, plus the mean load time per problem left.
+  std::optional<double> eta() const {
+    double all = 0;
+    int n = 0;
+    for (const auto& [m, st] : took_) all += st.first, n += st.second;
+    if (n == 0) return std::nullopt;
+    auto est = [&](const std::string& m) {
+      const auto it = took_.find(m);
+      return it != took_.end() && it->second.second > 0 ? it->second.first / it->second.second : all / n;
+    };
+    double left = 0;
+    for (const auto& [m, count] : pending_) left += std::max(0, count) * est(m);
+    for (const auto& c : children_) left -= std::min(est(c.base.method), seconds_since(c.start));
+    const size_t tasks_left = tasks_.size() - std::min(tasks_.size(), task_ + 1);
+    if (loads_ > 0) left += static_cast<double>(tasks_left) * load_s_ / loads_;
+    return std::max(0.0, left) / std::max(1, o_.jobs);
+  }
+
   void tick(const BenchRow* last) {
     last_tick_ = Clock::now();
     if (!o_.progress) return;
     progress_.running = static_cast<int>(children_.size());
     progress_.elapsed_s = seconds_since(start_);
-    progress_.eta_s.reset();
-    if (progress_.done > 0)
-      progress_.eta_s = progress_.elapsed_s / progress_.done * (progress_.total - progress_.done);
+    progress_.eta_s = eta();
     progress_.last = last;
     o_.progress(progress_);
   }
@@ -369,6 +393,10 @@ class Runner {
   std::vector<Child> children_;
   std::vector<BenchRow> rows_;
   std::optional<BenchRow> invalid_;
+  std::map<std::string, int> pending_;  // runs not finished yet, per method
+  std::map<std::string, std::pair<double, int>> took_;  // per method: seconds summed, runs
+  double load_s_ = 0;
+  int loads_ = 0;
   std::string append_error_;
   BenchProgress progress_;
 };

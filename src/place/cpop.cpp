@@ -87,16 +87,9 @@ class CpopPlacer final : public Placer {
     while (!ready.empty()) {
       const OpId op = ready.top().second;
       ready.pop();
-      place::Trial best;
-      if (on_path[static_cast<size_t>(op)] && cp_dev != kNone && guard.fits(op, cp_dev)) {
-        best = sched.evaluate(op, cp_dev);
-      } else {
-        for (DeviceId d = 0; d < table.num_devices(); ++d) {
-          if (!guard.fits(op, d)) continue;
-          place::Trial trial = sched.evaluate(op, d);
-          if (best.device == kNone || trial.finish < best.finish) best = std::move(trial);
-        }
-      }
+      // The critical path goes to its processor; everything else (and a path op that no longer fits) as HEFT.
+      const bool pinned = on_path[static_cast<size_t>(op)] && cp_dev != kNone && guard.fits(op, cp_dev);
+      place::Trial best = pinned ? sched.evaluate(op, cp_dev) : place::earliest_finish(sched, guard, op, table.num_devices());
       if (best.device == kNone) return guard.no_room(name(), op);
       guard.place(op, best.device);
       sched.commit(op, best);

@@ -49,12 +49,7 @@ class HeftPlacer final : public Placer {
     while (!ready.empty()) {
       const OpId op = ready.top().second;
       ready.pop();
-      place::Trial best;
-      for (DeviceId d = 0; d < table.num_devices(); ++d) {
-        if (!guard.fits(op, d)) continue;
-        place::Trial trial = sched.evaluate(op, d);
-        if (best.device == kNone || trial.finish < best.finish) best = std::move(trial);
-      }
+      place::Trial best = place::earliest_finish(sched, guard, op, table.num_devices());
       if (best.device == kNone) return guard.no_room(name(), op);
       guard.place(op, best.device);
       sched.commit(op, best);

@@ -565,4 +565,15 @@ Expected<PlaceResult> run_etf(const CostTable& table, const PlaceOptions& option
   return sched.result();
 }
 
+
+Trial earliest_finish(const ListScheduler& sched, const MemoryGuard& guard, OpId op, int num_devices) {
+  Trial best;
+  for (DeviceId d = 0; d < num_devices; ++d) {
+    if (!guard.fits(op, d)) continue;
+    Trial trial = sched.evaluate(op, d);
+    if (best.device == kNone || trial.finish < best.finish) best = std::move(trial);
+  }
+  return best;
+}
+
 }  // namespace moirai::place

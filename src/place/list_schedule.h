@@ -155,6 +155,9 @@ class ListScheduler {
   std::vector<OpId> newly_ready_;
 };
 
+/// HEFT's device choice: the device (that fits in memory) where `op` finishes first; device -1 when none fits.
+Trial earliest_finish(const ListScheduler& sched, const MemoryGuard& guard, OpId op, int num_devices);
+
 /// Hooks that turn the ETF loop into m-ETF, m-SCT or GETF.
 struct EtfRules {
   /// May `op` go on `d`? Empty = any device. When no allowed device fits in memory, any device is tried.

@@ -25,17 +25,8 @@ const std::vector<std::string> kMethods = {"heft", "cpop", "m-topo", "m-etf", "m
 // Methods that plan times themselves (the simulator must reproduce their plan or do better).
 const std::vector<std::string> kTimed = {"heft", "cpop", "m-etf", "m-sct", "getf"};
 
-CostTable instance(const std::string& name) {
-  auto t = load_instance(source_path("instances/" + name + ".json"));
-  if (!t.ok()) throw std::logic_error(t.error().message);
-  return std::move(*t);
-}
-
-OpId op_named(const CostTable& t, const std::string& name) {
-  for (OpId op = 0; op < t.num_ops(); ++op)
-    if (t.op_names[static_cast<size_t>(op)] == name) return op;
-  throw std::logic_error("no operator " + name);
-}
+using testing::instance;
+using testing::op_named;
 
 PlaceResult run(const std::string& method, const CostTable& t, bool contention) {
   auto placer = make_placer(method);

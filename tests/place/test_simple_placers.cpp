@@ -14,11 +14,7 @@ namespace {
 using testing::random_table;
 using testing::source_path;
 
-CostTable instance(const std::string& name) {
-  auto t = load_instance(source_path("instances/" + name + ".json"));
-  if (!t.ok()) throw std::logic_error(t.error().message);
-  return std::move(*t);
-}
+using testing::instance;
 
 Expected<PlaceResult> run(const std::string& method, const CostTable& t) {
   auto placer = make_placer(method);

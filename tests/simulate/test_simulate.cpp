@@ -16,17 +16,8 @@ using testing::random_table;
 using testing::RandomTableSpec;
 using testing::source_path;
 
-CostTable instance(const std::string& name) {
-  auto t = load_instance(source_path("instances/" + name + ".json"));
-  if (!t.ok()) throw std::logic_error(t.error().message);
-  return std::move(*t);
-}
-
-OpId op_named(const CostTable& t, const std::string& name) {
-  for (OpId op = 0; op < t.num_ops(); ++op)
-    if (t.op_names[static_cast<size_t>(op)] == name) return op;
-  throw std::logic_error("no operator " + name);
-}
+using testing::instance;
+using testing::op_named;
 
 // Places the named operators (file ids) on `device`; the others stay where `p` has them.
 void put(const CostTable& t, Placement& p, DeviceId device, std::initializer_list<int> ids) {

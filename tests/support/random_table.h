@@ -11,6 +11,20 @@ namespace moirai::testing {
 /// Path of a file in the source tree (fixtures, bundled models, clusters, instances).
 inline std::string source_path(const std::string& relative) { return std::string(MOIRAI_SOURCE_DIR) + "/" + relative; }
 
+/// A bundled profiled instance (instances/NAME.json); throws when it does not load.
+inline CostTable instance(const std::string& name) {
+  auto t = load_instance(source_path("instances/" + name + ".json"));
+  if (!t.ok()) throw std::logic_error(t.error().message);
+  return std::move(*t);
+}
+
+/// The id of the operator called `name`; throws when there is none.
+inline OpId op_named(const CostTable& t, const std::string& name) {
+  for (OpId op = 0; op < t.num_ops(); ++op)
+    if (t.op_names[static_cast<size_t>(op)] == name) return op;
+  throw std::logic_error("no operator " + name);
+}
+
 struct RandomTableSpec {
   int ops = 10;
   int devices = 3;

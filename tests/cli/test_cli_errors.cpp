@@ -1,0 +1,191 @@
+// Bad input through the `moirai` CLI: each case must end with exactly one "moirai: error: ..." line naming the
+// file or value and the problem, a non-zero exit status (no crash, no internal error), and no output files in
+// --out (the directory is absent or empty).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "cli/cli_support.h"
+
+namespace moirai::clitest {
+namespace {
+
+const std::string kExample = src("instances/example-1.json");
+const std::string kSqueeze = src("models/squeezenet1_1.onnx");
+const std::string kEdge4 = src("clusters/edge-4.json");
+
+/// Writes a valid plan for example-1 (HEFT) into dir/plan and returns its JSON.
+nlohmann::json example_plan(const TempDir& tmp) {
+  const RunResult r = moirai("place " + quote(kExample) + " --method heft --out " + quote(tmp / "plan"));
+  EXPECT_EQ(r.rc, 0) << r.describe();
+  return parse_json(read_text(tmp / "plan/plan.json"));
+}
+
+TEST(CliErrors, UnknownMethodListsKnownMethods) {
+  TempDir tmp;
+  const RunResult r = moirai("place " + quote(kExample) + " --method no-such-method --out " + quote(tmp / "out"));
+  expect_clean_error(r, {"no-such-method", "heft", "milp", "single"});
+  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+}
+
+TEST(CliErrors, PlanNamingUnknownDevice) {
+  TempDir tmp;
+  auto plan = example_plan(tmp);
+  plan["ops"][2]["device"] = "no-such-device";
+  const std::string bad = tmp / "bad.json";
+  write_text(bad, plan.dump(1));
+  const RunResult r = moirai("simulate " + quote(bad) + " --out " + quote(tmp / "out"));
+  expect_clean_error(r, {bad, "no-such-device"});
+  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+}
+
+TEST(CliErrors, PlanMissingAnOperator) {
+  TempDir tmp;
+  auto plan = example_plan(tmp);
+  const std::string missing = plan["ops"][3]["name"].get<std::string>();
+  plan["ops"].erase(3);
+  const std::string bad = tmp / "bad.json";
+  write_text(bad, plan.dump(1));
+  const RunResult r = moirai("simulate " + quote(bad) + " --out " + quote(tmp / "out"));
+  expect_clean_error(r, {bad, "'" + missing + "'"});
+  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+}
+
+TEST(CliErrors, PlanNamingUnknownOperator) {
+  TempDir tmp;
+  auto plan = example_plan(tmp);
+  plan["ops"][3]["name"] = "no_such_operator";
+  const std::string bad = tmp / "bad.json";
+  write_text(bad, plan.dump(1));
+  const RunResult r = moirai("simulate " + quote(bad) + " --out " + quote(tmp / "out"));
+  expect_clean_error(r, {bad, "no_such_operator"});
+  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+}
+
+TEST(CliErrors, PlanNotJson) {
+  TempDir tmp;
+  const std::string bad = tmp / "plan.json";
+  write_text(bad, "{\"version\": 1, \"ops\": [");
+  const RunResult r = moirai("simulate " + quote(bad) + " --out " + quote(tmp / "out"));
+  expect_clean_error(r, {bad});
+  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+}
+
+TEST(CliErrors, ModelFitsNowhere) {
+  // Four devices of a few MiB: squeezenet1_1 (about 5 MB of parameters) fits on none of them, in no split.
+  TempDir tmp;
+  const std::string cluster = src("tests/fixtures/cli/tiny-memory.json");
+  for (const char* method : {"heft", "milp", "memory-proportional"}) {
+    const RunResult r = moirai("place " + quote(kSqueeze) + " -c " + quote(cluster) + " --method " + method +
+                               " --time-limit 5 --out " + quote(tmp / "out"));
+    SCOPED_TRACE(method);
+    // The message gives the bytes needed and every device's capacity.
+    expect_clean_error(r, {"bytes", "tiny0", "tiny1", "tiny2", "tiny3"});
+    EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  }
+}
+
+TEST(CliErrors, ProfileNamingUnknownOperator) {
+  TempDir tmp;
+  const std::string profile = src("tests/fixtures/cli/profile-unknown-op.json");
+  const RunResult r = moirai("place " + quote(kSqueeze) + " -c " + quote(kEdge4) + " --method heft --profile " +
+                             quote(profile) + " --out " + quote(tmp / "out"));
+  expect_clean_error(r, {profile, "no_such_operator_xyz"});
+  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+}
+
+TEST(CliErrors, MissingModelFile) {
+  TempDir tmp;
+  const std::string model = tmp / "does-not-exist.onnx";
+  for (const std::string cmd : {"inspect " + quote(model),
+                                "place " + quote(model) + " -c " + quote(kEdge4) + " --out " + quote(tmp / "out")}) {
+    SCOPED_TRACE(cmd);
+    const RunResult r = moirai(cmd);
+    expect_clean_error(r, {model});
+    EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  }
+}
+
+TEST(CliErrors, NegativeBandwidthCluster) {
+  TempDir tmp;
+  const std::string cluster = src("tests/fixtures/cli/negative-bandwidth.json");
+  for (const std::string cmd : {"inspect --cluster " + quote(cluster),
+                                "place " + quote(kSqueeze) + " -c " + quote(cluster) + " --out " + quote(tmp / "out")}) {
+    SCOPED_TRACE(cmd);
+    const RunResult r = moirai(cmd);
+    expect_clean_error(r, {cluster, "bandwidth", "-2.5"});
+    EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  }
+}
+
+TEST(CliErrors, EmptyOnnxFile) {
+  TempDir tmp;
+  const std::string model = tmp / "empty.onnx";
+  write_text(model, "");
+  for (const std::string cmd : {"inspect " + quote(model), "coarsen " + quote(model),
+                                "place " + quote(model) + " -c " + quote(kEdge4) + " --out " + quote(tmp / "out")}) {
+    SCOPED_TRACE(cmd);
+    const RunResult r = moirai(cmd);
+    expect_clean_error(r, {model});
+    EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  }
+}
+
+TEST(CliErrors, RandomBytesOnnxFile) {
+  TempDir tmp;
+  const std::string model = tmp / "random.onnx";
+  std::mt19937 rng(42);
+  std::string bytes(4096, '\0');
+  for (char& c : bytes) c = static_cast<char>(rng() & 0xff);
+  write_text(model, bytes);
+  for (const std::string cmd : {"inspect " + quote(model),
+                                "place " + quote(model) + " -c " + quote(kEdge4) + " --out " + quote(tmp / "out")}) {
+    SCOPED_TRACE(cmd);
+    const RunResult r = moirai(cmd);
+    expect_clean_error(r, {model});
+    EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  }
+}
+
+TEST(CliErrors, TruncatedOnnxFile) {
+  TempDir tmp;
+  const std::string model = tmp / "truncated.onnx";
+  const std::string whole = read_text(kSqueeze);
+  write_text(model, whole.substr(0, whole.size() / 2));
+  const RunResult r = moirai("inspect " + quote(model));
+  expect_clean_error(r, {model});
+}
+
+TEST(CliErrors, MalformedDim) {
+  TempDir tmp;
+  const std::string gpt2 = src("models/gpt2_small.onnx");
+  for (const char* dim : {"batch", "=4", "batch=abc", "batch=-1", "batch=0", "batch=4x"}) {
+    SCOPED_TRACE(dim);
+    for (const std::string cmd : {"inspect " + quote(gpt2) + " --dim " + quote(dim),
+                                  "coarsen " + quote(gpt2) + " --dim " + quote(dim),
+                                  "place " + quote(gpt2) + " -c " + quote(kEdge4) + " --dim " + quote(dim) +
+                                      " --out " + quote(tmp / "out")}) {
+      const RunResult r = moirai(cmd);
+      expect_clean_error(r, {"--dim", dim});
+      EXPECT_TRUE(absent_or_empty(tmp / "out"));
+    }
+  }
+}
+
+TEST(CliErrors, ModelWithoutCluster) {
+  TempDir tmp;
+  const RunResult r = moirai("place " + quote(kSqueeze) + " --out " + quote(tmp / "out"));
+  expect_clean_error(r, {kSqueeze, "--cluster"});
+  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+}
+
+TEST(CliErrors, UnknownFusionBackend) {
+  TempDir tmp;
+  const RunResult r = moirai("place " + quote(kSqueeze) + " -c " + quote(kEdge4) + " --fusion no-such-backend --out " +
+                             quote(tmp / "out"));
+  expect_clean_error(r, {"no-such-backend", "onnxruntime"});
+  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+}
+
+}  // namespace
+}  // namespace moirai::clitest
