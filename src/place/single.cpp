@@ -1,7 +1,12 @@
 // `single`: the whole model on one device, the one with the lowest total time among those whose capacity holds
-// the model (parameters plus the simulator's peak of live activations). The baseline every split must beat.
+// the model (parameters plus the peak of live activations). The baseline every split must beat. The peak is the
+// smaller of the list schedule's and the memory-optimal order's (BTSearch): a model that fits only when its
+// operators run in a good order is placed, with that order, instead of rejected.
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "moirai/schedule.h"
 #include "place/placers.h"
 
 namespace moirai {
@@ -17,11 +22,23 @@ class SinglePlacer final : public Placer {
     const int n = table.num_ops(), k = table.num_devices();
     DeviceId best = -1;
     double best_time = 0, least_need = -1;
+    std::vector<OpId> memory_order;  // BTSearch's order, computed once: it does not depend on the device
+    double memory_order_peak = -1;
     for (DeviceId d = 0; d < k; ++d) {
       Placement p;
       p.device.assign(static_cast<size_t>(n), d);
       const Schedule s = simulate(table, p, options.sim);
-      const double need = s.peak_memory[static_cast<size_t>(d)];
+      double need = s.peak_memory[static_cast<size_t>(d)];
+      if (need > table.capacity[static_cast<size_t>(d)] * (1 + 1e-12)) {
+        if (memory_order_peak < 0) {
+          SearchOptions search;
+          search.time_limit_s = std::min(10.0, options.time_limit_s);
+          OrderResult r = btsearch(table, {}, search);
+          memory_order = std::move(r.order);
+          memory_order_peak = r.peak_bytes;
+        }
+        need = std::min(need, memory_order_peak);
+      }
       if (least_need < 0 || need < least_need) least_need = need;
       double total = 0;
       for (OpId op = 0; op < n; ++op) total += table.time(op, d);
@@ -43,6 +60,14 @@ class SinglePlacer final : public Placer {
     PlaceResult result;
     result.placement.device.assign(static_cast<size_t>(n), best);
     result.objective_ms = best_time;
+    Placement list;
+    list.device = result.placement.device;
+    if (simulate(table, list, options.sim).peak_memory[static_cast<size_t>(best)] >
+        table.capacity[static_cast<size_t>(best)] * (1 + 1e-12)) {
+      result.placement.order.assign(static_cast<size_t>(k), {});
+      result.placement.order[static_cast<size_t>(best)] = memory_order;
+      result.mode = "memory-optimal order";
+    }
     return result;
   }
 };

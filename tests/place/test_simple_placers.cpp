@@ -67,6 +67,52 @@ TEST(SimplePlacers, SingleFailsWhenNothingHoldsTheModel) {
             "(capacities: dev0 14, dev1 14, dev2 16)");
 }
 
+// Two branches, each making a 100-byte tensor that its next operator shrinks. The list schedule (earliest ready
+// first, ties by id) starts both branches before finishing either, so both big tensors are live at once (peak
+// >= 200); running one branch to its end first keeps the peak at 1 + 100 + 1 + 1 = 103.
+CostTable two_branches(double capacity) {
+  CostTable t;
+  t.name = "two-branches";
+  t.device_names = {"dev0"};
+  t.capacity = {capacity};
+  const std::vector<std::string> names = {"in", "x1", "y1", "x2", "y2", "out"};
+  for (const auto& n : names) {
+    t.op_names.push_back(n);
+    t.op_types.push_back("Test");
+    t.op_origin.push_back({n});
+    t.time_ms.push_back(1.0);
+    t.param_bytes.push_back(0);
+    t.flops.push_back(0);
+  }
+  auto item = [&](const std::string& name, OpId producer, std::vector<OpId> consumers, double bytes) {
+    t.data.push_back(DataItem{name, producer, std::move(consumers), bytes, {0.0}});
+  };
+  item("s", 0, {1, 2}, 1);
+  item("X", 1, {3}, 100);
+  item("Y", 2, {4}, 100);
+  item("x", 3, {5}, 1);
+  item("y", 4, {5}, 1);
+  EXPECT_TRUE(t.finalize().ok());
+  return t;
+}
+
+TEST(SimplePlacers, SinglePlacesAModelThatFitsOnlyInAMemoryOptimalOrder) {
+  const CostTable t = two_branches(150);
+  Placement list;
+  list.device.assign(6, 0);
+  ASSERT_GT(simulate(t, list).peak_memory[0], 150);  // the list order does not fit
+  auto single = make_placer("single");
+  ASSERT_TRUE(single.ok());
+  auto r = (*single)->place(t, PlaceOptions{});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->mode, "memory-optimal order");
+  const Schedule s = simulate(t, r->placement);
+  EXPECT_LE(s.peak_memory[0], 150);
+  EXPECT_TRUE(validate(t, r->placement, s).empty());
+  // Below the optimal order's peak, nothing fits.
+  EXPECT_FALSE((*single)->place(two_branches(100), PlaceOptions{}).ok());
+}
+
 TEST(SimplePlacers, MemoryProportionalFillsInOrder) {
   CostTable t = random_table(11, {.ops = 60, .devices = 4});
   const double params = std::accumulate(t.param_bytes.begin(), t.param_bytes.end(), 0.0);
