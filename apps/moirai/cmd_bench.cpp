@@ -23,7 +23,7 @@ struct BenchArgs {
 };
 
 std::vector<std::string> resolve_methods(const std::vector<std::string>& given) {
-  const auto known = placer_names();
+  const auto known = method_names();
   std::vector<std::string> out;
   for (const auto& m : given) {
     if (m == "all") {

@@ -59,7 +59,7 @@ struct BenchOptions {
   std::vector<std::string> models;    ///< ONNX files, instance .json files, or directories (their *.onnx,
                                       ///< except *.weights.onnx)
   std::vector<std::string> clusters;  ///< cluster files (instances ignore them)
-  std::vector<std::string> methods;   ///< method names (placer_names()); an unknown name yields failed rows
+  std::vector<std::string> methods;   ///< method names (method_names()); an unknown name yields failed rows
   std::string out_dir;                ///< created if missing; holds rows.jsonl and the outputs
   PlaceOptions place;                 ///< time limit, episodes, contention, threads... for every method
   CoarsenOptions coarsen;             ///< fusion backend and --max-nodes for every model
@@ -98,7 +98,7 @@ Expected<std::vector<BenchRow>> read_bench_rows(const std::string& out_dir);
 std::string bench_row_json(const BenchRow& row);
 Expected<BenchRow> parse_bench_row(const std::string& line);
 
-/// Output order: cluster, model (by name), method (placer_names() order, unknown names after, by name).
+/// Output order: cluster, model (by name), method (method_names() order, unknown names after, by name).
 void sort_bench_rows(std::vector<BenchRow>& rows);
 
 /// The CSV header and rows (peak memory per device as a ';'-separated list of bytes).

@@ -10,6 +10,7 @@
 
 #include "bench/internal.h"
 #include "moirai/bench.h"
+#include "moirai/pipeline.h"
 #include "moirai/report.h"
 
 namespace moirai {
@@ -115,7 +116,7 @@ Expected<std::vector<BenchRow>> read_bench_rows(const std::string& out_dir) {
 }
 
 int method_rank(const std::string& method) {
-  static const std::vector<std::string> names = placer_names();
+  static const std::vector<std::string> names = method_names();
   const auto it = std::find(names.begin(), names.end(), method);
   return it == names.end() ? static_cast<int>(names.size()) : static_cast<int>(it - names.begin());
 }

@@ -165,6 +165,28 @@ TEST_F(BenchTest, FailingMethodGetsARow) {
   EXPECT_EQ(read_bench_rows(dir_)->size(), 2u);
 }
 
+TEST_F(BenchTest, ModelThatFitsNowhereGetsDoesNotFitRows) {
+  fs::create_directories(dir_);
+  const std::string cluster = dir_ + "/tiny-memory.json";
+  std::ofstream(cluster) << R"({"name": "tiny-memory", "devices": [
+    {"name": "a", "kind": "gpu", "peak_gflops": 1000, "mem_bandwidth_gbps": 100, "memory_gib": 0.001},
+    {"name": "b", "kind": "cpu", "peak_gflops": 100, "mem_bandwidth_gbps": 20, "memory_gib": 0.001}],
+    "links": {"default": {"bandwidth_gbps": 10, "latency_us": 10}}})";
+  BenchOptions o = tiny();
+  o.models.pop_back();
+  o.clusters = {cluster};
+  o.methods = {"heft", "single", "memory-proportional"};
+  auto result = run_bench(o);
+  ASSERT_TRUE(result.ok()) << result.error().message;
+  ASSERT_EQ(result->rows.size(), 3u);
+  for (const auto& r : result->rows) {
+    EXPECT_EQ(r.status, "does not fit") << r.method << ": " << r.note;
+    EXPECT_FALSE(r.note.empty());
+    EXPECT_FALSE(r.has_latency());
+  }
+  EXPECT_NE(read_text(dir_ + "/summary.md").find("| does not fit | does not fit | does not fit |"), std::string::npos);
+}
+
 TEST_F(BenchTest, OverrunningMethodIsKilledWithARow) {
   BenchOptions o = tiny();
   o.models.pop_back();
