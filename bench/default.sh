@@ -11,6 +11,7 @@
 #
 # Settings (environment): TIME_LIMIT (s, default 12), EPISODES (Placeto, 30), JOBS (2), METHODS (all),
 # OUT (out/bench), MOIRAI (the binary; default build/moirai, built if missing), EXTRA (more bench options),
+# DOCS (docs: where results.md and results/*.svg go), MODELS and CLUSTERS (space-separated files, for a subset),
 # DRY_RUN=1 (print the estimate only).
 set -euo pipefail
 
@@ -22,7 +23,8 @@ JOBS="${JOBS:-2}"
 METHODS="${METHODS:-all}"
 OUT="${OUT:-out/bench}"
 MOIRAI="${MOIRAI:-build/moirai}"
-CLUSTERS=(clusters/hetero-gpu-server.json clusters/edge-4.json clusters/edge-cpu-4.json clusters/workstation-mixed.json)
+DOCS="${DOCS:-docs}"
+read -r -a CLUSTERS <<< "${CLUSTERS:-clusters/hetero-gpu-server.json clusters/edge-4.json clusters/edge-cpu-4.json clusters/workstation-mixed.json}"
 
 if [[ ! -x "$MOIRAI" ]]; then
   echo "building $MOIRAI ..." >&2
@@ -31,9 +33,13 @@ if [[ ! -x "$MOIRAI" ]]; then
 fi
 
 models=()
-for m in models/*.onnx; do
-  [[ "$m" == *.weights.onnx ]] || models+=("$m")
-done
+if [[ -n "${MODELS:-}" ]]; then
+  read -r -a models <<< "$MODELS"
+else
+  for m in models/*.onnx; do
+    [[ "$m" == *.weights.onnx ]] || models+=("$m")
+  done
+fi
 problems=$(( ${#models[@]} * ${#CLUSTERS[@]} ))
 
 # Estimate: per problem 2 s (load + heuristics) + Placeto (min(5, limit)) + MILP (limit + 1 s) + GenEFlow
@@ -59,8 +65,8 @@ elapsed=$(( $(date +%s) - start ))
 
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then commit="$commit (with uncommitted changes)"; fi
-mkdir -p docs/results
-cp "$OUT"/*.svg docs/results/
+mkdir -p "$DOCS/results"
+cp "$OUT"/*.svg "$DOCS/results/"
 {
   echo "<!-- written by bench/default.sh; do not edit by hand -->"
   echo "# Results"
@@ -72,7 +78,7 @@ cp "$OUT"/*.svg docs/results/
   tail -n +3 "$OUT/summary.md"
   echo "## Plots"
   echo
-  for f in docs/results/*.svg; do echo "![$(basename "$f" .svg)](results/$(basename "$f"))"; done
-} > docs/results.md.tmp
-mv docs/results.md.tmp docs/results.md
-echo "bench: done in $(( elapsed / 60 )) min $(( elapsed % 60 )) s; wrote docs/results.md and docs/results/*.svg" >&2
+  for f in "$DOCS"/results/*.svg; do echo "![$(basename "$f" .svg)](results/$(basename "$f"))"; done
+} > "$DOCS/results.md.tmp"
+mv "$DOCS/results.md.tmp" "$DOCS/results.md"
+echo "bench: done in $(( elapsed / 60 )) min $(( elapsed % 60 )) s; wrote $DOCS/results.md and $DOCS/results/*.svg" >&2

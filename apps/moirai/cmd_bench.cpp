@@ -1,6 +1,7 @@
 // `moirai bench`: every (model, cluster, method) combination, resumable, with a progress bar; writes
 // results.csv, results.json, summary.md and SVG plots (see include/moirai/bench.h).
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,9 +51,13 @@ void run(BenchArgs& args, bool threads_given) {
   if (!threads_given && o.jobs > 1)  // the MILP's threads share the cores with the other jobs
     o.place.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.jobs);
   const bool tty = ::isatty(::fileno(stderr)) != 0;
-  o.progress = [tty](const BenchProgress& p) {
-    if (tty) {
-      std::cerr << "\r\033[K" << format_bench_progress(p, true) << std::flush;
+  winsize ws{};
+  const size_t cols = tty && ::ioctl(::fileno(stderr), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 100;
+  o.progress = [tty, cols](const BenchProgress& p) {
+    if (tty) {  // one line redrawn in place: never wider than the terminal, or '\r' cannot go back
+      std::string line = format_bench_progress(p, true);
+      if (line.size() >= cols) line = line.substr(0, cols - 1);
+      std::cerr << "\r\033[K" << line << std::flush;
       if (p.last && !p.last->has_latency()) {  // keep the rows without a plan visible above the bar
         std::cerr << "\r\033[K" << format_bench_progress(p, false) << "\n";
       }

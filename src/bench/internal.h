@@ -2,11 +2,13 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "moirai/bench.h"
+#include "moirai/pipeline.h"
 
 namespace moirai {
 
@@ -41,5 +43,38 @@ struct Speedup {
 /// Every speed-up where both the reference and the baseline have a latency, in grid order.
 std::vector<Speedup> speedups(const BenchGrid& grid, const std::string& reference);
 double geometric_mean(const std::vector<double>& xs);
+
+/// The options that shape results, as recorded in every row ("time_limit_s=10 gap=0.0001 ...").
+std::string bench_settings(const BenchOptions& options);
+
+/// One (model, cluster) problem and the methods still to run on it.
+struct BenchTask {
+  std::string model_path, model, cluster_path, cluster;  ///< cluster_path empty for an instance
+  std::vector<std::string> methods;
+};
+
+/// `s` on one line, at most `max` characters ("..." when cut).
+std::string clip(std::string s, size_t max);
+/// A row naming the combination, with no outcome yet.
+BenchRow base_row(const BenchTask& t, const std::string& method, const std::string& settings);
+/// The problem's own figures: devices, capacities, node counts, best single device.
+void fill_problem(BenchRow& row, const Problem& problem);
+/// The row of a finished method run: latency and figures, or "does not fit" / "failed: ..." / "invalid: ...".
+BenchRow make_row(BenchRow row, const Problem& problem, const MethodRun& run);
+/// run_method + make_row; an exception (an internal check) becomes a failed row.
+BenchRow run_in_process(const BenchRow& base, const Problem& problem, const std::string& method,
+                        const PlaceOptions& options);
+/// Appends one row as a JSON line to DIR/rows.jsonl and flushes it to disk.
+Status append_row(const std::string& dir, const BenchRow& row);
+
+/// What running the grid produced.
+struct GridOutcome {
+  std::vector<BenchRow> rows;     ///< the rows of this run, in finishing order
+  Status status = Ok{};           ///< a system failure (fork, pipe)
+  std::optional<BenchRow> invalid;  ///< the first invalid plan (the run stopped dispatching after it)
+  std::string append_error;       ///< rows.jsonl could not be written
+};
+/// Runs the combinations of `tasks` (`total` of them; `skipped` done before, for the progress).
+GridOutcome run_grid(const BenchOptions& options, std::vector<BenchTask> tasks, int total, int skipped);
 
 }  // namespace moirai

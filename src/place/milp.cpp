@@ -284,34 +284,9 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     so.threads = options.threads;
     // Preprocessing off: measured faster on the published examples, and CglPreProcess is where CBC crashed.
     so.preprocess = false;
-    if (contention && std::getenv("MOIRAI_NO_NC") == nullptr) {
-      // The model without port contention is a relaxation (same rows, fewer), much easier to bound: a short
-      // solve of it gives T a valid lower bound the contention model's LP is far from reaching on its own.
-      auto relaxed_opts = fo;
-      relaxed_opts.contention = false;
-      auto relaxed = build_formulation(t, relaxed_opts);
-      if (relaxed.ok()) {
-        MilpSolveOptions ro = so;
-        ro.time_limit_s = std::max(0.5, 0.2 * (options.time_limit_s - since(t0)));
-        ro.start = plan_to_values(*relaxed, best);  // the contention plan is feasible without contention
-        const auto rr = solve_with_cbc(relaxed->model, ro);
-        double lb = rr.status == "optimal" ? rr.objective : rr.bound;
-        if (rr.status == "solver crashed" || rr.status == "infeasible" || !std::isfinite(lb)) lb = 0;
-        if (exact->integral_makespan) lb = std::ceil(lb - 1e-6);
-        auto& T = exact->model.cols[static_cast<size_t>(exact->makespan)];
-        if (lb > T.lb) T.lb = std::min(lb, T.ub);
-        bound = std::max(bound, T.lb);
-        say(fmt::format("milp: without port contention: {} after {:.1f} s, bound {:.6g}: T >= {:.6g}", rr.status,
-                        rr.seconds, rr.bound, T.lb));
-      }
-    }
     so.time_limit_s = std::max(0.5, options.time_limit_s - since(t0));
     so.start = plan_to_values(*exact, best);
     so.progress = options.progress;
-    if (const char* extra = std::getenv("MOIRAI_MILP_CBC_ARGS")) {  // TUNING-TEMP
-      std::istringstream in(extra);
-      for (std::string a; in >> a;) so.cbc_args.push_back(a);
-    }
     const auto r = solve_with_cbc(exact->model, so);
     result.status = r.status;
     say(fmt::format("milp: CBC {} after {:.1f} s, {} nodes, objective {:.6g}, bound {:.6g}", r.status, r.seconds,

@@ -165,6 +165,24 @@ TEST_F(BenchTest, FailingMethodGetsARow) {
   EXPECT_EQ(read_bench_rows(dir_)->size(), 2u);
 }
 
+TEST_F(BenchTest, InProcessRunGivesTheSameRows) {
+  BenchOptions o = tiny();
+  o.models.pop_back();
+  o.methods = {"heft", "no-such-method"};
+  auto forked = run_bench(o);
+  ASSERT_TRUE(forked.ok()) << forked.error().message;
+  o.isolate = false;
+  o.out_dir = dir_ + "/in-process";
+  auto in_process = run_bench(o);
+  ASSERT_TRUE(in_process.ok()) << in_process.error().message;
+  ASSERT_EQ(in_process->rows.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(in_process->rows[i].status, forked->rows[i].status);
+    EXPECT_EQ(in_process->rows[i].latency_ms, forked->rows[i].latency_ms);
+    EXPECT_EQ(in_process->rows[i].peak_memory, forked->rows[i].peak_memory);
+  }
+}
+
 TEST_F(BenchTest, ModelThatFitsNowhereGetsDoesNotFitRows) {
   fs::create_directories(dir_);
   const std::string cluster = dir_ + "/tiny-memory.json";

@@ -122,7 +122,8 @@ TEST(CliSchedule, JsonListsEveryOrder) {
   for (const auto& o : j["orders"])
     if (o["method"] == "greedy") greedy = o["peak_bytes"].get<double>();
   EXPECT_LE(bt, greedy + 1e-6) << r.out;
-  (void)best_baseline;
+  // The lower bound is below every order's peak.
+  EXPECT_LE(j["lower_bound_bytes"].get<double>(), std::min(bt, best_baseline) + 1e-6) << r.out;
 }
 
 /// Places example-1 with HEFT into `dir` and returns the run.

@@ -34,7 +34,9 @@ void expect_within_capacity(const CostTable& t, const PlaceResult& r, const SimO
   ASSERT_EQ(s.peak_memory.size(), static_cast<size_t>(t.num_devices()));
   for (DeviceId k = 0; k < t.num_devices(); ++k) {
     const auto sk = static_cast<size_t>(k);
-    if (t.capacity[sk] > 0) EXPECT_LE(s.peak_memory[sk], t.capacity[sk]) << what << " on " << t.device_names[sk];
+    if (t.capacity[sk] > 0) {
+      EXPECT_LE(s.peak_memory[sk], t.capacity[sk]) << what << " on " << t.device_names[sk];
+    }
   }
   EXPECT_TRUE(s.over_capacity(t).empty()) << what;
   // The model is spread: more than one device holds parameters.
@@ -53,7 +55,9 @@ TEST(MilpMemory, Llama13bPlanFitsEveryDevice) {
   for (double b : t.param_bytes) params += b;
   // The premise: no single GPU holds the parameters.
   for (DeviceId k = 0; k < t.num_devices(); ++k)
-    if (problem.cluster->devices[static_cast<size_t>(k)].kind == "gpu") EXPECT_GT(params, t.capacity[static_cast<size_t>(k)]);
+    if (problem.cluster->devices[static_cast<size_t>(k)].kind == "gpu") {
+      EXPECT_GT(params, t.capacity[static_cast<size_t>(k)]);
+    }
 
   PlaceOptions o;
   o.time_limit_s = 15;
@@ -76,7 +80,7 @@ TEST(MilpMemory, Llama13bPlanFitsEveryDevice) {
   auto warm = (*placer)->place(t, o);
   ::unsetenv("MOIRAI_MILP_INJECT_FAULT");
   ASSERT_TRUE(warm.ok()) << warm.error().message;
-  EXPECT_EQ(warm->status, r->mode == "exact" ? "solver crashed" : "solver crashed");
+  EXPECT_EQ(warm->status, "solver crashed");
   expect_within_capacity(t, *warm, o.sim, "warm start");
   EXPECT_LE(r->objective_ms, warm->objective_ms + 1e-9);
 }

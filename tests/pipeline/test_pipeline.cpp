@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -252,6 +253,8 @@ TEST(RunMethod, EveryMethodOnGooglenet) {
     } else {
       EXPECT_GT(run.partition->split_ops, 0);
     }
+    std::printf("googlenet/hetero-gpu-server %-20s %10.4f ms  %s%s\n", method.c_str(), run.schedule.makespan_ms,
+                run.result.status.c_str(), run.partition ? " (split operators)" : "");
     const Plan plan = plan_of(problem, run, options.sim);
     EXPECT_EQ(plan.method, method);
     EXPECT_NEAR(plan.schedule.makespan_ms, run.schedule.makespan_ms, 1e-12);
