@@ -26,17 +26,15 @@ void run(const SimulateArgs& args) {
   options.dims = file.inputs.dims;
   options.profile_path = file.inputs.profile;
   const Problem problem = unwrap(load_problem(options));
-  const Placement placement = unwrap(resolve_placement(file, problem.table));
   SimOptions sim;
   sim.contention = file.contention && !args.no_contention;
-  const Schedule schedule = simulate(problem.table, placement, sim);
-  const auto violations = validate(problem.table, placement, schedule, sim);
-  PlaceResult result;
-  result.placement = placement;
-  result.status = violations.empty() ? "valid" : "invalid";
-  const Plan plan = make_plan(problem.table, result, schedule, file.method, 0, sim,
-                              PlanInputs{options.input, options.cluster_path, options.coarsen.fusion,
-                                         options.coarsen.max_nodes, options.dims, options.profile_path});
+  MethodRun run = unwrap(resimulate(problem, file, sim));
+  run.result.status = run.violations.empty() ? "valid" : "invalid";
+  const Plan plan = plan_of(problem, run, sim,
+                            PlanInputs{options.input, options.cluster_path, options.coarsen.fusion,
+                                       options.coarsen.max_nodes, options.dims, options.profile_path});
+  const auto& violations = run.violations;
+  const Schedule& schedule = run.schedule;
   std::cout << format_plan_summary(plan);
   if (file.makespan_ms > 0)
     std::cout << fmt::format("plan file said {:.4f} ms; re-simulated {:.4f} ms\n", file.makespan_ms,

@@ -59,6 +59,9 @@ struct CostTable {
 
   /// Builds op_inputs, op_outputs and topo_order and checks sizes and acyclicity.
   Status finalize();
+
+  /// "'NAME' has P bytes of parameters; capacities: dev0 C0, dev1 C1, ..." for "does not fit" errors.
+  std::string memory_summary() const;
 };
 
 /// Efficiency factors of the roofline model (see src/cost/roofline.cpp for their sources).

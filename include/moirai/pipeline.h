@@ -70,6 +70,10 @@ std::vector<std::string> method_names();
 MethodRun run_method(const Problem& problem, const std::string& method, const PlaceOptions& options,
                      bool refine_with_geneflow = false);
 
+/// Re-simulates a plan file on its problem (`moirai simulate`): whole operators through the simulator, split
+/// operators (plan `parts` + `split`) through the partition stage. Errors name the file and the mismatch.
+Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, const SimOptions& sim);
+
 /// The Plan (report stage) of a finished run, with split operators' parts when GenEFlow split any.
 Plan plan_of(const Problem& problem, const MethodRun& run, const SimOptions& sim, PlanInputs inputs = {});
 

@@ -57,6 +57,7 @@ struct Plan {
   PlanInputs inputs;
   std::vector<CoarsenStep> steps;         ///< coarsening steps, for the record
   std::vector<std::vector<OpPart>> parts;  ///< per operator; empty (or an empty entry) = not split
+  std::vector<std::string> split_dims;     ///< per split operator: "channels", "rows" or "tokens" (else empty)
 
   /// (makespan - lower bound) / makespan, or nullopt without a lower bound.
   std::optional<double> gap() const;
@@ -79,6 +80,7 @@ struct PlanFileOp {
   double end_ms = 0;
   std::vector<std::string> origin;
   std::vector<std::pair<std::string, OpPart>> parts;  ///< (device name, part); OpPart::device is unset (0)
+  std::string split_dim;  ///< how a split operator is divided ("channels", "rows", "tokens"); empty when whole
 };
 
 /// What `moirai simulate PLAN.json` needs from a plan file.

@@ -126,4 +126,13 @@ Status CostTable::finalize() {
   return Ok{};
 }
 
+std::string CostTable::memory_summary() const {
+  double params = 0;
+  for (double p : param_bytes) params += p;
+  std::string caps;
+  for (size_t d = 0; d < device_names.size(); ++d)
+    caps += (d ? ", " : "") + device_names[d] + " " + fmt::format("{:g}", capacity[d]);
+  return fmt::format("'{}' has {:g} bytes of parameters; capacities: {}", name, params, caps);
+}
+
 }  // namespace moirai

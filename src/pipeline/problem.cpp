@@ -1,4 +1,5 @@
 // Pipeline front half: files -> cost table (import, coarsen, cost, profile), and one method run end to end.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -128,7 +129,7 @@ MethodRun best_seed(const Problem& problem, const PlaceOptions& options) {
   PlaceOptions quiet = options;
   quiet.progress = nullptr;
   MethodRun best;
-  best.error = "no heuristic produced a plan that fits";
+  best.error = "geneflow: no heuristic produced a plan to start from that fits: " + problem.table.memory_summary();
   for (const char* method : kSeedMethods) {
     MethodRun run = place_whole(problem, method, quiet);
     if (run.ok() && run.fits && (!best.error.empty() || run.schedule.makespan_ms < best.schedule.makespan_ms))
@@ -163,6 +164,14 @@ void refine(const Problem& problem, const PlaceOptions& options, MethodRun& run)
 MethodRun run_method(const Problem& problem, const std::string& method, const PlaceOptions& options,
                      bool refine_with_geneflow) {
   MethodRun run;
+  const auto names = method_names();
+  if (std::find(names.begin(), names.end(), method) == names.end()) {
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    run.method = method;
+    run.error = "unknown method '" + method + "' (known: " + list + ")";
+    return run;
+  }
   if (method == "geneflow") {
     const auto start = std::chrono::steady_clock::now();
     run = best_seed(problem, options);
@@ -177,12 +186,72 @@ MethodRun run_method(const Problem& problem, const std::string& method, const Pl
   return run;
 }
 
+namespace {
+
+Expected<SplitDim> parse_split_dim(const std::string& name) {
+  for (SplitDim dim : {SplitDim::Channels, SplitDim::Rows, SplitDim::Tokens})
+    if (name == split_dim_name(dim)) return dim;
+  return Error{"unknown split '" + name + "' (known: channels, rows, tokens)"};
+}
+
+}  // namespace
+
+Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, const SimOptions& sim) {
+  const CostTable& table = problem.table;
+  auto placement = resolve_placement(plan, table);
+  if (!placement) return placement.error();
+  MethodRun run;
+  run.method = plan.method;
+  run.result.placement = std::move(*placement);
+  std::vector<Split> splits(static_cast<size_t>(table.num_ops()));
+  bool any_split = false;
+  for (const PlanFileOp& op : plan.ops) {
+    if (op.parts.empty()) continue;
+    const auto id = std::find(table.op_names.begin(), table.op_names.end(), op.name) - table.op_names.begin();
+    auto dim = parse_split_dim(op.split_dim);
+    if (!dim) return Error{plan.path + ": operator '" + op.name + "': " + dim.error().message};
+    Split& split = splits[static_cast<size_t>(id)];
+    split.dim = *dim;
+    for (const auto& [device, part] : op.parts) {
+      const auto d = std::find(table.device_names.begin(), table.device_names.end(), device);
+      if (d == table.device_names.end())
+        return Error{plan.path + ": operator '" + op.name + "' has a part on unknown device '" + device + "'"};
+      split.devices.push_back(static_cast<DeviceId>(d - table.device_names.begin()));
+      split.shares.push_back(part.share);
+    }
+    any_split = true;
+  }
+  if (!any_split) {
+    run.schedule = simulate(table, run.result.placement, sim);
+    run.violations = validate(table, run.result.placement, run.schedule, sim);
+    run.fits = run.schedule.over_capacity(table).empty();
+    return run;
+  }
+  if (!problem.coarse) return Error{plan.path + ": split operators need the model's graph, not an instance"};
+  Placement whole = run.result.placement;
+  whole.order.clear();  // a split changes the operator set: the partition stage orders its parts itself
+  whole.transfer_priority.clear();
+  auto result = evaluate_splits(table, *problem.coarse, whole, splits, sim, problem.cluster ? &*problem.cluster : nullptr);
+  if (!result) return Error{plan.path + ": " + result.error().message};
+  auto partition = std::make_shared<PartitionResult>(std::move(*result));
+  run.violations = validate(partition->expanded.table, partition->expanded.placement, partition->schedule, sim);
+  run.fits = partition->schedule.over_capacity(partition->expanded.table).empty();
+  run.result.placement = partition->view_placement;
+  run.schedule = partition->view_schedule;
+  run.partition = std::move(partition);
+  return run;
+}
+
 Plan plan_of(const Problem& problem, const MethodRun& run, const SimOptions& sim, PlanInputs inputs) {
   const CostTable& table = run.partition ? run.partition->view_table : problem.table;
   Plan plan = make_plan(table, run.result, run.schedule, run.method, run.placement_time_s, sim, std::move(inputs),
                         problem.steps);
   if (run.partition) {
     plan.parts.assign(static_cast<size_t>(table.num_ops()), {});
+    plan.split_dims.assign(static_cast<size_t>(table.num_ops()), {});
+    for (size_t op = 0; op < run.partition->splits.size(); ++op)
+      if (run.partition->splits[op].dim != SplitDim::None)
+        plan.split_dims[op] = split_dim_name(run.partition->splits[op].dim);
     for (size_t op = 0; op < run.partition->parts.size(); ++op)
       for (const PartView& p : run.partition->parts[op])
         plan.parts[op].push_back(OpPart{p.device, p.share, p.start_ms, p.end_ms});

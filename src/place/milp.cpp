@@ -244,7 +244,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
   }
 
   WarmStart warm = warm_start(t, edges, options);
-  if (!warm.plan && !warm.fallback) return Error{fmt::format("{}: no plan fits the memory capacities", t.name)};
+  if (!warm.plan && !warm.fallback) return Error{"milp: no plan fits the memory capacities: " + t.memory_summary()};
   if (!warm.plan) {  // nothing satisfies the MILP's memory reserve: the heuristic is all we have
     result.placement = *warm.fallback;
     result.status = "no solution";

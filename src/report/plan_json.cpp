@@ -97,6 +97,7 @@ std::string plan_json(const Plan& plan) {
                          {"start_ms", p.start_ms},
                          {"end_ms", p.end_ms}});
       o["parts"] = parts;
+      if (i < plan.split_dims.size() && !plan.split_dims[i].empty()) o["split"] = plan.split_dims[i];
     }
     ops.push_back(std::move(o));
   }
@@ -195,6 +196,7 @@ std::optional<Error> read_op(const Reader& r, const json& o, const std::string& 
       if (!(*origin)[k].is_string()) return r.bad(fmt::format("{}.origin[{}]", where, k), "a string");
       op.origin.push_back((*origin)[k].get<std::string>());
     }
+  MOIRAI_TRY(r.str(o, "split", where + ".split", op.split_dim, false));
   const json* parts = nullptr;
   MOIRAI_TRY(r.arr(o, "parts", where + ".parts", parts, false));
   if (parts)

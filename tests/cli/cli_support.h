@@ -117,7 +117,10 @@ inline void expect_clean_error(const RunResult& r, const std::vector<std::string
   EXPECT_EQ(r.err.find("check failed"), std::string::npos) << r.describe();
   const auto lines = r.error_lines();
   ASSERT_EQ(lines.size(), 1u) << "expected exactly one 'moirai: error:' line\n" << r.describe();
-  for (const auto& s : expected) EXPECT_NE(lines[0].find(s), std::string::npos) << "missing '" << s << "'\n" << r.describe();
+  std::string missing;
+  for (const auto& s : expected)
+    if (lines[0].find(s) == std::string::npos) missing += " '" + s + "'";
+  EXPECT_TRUE(missing.empty()) << "the error line lacks" << missing << "\n" << r.describe();
 }
 
 }  // namespace moirai::clitest

@@ -126,6 +126,21 @@ TEST(CliSchedule, JsonListsEveryOrder) {
   EXPECT_LE(j["lower_bound_bytes"].get<double>(), std::min(bt, best_baseline) + 1e-6) << r.out;
 }
 
+TEST(CliSchedule, OutWritesEveryOperatorOnce) {
+  TempDir tmp;
+  const RunResult r = moirai("schedule " + quote(src("models/googlenet.onnx")) + " --time-limit 2 --out " +
+                             quote(tmp / "order.json"));
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  const auto order = parse_json(read_text(tmp / "order.json"));
+  std::set<std::string> names;
+  for (const auto& n : order["order"]) names.insert(n.get<std::string>());
+  EXPECT_EQ(names.size(), order["order"].size()) << "an operator appears twice";
+  // googlenet coarsens to 82 operators with the default onnxruntime rules (the same count `schedule --json` shows).
+  const auto j = parse_json(moirai("schedule " + quote(src("models/googlenet.onnx")) + " --time-limit 2 --json").out);
+  EXPECT_EQ(static_cast<int>(names.size()), j["operators"].get<int>());
+  EXPECT_GT(order["peak_bytes"].get<double>(), 0);
+}
+
 /// Places example-1 with HEFT into `dir` and returns the run.
 RunResult place_example(const std::string& dir, const std::string& extra = "") {
   return moirai("place " + quote(src("instances/example-1.json")) + " --method heft --out " + quote(dir) + " " + extra);
@@ -172,7 +187,7 @@ TEST(CliPlace, HandEditedPlanSimulates) {
   const std::string out = tmp / "plan";
   ASSERT_EQ(place_example(out).rc, 0);
   auto plan = parse_json(read_text(out + "/plan.json"));
-  // Move every operator of the busiest device's first op... simply: move the first non-empty op to another device.
+  // Move one operator to another device by hand.
   std::vector<std::string> devices;
   for (const auto& d : plan["devices"]) devices.push_back(d["name"].get<std::string>());
   auto& op = plan["ops"][1];
@@ -224,6 +239,26 @@ TEST(CliPlace, AllMethodsOneRowEach) {
     for (auto it = std::sregex_iterator(r.out.begin(), r.out.end(), row); it != std::sregex_iterator(); ++it) ++rows;
     EXPECT_EQ(rows, 1) << "method " << m << "\n" << r.out;
   }
+}
+
+TEST(CliPlace, AllMethodsWritesTheBestPlan) {
+  TempDir tmp;
+  const RunResult r = moirai("place " + quote(src("instances/example-1.json")) +
+                             " --method all --time-limit 2 --episodes 20 --generations 5 --population 8 --out " +
+                             quote(tmp / "p"));
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  const auto plan = parse_json(read_text(tmp / "p/plan.json"));
+  const double best = plan["makespan_ms"].get<double>();
+  // The best row of the table (the first one: best latency first) is the written plan's method.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("-{20,}\\n\\s*([A-Za-z0-9_-]+)"))) << r.out;
+  const std::string first = m[1].str();
+  const RunResult one = moirai("place " + quote(src("instances/example-1.json")) + " --method " + first +
+                               " --time-limit 2 --episodes 20 --generations 5 --population 8 --out " + quote(tmp / "one"));
+  ASSERT_EQ(one.rc, 0) << one.describe();
+  EXPECT_NEAR(makespan_of(tmp / "one/plan.json"), best, 1e-6 * best) << first << "\n" << r.out;
+  const RunResult s = moirai("simulate " + quote(tmp / "p/plan.json"));
+  EXPECT_EQ(s.rc, 0) << s.describe();
 }
 
 TEST(CliPlace, NoContentionChangesPlanField) {
@@ -297,6 +332,22 @@ TEST(CliPlace, GeneflowSplitsOperatorsOnEdgeBoards) {
   EXPECT_GT(split, 0) << "GenEFlow split no operator of vgg19 on four edge boards";
   EXPECT_GT(makespan, 0);
   EXPECT_EQ(plan["method"], "geneflow");
+}
+
+TEST(CliPlace, GeneflowPlanResimulatesToSameMakespan) {
+  // `moirai simulate` on a plan with split operators must re-simulate the plan that was written (its parts),
+  // not the whole-operator view of it.
+  // KNOWN BUG (reported to the lead): simulate ignores `parts`; on this plan it reports "plan file said
+  // 215.97 ms; re-simulated 260.92 ms" and "valid", i.e. it judges a different plan than the one in the file.
+  TempDir tmp;
+  const RunResult r = moirai("place " + quote(src("models/vgg19.onnx")) + " -c " + quote(src("clusters/edge-cpu-4.json")) +
+                             " --method geneflow --generations 5 --population 8 --time-limit 10 --out " +
+                             quote(tmp / "p"));
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  const double makespan = makespan_of(tmp / "p/plan.json");
+  const RunResult s = moirai("simulate " + quote(tmp / "p/plan.json") + " --out " + quote(tmp / "s"));
+  ASSERT_EQ(s.rc, 0) << s.describe();
+  EXPECT_NEAR(makespan_of(tmp / "s/plan.json"), makespan, 1e-9 * makespan) << s.out;
 }
 
 }  // namespace

@@ -127,7 +127,7 @@ TEST(CliErrors, ProfileNamingUnknownOperator) {
 TEST(CliErrors, MissingModelFile) {
   TempDir tmp;
   const std::string model = tmp / "does-not-exist.onnx";
-  for (const std::string cmd : {"inspect " + quote(model),
+  for (const std::string& cmd : {"inspect " + quote(model),
                                 "place " + quote(model) + " -c " + quote(kEdge4) + " --out " + quote(tmp / "out")}) {
     SCOPED_TRACE(cmd);
     const RunResult r = moirai(cmd);
@@ -139,7 +139,7 @@ TEST(CliErrors, MissingModelFile) {
 TEST(CliErrors, NegativeBandwidthCluster) {
   TempDir tmp;
   const std::string cluster = src("tests/fixtures/cli/negative-bandwidth.json");
-  for (const std::string cmd : {"inspect --cluster " + quote(cluster),
+  for (const std::string& cmd : {"inspect --cluster " + quote(cluster),
                                 "place " + quote(kSqueeze) + " -c " + quote(cluster) + " --out " + quote(tmp / "out")}) {
     SCOPED_TRACE(cmd);
     const RunResult r = moirai(cmd);
@@ -152,7 +152,7 @@ TEST(CliErrors, EmptyOnnxFile) {
   TempDir tmp;
   const std::string model = tmp / "empty.onnx";
   write_text(model, "");
-  for (const std::string cmd : {"inspect " + quote(model), "coarsen " + quote(model),
+  for (const std::string& cmd : {"inspect " + quote(model), "coarsen " + quote(model),
                                 "place " + quote(model) + " -c " + quote(kEdge4) + " --out " + quote(tmp / "out")}) {
     SCOPED_TRACE(cmd);
     const RunResult r = moirai(cmd);
@@ -168,7 +168,7 @@ TEST(CliErrors, RandomBytesOnnxFile) {
   std::string bytes(4096, '\0');
   for (char& c : bytes) c = static_cast<char>(rng() & 0xff);
   write_text(model, bytes);
-  for (const std::string cmd : {"inspect " + quote(model),
+  for (const std::string& cmd : {"inspect " + quote(model),
                                 "place " + quote(model) + " -c " + quote(kEdge4) + " --out " + quote(tmp / "out")}) {
     SCOPED_TRACE(cmd);
     const RunResult r = moirai(cmd);
@@ -191,7 +191,7 @@ TEST(CliErrors, MalformedDim) {
   const std::string gpt2 = src("models/gpt2_small.onnx");
   for (const char* dim : {"batch", "=4", "batch=abc", "batch=-1", "batch=0", "batch=4x"}) {
     SCOPED_TRACE(dim);
-    for (const std::string cmd : {"inspect " + quote(gpt2) + " --dim " + quote(dim),
+    for (const std::string& cmd : {"inspect " + quote(gpt2) + " --dim " + quote(dim),
                                   "coarsen " + quote(gpt2) + " --dim " + quote(dim),
                                   "place " + quote(gpt2) + " -c " + quote(kEdge4) + " --dim " + quote(dim) +
                                       " --out " + quote(tmp / "out")}) {

@@ -82,8 +82,12 @@ TEST_P(CoarsenInvariants, Hold) {
     EXPECT_EQ(result->steps[i].nodes_before, result->steps[i - 1].nodes_after);
   EXPECT_EQ(result->steps.back().nodes_after, cg.num_ops());
   EXPECT_LE(cg.num_ops(), g.num_ops());
-  if (c.fusion != "none") EXPECT_LT(cg.num_ops(), g.num_ops()) << "no fusion at all on " << c.model;
-  if (c.max_nodes > 0) EXPECT_LE(cg.num_ops(), c.max_nodes);
+  if (c.fusion != "none") {
+    EXPECT_LT(cg.num_ops(), g.num_ops()) << "no fusion at all on " << c.model;
+  }
+  if (c.max_nodes > 0) {
+    EXPECT_LE(cg.num_ops(), c.max_nodes);
+  }
 
   // Every original operator's origin name is in exactly one coarse node, and nothing else is.
   std::map<std::string, int> seen;
@@ -136,7 +140,9 @@ TEST_P(CoarsenInvariants, Hold) {
     const auto& consumers = cg.tensor(ct).consumers;
     EXPECT_NE(std::find(consumers.begin(), consumers.end(), cd), consumers.end()) << t.name;
   }
-  if (cg.num_ops() > 1) EXPECT_GT(crossing, 0);
+  if (cg.num_ops() > 1) {
+    EXPECT_GT(crossing, 0);
+  }
   // Graph outputs stay graph outputs.
   for (const Tensor& t : g.tensors())
     if (t.graph_output) {
@@ -227,6 +233,7 @@ TEST(RunMethod, EveryMethodOnGooglenet) {
 
   const auto names = method_names();
   ASSERT_FALSE(names.empty());
+  std::map<std::string, double> makespan;
   EXPECT_EQ(names.back(), "geneflow");
   for (const auto& method : names) {
     SCOPED_TRACE(method);
@@ -255,11 +262,18 @@ TEST(RunMethod, EveryMethodOnGooglenet) {
     }
     std::printf("googlenet/hetero-gpu-server %-20s %10.4f ms  %s%s\n", method.c_str(), run.schedule.makespan_ms,
                 run.result.status.c_str(), run.partition ? " (split operators)" : "");
+    makespan[method] = run.schedule.makespan_ms;
     const Plan plan = plan_of(problem, run, options.sim);
     EXPECT_EQ(plan.method, method);
     EXPECT_NEAR(plan.schedule.makespan_ms, run.schedule.makespan_ms, 1e-12);
     EXPECT_FALSE(plan_json(plan).empty());
   }
+  // GenEFlow starts from the best whole-operator heuristic plan and keeps its elite: never worse than any seed.
+  ASSERT_TRUE(makespan.count("geneflow"));
+  for (const char* seed : {"heft", "cpop", "m-etf", "getf", "m-sct", "m-topo", "single", "memory-proportional"})
+    if (makespan.count(seed)) {
+      EXPECT_LE(makespan["geneflow"], makespan[seed] * (1 + 1e-9)) << seed;
+    }
 }
 
 TEST(RunMethod, UnknownMethodIsARecordedError) {
