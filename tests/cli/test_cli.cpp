@@ -337,8 +337,7 @@ TEST(CliPlace, GeneflowSplitsOperatorsOnEdgeBoards) {
 TEST(CliPlace, GeneflowPlanResimulatesToSameMakespan) {
   // `moirai simulate` on a plan with split operators must re-simulate the plan that was written (its parts),
   // not the whole-operator view of it.
-  // KNOWN BUG (reported to the lead): simulate ignores `parts`; on this plan it reports "plan file said
-  // 215.97 ms; re-simulated 260.92 ms" and "valid", i.e. it judges a different plan than the one in the file.
+  // simulate must judge the plan in the file, split parts included (it once re-simulated the whole-operator view).
   TempDir tmp;
   const RunResult r = moirai("place " + quote(src("models/vgg19.onnx")) + " -c " + quote(src("clusters/edge-cpu-4.json")) +
                              " --method geneflow --generations 5 --population 8 --time-limit 10 --out " +

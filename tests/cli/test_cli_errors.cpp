@@ -22,8 +22,7 @@ nlohmann::json example_plan(const TempDir& tmp) {
 }
 
 TEST(CliErrors, UnknownMethodListsKnownMethods) {
-  // KNOWN BUG (reported to the lead): the list comes from placer_names() and omits "geneflow", which
-  // `place --method` accepts (method_names()).
+  // The list must include every method `place` accepts, geneflow too.
   TempDir tmp;
   const RunResult r = moirai("place " + quote(kExample) + " --method no-such-method --out " + quote(tmp / "out"));
   expect_clean_error(r, {"no-such-method", "heft", "milp", "single", "placeto", "geneflow"});
@@ -76,8 +75,7 @@ TEST(CliErrors, PlanNotJson) {
 TEST(CliErrors, ModelFitsNowhere) {
   // Four devices of 1 MiB (4 MiB in all): squeezenet1_1's 4.9 MB of parameters fit on none of them and in no
   // split. Every method must say so with the bytes needed and every device's capacity (issue 4, "Bad input").
-  // KNOWN BUG (reported to the lead): milp says only "squeezenet1_1: no plan fits the memory capacities" and
-  // geneflow "no heuristic produced a plan that fits", without bytes or capacities.
+  // Every method names the bytes and the capacities.
   TempDir tmp;
   const std::string cluster = src("tests/fixtures/cli/tiny-memory.json");
   for (const char* method : {"heft", "cpop", "single", "memory-proportional", "placeto", "milp", "geneflow"}) {
@@ -96,7 +94,7 @@ TEST(CliErrors, ModelFitsNowhere) {
 TEST(CliErrors, NoFalseNoSplitClaim) {
   // Four devices of 4 MiB: squeezenet1_1 does fit when split (the MILP finds such a plan and simulate confirms
   // it). A heuristic that finds no plan may fail, but must not claim "fits on no device and in no split".
-  // KNOWN BUG (reported to the lead): heft and cpop say "the model fits on no device and in no split".
+  // A conservative packing failure must not be reported as "fits in no split" when a split exists.
   TempDir tmp;
   const std::string cluster = src("tests/fixtures/cli/tiny-4mib.json");
   const RunResult milp = moirai("place " + quote(kSqueeze) + " -c " + quote(cluster) +
