@@ -279,7 +279,10 @@ Status MemoryGuard::check_model(const std::string& method) const {
 }
 
 Error MemoryGuard::no_room(const std::string& method, OpId op) const {
-  return Error{fmt::format("{}: operator '{}' needs {:g} bytes on any device but none has room ({})", method,
+  return Error{fmt::format("{}: operator '{}' needs {:g} bytes, and no device has room for it while keeping room for "
+                           "the operators still to place (a conservative packing that never frees activations; "
+                           "memory so far: {})",
+                           method,
                            t_.op_names[static_cast<size_t>(op)], standalone_[static_cast<size_t>(op)],
                            capacities(t_, &used_))};
 }

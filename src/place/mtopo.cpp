@@ -55,7 +55,9 @@ class MtopoPlacer final : public Placer {
     else if (cut(table, by_capacity, -1, device)) result.mode = "chunks by capacity";
     else {
       device = MemoryGuard(table).packing();
-      MOIRAI_CHECK(device.size() == static_cast<size_t>(table.num_ops()), "check_model found a packing");
+      if (device.size() != static_cast<size_t>(table.num_ops()))
+        return Error{"m-topo: no consecutive cut and no packing of the operators fits the capacities (activations "
+                     "counted as never freed): " + table.memory_summary()};
       result.mode = "memory packing (no consecutive cut fits)";
     }
     auto& pl = result.placement;

@@ -241,8 +241,8 @@ TEST(Baselines, ErrorWhenTheModelFitsNowhere) {
     ASSERT_TRUE(placer.ok());
     auto r = (*placer)->place(t, {});
     ASSERT_FALSE(r.ok()) << m;
-    EXPECT_EQ(r.error().message, m + ": the model fits on no device and in no split: it needs 40 bytes (parameters "
-                                     "40 + activations, counted per operator) and the capacities are fast 15, slow 15");
+    EXPECT_EQ(r.error().message, m + ": the model fits on no device and in no split: its parameters need 40 bytes "
+                                     "and the capacities are fast 15, slow 15 (total 30)");
   }
   t.param_bytes[2] = 20;  // one operator larger than any device
   auto r = (*make_placer("heft"))->place(t, {});
