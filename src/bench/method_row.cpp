@@ -41,7 +41,7 @@ namespace {
 // A method's error that says no plan fits the memory capacities (the placers phrase it differently, and every
 // such message names the capacities).
 bool about_memory(const std::string& error) {
-  for (const char* hint : {"capacit", "does not fit", "fits on no device", "no device holds"})
+  for (const char* hint : {"capacit", "does not fit", "fits on no device", "no device holds", "no device has room"})
     if (error.find(hint) != std::string::npos) return true;
   return false;
 }
