@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cost/json_file.h"
 #include "moirai/cost.h"
 
 namespace moirai {
@@ -22,16 +23,9 @@ bool non_negative(const json& v) { return v.is_number() && v.get<double>() >= 0 
 }  // namespace
 
 Expected<CostTable> load_instance(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{path + ": cannot open the instance file"};
-  std::ostringstream text;
-  text << in.rdbuf();
-  json root;
-  try {
-    root = json::parse(text.str());
-  } catch (const json::parse_error& e) {
-    return Error{path + ": invalid JSON: " + e.what()};
-  }
+  auto file = cost::read_json_file(path, "the instance file");
+  if (!file) return file.error();
+  const json& root = *file;
   auto fail = [&](const std::string& what) { return Error{path + ": " + what}; };
   for (const char* key : {"devices", "ops", "edges"})
     if (!root.is_object() || !root.contains(key) || !root.at(key).is_array())

@@ -9,22 +9,16 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cost/json_file.h"
 #include "moirai/cost.h"
 
 namespace moirai {
 
 Status apply_profile(CostTable& table, const std::string& path) {
   using nlohmann::json;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{path + ": cannot open the profile file"};
-  std::ostringstream text;
-  text << in.rdbuf();
-  json root;
-  try {
-    root = json::parse(text.str());
-  } catch (const json::parse_error& e) {
-    return Error{path + ": invalid JSON: " + e.what()};
-  }
+  auto file = cost::read_json_file(path, "the profile file");
+  if (!file) return file.error();
+  const json& root = *file;
   if (!root.is_object() || !root.contains("ops")) return Error{path + ": missing field ops"};
   if (!root.at("ops").is_object()) return Error{path + ": field ops must be an object"};
 
