@@ -33,7 +33,7 @@ struct Cluster {
   std::vector<Link> links;  ///< size() x size(), row = source, column = destination; diagonal unused
 
   int size() const { return static_cast<int>(devices.size()); }
-  const Link& link(DeviceId src, DeviceId dst) const { return links[static_cast<size_t>(src * size() + dst)]; }
+  const Link& link(DeviceId src, DeviceId dst) const { return links[static_cast<size_t>(src) * static_cast<size_t>(size()) + static_cast<size_t>(dst)]; }
   /// Device id by name, or kNone (-1).
   DeviceId find(const std::string& name) const;
   /// Milliseconds to move `bytes` from src to dst (0 on the same device).

@@ -49,9 +49,10 @@ struct CostTable {
 
   int num_ops() const { return static_cast<int>(op_names.size()); }
   int num_devices() const { return static_cast<int>(device_names.size()); }
-  double time(OpId op, DeviceId d) const { return time_ms[static_cast<size_t>(op * num_devices() + d)]; }
+  double time(OpId op, DeviceId d) const { return time_ms[static_cast<size_t>(op) * static_cast<size_t>(num_devices()) + static_cast<size_t>(d)]; }
   double transfer(int data_id, DeviceId src, DeviceId dst) const {
-    return data[static_cast<size_t>(data_id)].transfer_ms[static_cast<size_t>(src * num_devices() + dst)];
+    return data[static_cast<size_t>(data_id)].transfer_ms[static_cast<size_t>(src) * static_cast<size_t>(num_devices()) +
+                                                    static_cast<size_t>(dst)];
   }
   /// Distinct predecessor / successor operators, ascending.
   std::vector<OpId> predecessors(OpId op) const;
