@@ -61,9 +61,17 @@ std::string format_plan_summary(const Plan& plan) {
   if (plan.result.train_time_s > 0) out += fmt::format("  training time   {}\n", human_time(plan.result.train_time_s * 1000));
   out += fmt::format("  transfers       {}\n\n", s.transfers.size());
 
+  // Operators per device; a split operator counts once on every device that runs one of its parts.
   std::vector<int> ops(static_cast<size_t>(t.num_devices()), 0);
-  for (DeviceId d : plan.result.placement.device)
-    if (d >= 0 && d < t.num_devices()) ++ops[static_cast<size_t>(d)];
+  const auto& device = plan.result.placement.device;
+  for (size_t op = 0; op < device.size(); ++op) {
+    if (op < plan.parts.size() && !plan.parts[op].empty()) {
+      for (const OpPart& part : plan.parts[op])
+        if (part.device >= 0 && part.device < t.num_devices()) ++ops[static_cast<size_t>(part.device)];
+    } else if (device[op] >= 0 && device[op] < t.num_devices()) {
+      ++ops[static_cast<size_t>(device[op])];
+    }
+  }
   std::vector<std::vector<std::string>> rows{{"device", "ops", "busy", "util", "peak memory", "capacity"}};
   for (DeviceId d = 0; d < t.num_devices(); ++d) {
     const auto i = static_cast<size_t>(d);
