@@ -29,15 +29,21 @@ TEST(CliErrors, UnknownMethodListsKnownMethods) {
   EXPECT_TRUE(absent_or_empty(tmp / "out"));
 }
 
+// Writes an edited plan and checks that `simulate` rejects it with one clear error and writes nothing.
+void expect_simulate_rejects(const TempDir& tmp, const nlohmann::json& plan, std::vector<std::string> words) {
+  const std::string bad = tmp / "bad.json";
+  write_text(bad, plan.dump(1));
+  const RunResult r = moirai("simulate " + quote(bad) + " --out " + quote(tmp / "out"));
+  words.insert(words.begin(), bad);
+  expect_clean_error(r, words);
+  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+}
+
 TEST(CliErrors, PlanNamingUnknownDevice) {
   TempDir tmp;
   auto plan = example_plan(tmp);
   plan["ops"][2]["device"] = "no-such-device";
-  const std::string bad = tmp / "bad.json";
-  write_text(bad, plan.dump(1));
-  const RunResult r = moirai("simulate " + quote(bad) + " --out " + quote(tmp / "out"));
-  expect_clean_error(r, {bad, "no-such-device"});
-  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  expect_simulate_rejects(tmp, plan, {"no-such-device"});
 }
 
 TEST(CliErrors, PlanMissingAnOperator) {
@@ -45,22 +51,14 @@ TEST(CliErrors, PlanMissingAnOperator) {
   auto plan = example_plan(tmp);
   const std::string missing = plan["ops"][3]["name"].get<std::string>();
   plan["ops"].erase(3);
-  const std::string bad = tmp / "bad.json";
-  write_text(bad, plan.dump(1));
-  const RunResult r = moirai("simulate " + quote(bad) + " --out " + quote(tmp / "out"));
-  expect_clean_error(r, {bad, "'" + missing + "'"});
-  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  expect_simulate_rejects(tmp, plan, {"'" + missing + "'"});
 }
 
 TEST(CliErrors, PlanNamingUnknownOperator) {
   TempDir tmp;
   auto plan = example_plan(tmp);
   plan["ops"][3]["name"] = "no_such_operator";
-  const std::string bad = tmp / "bad.json";
-  write_text(bad, plan.dump(1));
-  const RunResult r = moirai("simulate " + quote(bad) + " --out " + quote(tmp / "out"));
-  expect_clean_error(r, {bad, "no_such_operator"});
-  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  expect_simulate_rejects(tmp, plan, {"no_such_operator"});
 }
 
 TEST(CliErrors, PlanNotJson) {
