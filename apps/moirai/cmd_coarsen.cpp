@@ -75,8 +75,7 @@ void run_coarsen(const CoarsenArgs& args) {
 
 const bool registered = register_command(15, [](CLI::App& app) {
   auto args = std::make_shared<CoarsenArgs>();
-  auto* cmd = app.add_subcommand("coarsen", "Contract the operators an inference backend fuses (and merge further to "
-                                            "a node budget); print node counts per step");
+  auto* cmd = app.add_subcommand("coarsen", "Contract what an inference backend fuses; print node counts per step");
   cmd->add_option("MODEL", args->model, "ONNX model")->required();
   cmd->add_option("--fusion", args->fusion, "Fusion rules: onnxruntime, tensorrt, tvm or none")->capture_default_str();
   cmd->add_option("--max-nodes", args->max_nodes, "After fusion, merge further until at most N nodes remain (0: off)");

@@ -216,7 +216,7 @@ void inspect_cluster(const InspectArgs& args) {
 
 const bool registered = register_command(10, [](CLI::App& app) {
   auto args = std::make_shared<InspectArgs>();
-  auto* cmd = app.add_subcommand("inspect", "show what is in a model (ONNX) or a cluster file");
+  auto* cmd = app.add_subcommand("inspect", "Show what is in a model (operators, FLOPs, parameters) or a cluster file");
   cmd->add_option("model", args->model, "ONNX model file");
   cmd->add_option("--cluster", args->cluster, "cluster JSON file: print its devices and link matrix");
   cmd->add_option("--dim", args->dims, "fix a dynamic dimension, NAME=VALUE (repeatable)");

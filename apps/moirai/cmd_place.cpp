@@ -81,7 +81,13 @@ void run(const PlaceArgs& args) {
 const bool registered = register_command(20, [](CLI::App& app) {
   auto args = std::make_shared<PlaceArgs>();
   auto* cmd = app.add_subcommand("place", "Place a model (or a profiled instance) on a cluster and simulate the plan");
+  std::string methods = "Methods:\n";
+  for (const auto& n : placer_names())
+    if (auto placer = make_placer(n)) methods += fmt::format("  {:<20} {}\n", n, (*placer)->summary());
+  methods += fmt::format("  {:<20} {}\n\n", "geneflow",
+                         "GenEFlow (MemoriaNova): the best heuristic plan, refined by splitting single operators");
   cmd->footer(
+      methods +
       "Examples:\n"
       "  moirai place models/resnet50.onnx -c clusters/hetero-gpu-server.json --method milp --out plan/\n"
       "  moirai place instances/example-1.json --method all\n"

@@ -125,7 +125,7 @@ void run(const ScheduleArgs& args) {
 const bool registered = register_command(40, [](CLI::App& app) {
   auto args = std::make_shared<ScheduleArgs>();
   auto* cmd = app.add_subcommand(
-      "schedule", "Memory-optimal operator order on one device (BTSearch) against file, DFS, BFS and greedy orders");
+      "schedule", "Find the operator order of least peak memory (BTSearch) and compare it with others");
   cmd->add_option("model", args->problem.input, "ONNX model or profiled instance (.json)")
       ->required()
       ->check(CLI::ExistingFile);
