@@ -52,7 +52,8 @@ void run(const PlaceArgs& args) {
       std::string msg = fmt::format("{}: the plan does not fit in memory:", method);
       for (DeviceId d : run.schedule.over_capacity(plan.table))
         msg += fmt::format(" {} needs {} of {};", plan.table.device_names[d],
-                           human_bytes(run.schedule.peak_memory[d]), human_bytes(plan.table.capacity[d]));
+                           human_memory(plan.table, run.schedule.peak_memory[d]),
+                           human_memory(plan.table, plan.table.capacity[d]));
       if (methods.size() == 1) fail(msg);
       ComparisonRow row = comparison_row(plan);
       row.status = "does not fit";

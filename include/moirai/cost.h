@@ -30,6 +30,7 @@ struct CostTable {
   // Devices.
   std::vector<std::string> device_names;
   std::vector<double> capacity;  ///< memory capacity per device (bytes; the instance's unit for instances)
+  std::string memory_unit = "bytes";  ///< unit of capacity, param_bytes and DataItem::bytes ("units" for instances)
 
   // Operators, indexed by OpId.
   std::vector<std::string> op_names;

@@ -24,6 +24,8 @@ Status write_file_atomic(const std::string& path, const std::string& contents);
 
 /// "512 B", "1.50 KiB", "3.25 MiB", "1.20 GiB" (binary units).
 std::string human_bytes(double bytes);
+/// A memory amount of `table` in its unit: human_bytes for bytes, "44 units" for an instance's own unit.
+std::string human_memory(const CostTable& table, double amount);
 /// Milliseconds as "850 us", "12.3 ms", "1.25 s", "3.1 min".
 std::string human_time(double ms);
 

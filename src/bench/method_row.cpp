@@ -71,7 +71,8 @@ BenchRow make_row(BenchRow row, const Problem& p, const MethodRun& run) {
     row.status = "does not fit";
     for (DeviceId d : run.schedule.over_capacity(p.table))
       row.note += fmt::format("{}{} needs {} of {}", row.note.empty() ? "" : "; ", p.table.device_names[d],
-                              human_bytes(run.schedule.peak_memory[d]), human_bytes(p.table.capacity[d]));
+                              human_memory(p.table, run.schedule.peak_memory[d]),
+                              human_memory(p.table, p.table.capacity[d]));
     return row;
   }
   const double lat = run.schedule.makespan_ms;

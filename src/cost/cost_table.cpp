@@ -132,7 +132,7 @@ std::string CostTable::memory_summary() const {
   std::string caps;
   for (size_t d = 0; d < device_names.size(); ++d)
     caps += (d ? ", " : "") + device_names[d] + " " + fmt::format("{:g}", capacity[d]);
-  return fmt::format("'{}' has {:g} bytes of parameters; capacities: {}", name, params, caps);
+  return fmt::format("'{}' has {:g} {} of parameters; capacities: {}", name, params, memory_unit, caps);
 }
 
 }  // namespace moirai

@@ -34,6 +34,7 @@ Expected<CostTable> load_instance(const std::string& path) {
   CostTable t;
   t.name = root.value("name", std::filesystem::path(path).stem().string());
   t.cluster = root.value("cluster", std::string("instance"));
+  t.memory_unit = "units";  // the instance's own memory unit (see its "units" field), not bytes
   t.per_edge_data = true;
 
   const json& devices = root.at("devices");

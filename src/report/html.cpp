@@ -82,7 +82,7 @@ std::string report_html(const Plan& plan) {
         "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{} {:.1f}%</td>"
         "<td class=\"l\">{} <span{}>{} / {} ({:.1f}%)</span></td></tr>\n",
         xml_escape(t.device_names[i]), op_count[i], human_time(busy), bar(util, false), util * 100,
-        bar(cap > 0 ? peak / cap : 0, over), over ? " class=\"over\"" : "", human_bytes(peak), human_bytes(cap),
+        bar(cap > 0 ? peak / cap : 0, over), over ? " class=\"over\"" : "", human_memory(t, peak), human_memory(t, cap),
         cap > 0 ? peak / cap * 100 : 0.0);
   }
   h += "</table>\n";

@@ -41,8 +41,8 @@ std::string render(const std::vector<std::vector<std::string>>& rows, const std:
   return out;
 }
 
-std::string peak_cell(double peak, double cap) {
-  return human_bytes(peak) + (cap > 0 && peak > cap ? " (over)" : "");
+std::string peak_cell(const CostTable& table, double peak, double cap) {
+  return human_memory(table, peak) + (cap > 0 && peak > cap ? " (over)" : "");
 }
 
 }  // namespace
@@ -79,8 +79,8 @@ std::string format_plan_summary(const Plan& plan) {
     const double peak = i < s.peak_memory.size() ? s.peak_memory[i] : 0;
     const double cap = i < t.capacity.size() ? t.capacity[i] : 0;
     rows.push_back({t.device_names[i], std::to_string(ops[i]), human_time(busy),
-                    fmt::format("{:.0f}%", s.makespan_ms > 0 ? busy / s.makespan_ms * 100 : 0.0), peak_cell(peak, cap),
-                    human_bytes(cap)});
+                    fmt::format("{:.0f}%", s.makespan_ms > 0 ? busy / s.makespan_ms * 100 : 0.0), peak_cell(t, peak, cap),
+                    human_memory(t, cap)});
   }
   return out + render(rows, {});
 }
@@ -135,7 +135,7 @@ std::string format_comparison(std::vector<ComparisonRow> rows, const CostTable& 
       if (speedup) line.push_back(r.latency_ms > 0 ? fmt::format("{:.2f}x", baseline_ms / r.latency_ms) : "-");
       for (size_t d = 0; d < table.device_names.size(); ++d) {
         const double peak = d < r.peak_memory.size() ? r.peak_memory[d] : 0;
-        line.push_back(peak_cell(peak, d < table.capacity.size() ? table.capacity[d] : 0));
+        line.push_back(peak_cell(table, peak, d < table.capacity.size() ? table.capacity[d] : 0));
       }
       line.push_back(human_time(r.placement_time_s * 1000));
       line.push_back(r.status + (r.fits ? "" : ", does not fit"));

@@ -108,4 +108,9 @@ double best_single_device_ms(const CostTable& table) {
   return std::isfinite(best) ? best : 0.0;
 }
 
+std::string human_memory(const CostTable& table, double amount) {
+  if (table.memory_unit == "bytes") return human_bytes(amount);
+  return fmt::format("{:g} {}", amount, table.memory_unit);
+}
+
 }  // namespace moirai
