@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "moirai/file_io.h"
 #include "moirai/cluster.h"
 #include "moirai/import.h"
 
@@ -71,8 +72,7 @@ void inspect_model(const InspectArgs& args) {
   options.dims = parse_dims(args.dims);
   const Graph g = unwrap(import_onnx(args.model, options));
   if (!args.dot.empty()) {
-    std::ofstream dot(args.dot);
-    if (!(dot << to_dot(g))) fail(args.dot + ": cannot write the dot file");
+    if (auto status = write_file_atomic(args.dot, to_dot(g)); !status) fail(status.error().message);
   }
   struct TypeRow { int count = 0; double flops = 0; };
   std::map<std::string, TypeRow> by_type;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "moirai/file_io.h"
 #include "moirai/coarsen.h"
 #include "moirai/import.h"
 #include "moirai/schedule.h"
@@ -116,8 +117,7 @@ void run(const ScheduleArgs& args) {
     order["optimal"] = chosen.optimal;
     order["order"] = nlohmann::json::array();
     for (OpId o : chosen.order) order["order"].push_back(table.op_names[static_cast<size_t>(o)]);
-    std::ofstream file(args.out);
-    if (!(file << order.dump(2) << "\n")) fail(args.out + ": cannot write the order");
+    if (auto status = write_file_atomic(args.out, order.dump(2) + "\n"); !status) fail(status.error().message);
     if (!args.json) std::cout << fmt::format("wrote {} ({} order)\n", args.out, chosen.method);
   }
 }

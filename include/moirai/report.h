@@ -13,14 +13,12 @@
 #include "moirai/coarsen.h"
 #include "moirai/cost.h"
 #include "moirai/error.h"
+#include "moirai/file_io.h"
 #include "moirai/placer.h"
 #include "moirai/simulate.h"
 
 namespace moirai {
 
-/// Writes `contents` to a temporary file in the same directory, then renames it over `path`: readers see the
-/// old file or the new one, never a half file; no temporary file is left behind on failure.
-Status write_file_atomic(const std::string& path, const std::string& contents);
 
 /// "512 B", "1.50 KiB", "3.25 MiB", "1.20 GiB" (binary units).
 std::string human_bytes(double bytes);

@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <map>
+#include <sstream>
 
 #include <fmt/format.h>
+
+#include "moirai/file_io.h"
 
 namespace moirai {
 
@@ -72,8 +74,7 @@ std::string MilpModel::violation(const std::vector<double>& values, double tol) 
 }
 
 Status MilpModel::write_mps(const std::string& path) const {
-  std::ofstream out(path);
-  if (!out) return Error{path + ": cannot open for writing"};
+  std::ostringstream out;
   auto num = [](double v) { return fmt::format("{:.17g}", v); };
   out << "NAME " << name << "\nROWS\n N OBJ\n";
   for (const auto& r : rows) {
@@ -126,8 +127,7 @@ Status MilpModel::write_mps(const std::string& path) const {
     else if (c.integer) out << " PL BND " << c.name << '\n';
   }
   out << "ENDATA\n";
-  if (!out) return Error{path + ": write failed"};
-  return Ok{};
+  return write_file_atomic(path, out.str());
 }
 
 }  // namespace moirai
