@@ -422,7 +422,7 @@ Trial ListScheduler::evaluate(OpId op, DeviceId d) const {
           bool moved = false;
           for (const auto& x : trial.transfers) {
             if (send_side ? x.src != q.src : false) continue;
-            if (insertion_ ? clash(x.start, x.end, t, dur) : x.end > t) t = x.end, moved = true;
+            if (insertion_ ? clash(x.start_ms, x.end_ms, t, dur) : x.end_ms > t) t = x.end_ms, moved = true;
           }
           if (!moved) return t;
         }
@@ -437,7 +437,7 @@ Trial ListScheduler::evaluate(OpId op, DeviceId d) const {
         s = t2;
       }
     }
-    trial.transfers.push_back({q.data, q.src, d, s, s + dur});
+    trial.transfers.push_back({q.data, q.src, d, s, s + dur, t_.data[static_cast<size_t>(q.data)].bytes});
     ready = std::max(ready, s + dur);
   }
   trial.data_ready = ready;
@@ -458,10 +458,10 @@ void ListScheduler::commit(OpId op, const Trial& trial) {
   compute_[static_cast<size_t>(d)].book(trial.start, trial.finish);
   for (const auto& x : trial.transfers) {
     if (contention_) {
-      send_[static_cast<size_t>(x.src)].book(x.start, x.end);
-      recv_[static_cast<size_t>(x.dst)].book(x.start, x.end);
+      send_[static_cast<size_t>(x.src)].book(x.start_ms, x.end_ms);
+      recv_[static_cast<size_t>(x.dst)].book(x.start_ms, x.end_ms);
     }
-    arrival_[static_cast<size_t>(x.data)].push_back({x.dst, x.end});
+    arrival_[static_cast<size_t>(x.data)].push_back({x.dst, x.end_ms});
     transfers_.push_back(x);
   }
   newly_ready_.clear();
@@ -494,7 +494,7 @@ PlaceResult ListScheduler::result() const {
   std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
     const auto& x = transfers_[a];
     const auto& y = transfers_[b];
-    return std::make_tuple(x.start, x.end > x.start, a) < std::make_tuple(y.start, y.end > y.start, b);
+    return std::make_tuple(x.start_ms, x.end_ms > x.start_ms, a) < std::make_tuple(y.start_ms, y.end_ms > y.start_ms, b);
   });
   for (size_t i = 0; i < idx.size(); ++i) {
     const auto& x = transfers_[idx[i]];

@@ -96,21 +96,13 @@ class Timeline {
   double tail_ = 0;
 };
 
-struct PlannedTransfer {
-  int data = 0;
-  DeviceId src = 0;
-  DeviceId dst = 0;
-  double start = 0;
-  double end = 0;
-};
-
 /// The outcome of evaluating one operator on one device.
 struct Trial {
   DeviceId device = -1;
   double start = 0;
   double finish = 0;
   double data_ready = 0;  ///< when the last input arrives
-  std::vector<PlannedTransfer> transfers;
+  std::vector<TransferSpan> transfers;
 };
 
 class ListScheduler {
@@ -149,7 +141,7 @@ class ListScheduler {
   long next_seq_ = 0;
   std::vector<Timeline> compute_, send_, recv_;
   std::vector<std::vector<std::pair<DeviceId, double>>> arrival_;  // per data item: (device, arrival)
-  std::vector<PlannedTransfer> transfers_;
+  std::vector<TransferSpan> transfers_;
   std::vector<std::vector<OpId>> succ_;
   std::vector<int> missing_preds_;
   std::vector<OpId> newly_ready_;

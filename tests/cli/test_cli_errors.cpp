@@ -120,41 +120,35 @@ TEST(CliErrors, ProfileNamingUnknownOperator) {
   EXPECT_TRUE(absent_or_empty(tmp / "out"));
 }
 
+// Every command fails with one clear error naming `words` and leaves --out empty.
+void expect_all_reject(const TempDir& tmp, const std::vector<std::string>& cmds, const std::vector<std::string>& words) {
+  for (const std::string& cmd : cmds) {
+    SCOPED_TRACE(cmd);
+    expect_clean_error(moirai(cmd), words);
+    EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  }
+}
+
 TEST(CliErrors, MissingModelFile) {
   TempDir tmp;
   const std::string model = tmp / "does-not-exist.onnx";
-  for (const std::string& cmd : {"inspect " + quote(model),
-                                "place " + quote(model) + " -c " + quote(kEdge4) + " --out " + quote(tmp / "out")}) {
-    SCOPED_TRACE(cmd);
-    const RunResult r = moirai(cmd);
-    expect_clean_error(r, {model});
-    EXPECT_TRUE(absent_or_empty(tmp / "out"));
-  }
+  expect_all_reject(tmp, {"inspect " + quote(model),
+                                "place " + quote(model) + " -c " + quote(kEdge4) + " --out " + quote(tmp / "out")}, {model});
 }
 
 TEST(CliErrors, NegativeBandwidthCluster) {
   TempDir tmp;
   const std::string cluster = src("tests/fixtures/cli/negative-bandwidth.json");
-  for (const std::string& cmd : {"inspect --cluster " + quote(cluster),
-                                "place " + quote(kSqueeze) + " -c " + quote(cluster) + " --out " + quote(tmp / "out")}) {
-    SCOPED_TRACE(cmd);
-    const RunResult r = moirai(cmd);
-    expect_clean_error(r, {cluster, "bandwidth", "-2.5"});
-    EXPECT_TRUE(absent_or_empty(tmp / "out"));
-  }
+  expect_all_reject(tmp, {"inspect --cluster " + quote(cluster),
+                                "place " + quote(kSqueeze) + " -c " + quote(cluster) + " --out " + quote(tmp / "out")}, {cluster, "bandwidth", "-2.5"});
 }
 
 TEST(CliErrors, EmptyOnnxFile) {
   TempDir tmp;
   const std::string model = tmp / "empty.onnx";
   write_text(model, "");
-  for (const std::string& cmd : {"inspect " + quote(model), "coarsen " + quote(model),
-                                "place " + quote(model) + " -c " + quote(kEdge4) + " --out " + quote(tmp / "out")}) {
-    SCOPED_TRACE(cmd);
-    const RunResult r = moirai(cmd);
-    expect_clean_error(r, {model});
-    EXPECT_TRUE(absent_or_empty(tmp / "out"));
-  }
+  expect_all_reject(tmp, {"inspect " + quote(model), "coarsen " + quote(model),
+                                "place " + quote(model) + " -c " + quote(kEdge4) + " --out " + quote(tmp / "out")}, {model});
 }
 
 TEST(CliErrors, RandomBytesOnnxFile) {
@@ -164,13 +158,8 @@ TEST(CliErrors, RandomBytesOnnxFile) {
   std::string bytes(4096, '\0');
   for (char& c : bytes) c = static_cast<char>(rng() & 0xff);
   write_text(model, bytes);
-  for (const std::string& cmd : {"inspect " + quote(model),
-                                "place " + quote(model) + " -c " + quote(kEdge4) + " --out " + quote(tmp / "out")}) {
-    SCOPED_TRACE(cmd);
-    const RunResult r = moirai(cmd);
-    expect_clean_error(r, {model});
-    EXPECT_TRUE(absent_or_empty(tmp / "out"));
-  }
+  expect_all_reject(tmp, {"inspect " + quote(model),
+                                "place " + quote(model) + " -c " + quote(kEdge4) + " --out " + quote(tmp / "out")}, {model});
 }
 
 TEST(CliErrors, TruncatedOnnxFile) {
