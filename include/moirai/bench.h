@@ -31,6 +31,11 @@ struct BenchRow {
   std::vector<double> peak_memory;   ///< bytes per device (empty without a schedule)
   std::vector<double> capacity;      ///< bytes per device
   double lower_bound_ms = 0;         ///< proven lower bound (0: none)
+  std::string lower_bound_source;    ///< which bound (moirai/bounds.h)
+  std::string mode;                  ///< the method's mode (MILP: exact or lns)
+  std::string warm_start_method;     ///< MILP ablation: the heuristic that seeded it,
+  double warm_start_ms = 0;          ///<   its makespan (MILP model),
+  double polished_ms = 0;            ///<   after the local search, before CBC
   std::optional<double> gap;         ///< (latency - lower bound) / latency, with a bound and a latency
   int nodes_before = 0;              ///< operators before coarsening (imported graph)
   int nodes_after = 0;               ///< operators the methods placed

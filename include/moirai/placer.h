@@ -35,8 +35,21 @@ struct PlaceResult {
   std::string status = "ok";  ///< "ok" for heuristics; "optimal", "feasible", "time limit", "no solution" for the MILP
   double objective_ms = 0;    ///< the method's own estimate (MILP objective); 0 when none
   double lower_bound_ms = 0;  ///< a proven lower bound on the makespan, 0 when none
+  std::string lower_bound_source;  ///< which bound gave it (see moirai/bounds.h)
   std::string mode;           ///< e.g. "exact" or "lns" for the MILP
   double train_time_s = 0;    ///< Placeto: training time (reported apart from inference)
+  /// MILP ablation: where the plan came from and what each step gave (0 when not applicable).
+  std::string warm_start_method;  ///< the heuristic whose plan seeded the MILP
+  double warm_start_ms = 0;       ///< its makespan in the MILP's schedule model
+  double polished_ms = 0;         ///< after the local search, before CBC
+  /// MILP multilevel solve, coarsest level first: its operator count, the makespan it reached (that level's
+  /// MILP model) and how ("optimal", "time limit"... at the coarsest level, "local search" below).
+  struct Level {
+    int ops = 0;
+    double makespan_ms = 0;
+    std::string status;
+  };
+  std::vector<Level> levels;
 };
 
 class Placer {

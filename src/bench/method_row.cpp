@@ -57,6 +57,11 @@ BenchRow make_row(BenchRow row, const Problem& p, const MethodRun& run) {
   }
   row.peak_memory = run.schedule.peak_memory;
   row.lower_bound_ms = run.result.lower_bound_ms;
+  row.lower_bound_source = run.result.lower_bound_source;
+  row.mode = run.result.mode;
+  row.warm_start_method = run.result.warm_start_method;
+  row.warm_start_ms = run.result.warm_start_ms;
+  row.polished_ms = run.result.polished_ms;
   std::vector<std::string> bugs;  // an over-capacity plan is reported as "does not fit", not as a bug
   for (const auto& v : run.violations)
     if (run.fits || v.find("exceeds its capacity") == std::string::npos) bugs.push_back(v);

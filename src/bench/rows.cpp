@@ -36,6 +36,11 @@ json row_object(const BenchRow& r) {
               {"peak_memory", r.peak_memory},
               {"capacity", r.capacity},
               {"lower_bound_ms", r.lower_bound_ms},
+              {"lower_bound_source", r.lower_bound_source},
+              {"mode", r.mode},
+              {"warm_start_method", r.warm_start_method},
+              {"warm_start_ms", r.warm_start_ms},
+              {"polished_ms", r.polished_ms},
               {"gap", opt(r.gap)},
               {"nodes_before", r.nodes_before},
               {"nodes_after", r.nodes_after},
@@ -81,6 +86,11 @@ Expected<BenchRow> parse_bench_row(const std::string& line) {
     r.peak_memory = j.value("peak_memory", std::vector<double>{});
     r.capacity = j.value("capacity", std::vector<double>{});
     r.lower_bound_ms = j.value("lower_bound_ms", 0.0);
+    r.lower_bound_source = j.value("lower_bound_source", std::string());
+    r.mode = j.value("mode", std::string());
+    r.warm_start_method = j.value("warm_start_method", std::string());
+    r.warm_start_ms = j.value("warm_start_ms", 0.0);
+    r.polished_ms = j.value("polished_ms", 0.0);
     r.gap = opt_of(j, "gap");
     r.nodes_before = j.value("nodes_before", 0);
     r.nodes_after = j.value("nodes_after", 0);
@@ -137,8 +147,9 @@ void sort_bench_rows(std::vector<BenchRow>& rows) {
 const std::vector<std::string>& bench_csv_columns() {
   static const std::vector<std::string> columns{
       "model",          "cluster",     "method",         "status",        "latency_ms",
-      "placement_time_s", "peak_memory", "lower_bound_ms", "gap",           "nodes_before",
-      "nodes_after",    "speedup_vs_single", "single_device_ms", "devices", "capacity",
+      "placement_time_s", "peak_memory", "lower_bound_ms", "lower_bound_source", "gap",
+      "nodes_before",   "nodes_after", "speedup_vs_single", "single_device_ms", "devices",
+      "capacity",       "mode",        "warm_start_method", "warm_start_ms", "polished_ms",
       "note"};
   return columns;
 }
@@ -158,6 +169,7 @@ std::string bench_csv(const std::vector<BenchRow>& rows) {
         num(r.placement_time_s),
         joined(r.peak_memory, [](double b) { return fmt::format("{:.0f}", b); }),
         r.lower_bound_ms > 0 ? num(r.lower_bound_ms) : std::string(),
+        r.lower_bound_source,
         num(r.gap),
         std::to_string(r.nodes_before),
         std::to_string(r.nodes_after),
@@ -165,6 +177,10 @@ std::string bench_csv(const std::vector<BenchRow>& rows) {
         num(r.single_device_ms),
         joined(r.devices, [](const std::string& s) { return s; }),
         joined(r.capacity, [](double b) { return fmt::format("{:.0f}", b); }),
+        r.mode,
+        r.warm_start_method,
+        r.warm_start_ms > 0 ? num(r.warm_start_ms) : std::string(),
+        r.polished_ms > 0 ? num(r.polished_ms) : std::string(),
         r.note};
     for (size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + csv_field(fields[i]);
     out += "\n";

@@ -13,10 +13,12 @@
 
 #include <fmt/format.h>
 
+#include "moirai/bounds.h"
 #include "moirai/placer.h"
 #include "moirai/simulate.h"
 #include "place/milp_cbc.h"
 #include "place/milp_formulation.h"
+#include "place/milp_multilevel.h"
 #include "place/placers.h"
 
 namespace moirai {
@@ -24,8 +26,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double rounded(double v) { return std::round(v * 1e7) / 1e7; }  // keys immune to float noise
 
 Placement to_placement(const CostTable& t, const std::vector<MilpEdge>& edges, const MilpPlan& p) {
   Placement out;
@@ -35,7 +35,7 @@ Placement to_placement(const CostTable& t, const std::vector<MilpEdge>& edges, c
   for (int i = 0; i < t.num_ops(); ++i) pos[static_cast<size_t>(t.topo_order[static_cast<size_t>(i)])] = i;
   std::vector<OpId> ops(t.topo_order.begin(), t.topo_order.end());
   std::stable_sort(ops.begin(), ops.end(), [&](OpId a, OpId b) {
-    const double sa = rounded(p.start[static_cast<size_t>(a)]), sb = rounded(p.start[static_cast<size_t>(b)]);
+    const double sa = rounded_key(p.start[static_cast<size_t>(a)]), sb = rounded_key(p.start[static_cast<size_t>(b)]);
     return sa != sb ? sa < sb : pos[static_cast<size_t>(a)] < pos[static_cast<size_t>(b)];
   });
   for (OpId i : ops) out.order[static_cast<size_t>(p.device[static_cast<size_t>(i)])].push_back(i);
@@ -50,13 +50,6 @@ Placement to_placement(const CostTable& t, const std::vector<MilpEdge>& edges, c
 }
 
 // The MILP-model schedule that keeps a plan's orders: ops by start, edges by start (their data's transfer).
-std::optional<MilpPlan> tighten(const CostTable& t, const std::vector<MilpEdge>& edges, const std::vector<DeviceId>& dev,
-                                const std::vector<double>& op_start, const std::vector<double>& edge_start, bool contention) {
-  std::vector<double> ok(op_start.size()), ek(edge_start.size());
-  for (size_t i = 0; i < ok.size(); ++i) ok[i] = rounded(op_start[i]);
-  for (size_t q = 0; q < ek.size(); ++q) ek[q] = rounded(edge_start[q]);
-  return evaluate_milp_plan(t, edges, dev, ok, ek, contention);
-}
 
 std::optional<MilpPlan> from_schedule(const CostTable& t, const std::vector<MilpEdge>& edges, const Placement& pl,
                                       const Schedule& s, bool contention) {
@@ -119,8 +112,9 @@ MilpPlan polish(const CostTable& t, const std::vector<MilpEdge>& edges, const Mi
 }
 
 struct WarmStart {
-  std::optional<MilpPlan> plan;        // best in the MILP model that fits the memory rows
+  std::optional<MilpPlan> plan;        // best in the MILP model that fits the memory rows, polished
   std::string plan_from;
+  double unpolished_ms = 0;
   std::optional<Placement> fallback;   // best simulated, feasible placement
   double fallback_ms = std::numeric_limits<double>::infinity();
   std::string fallback_from;
@@ -152,13 +146,39 @@ WarmStart warm_start(const CostTable& t, const std::vector<MilpEdge>& edges, con
   }
   consider("list schedule", list_schedule(t, edges, options.sim.contention));
   if (w.plan) {
-    const double before = w.plan->makespan;
+    const double before = w.unpolished_ms = w.plan->makespan;
     w.plan = polish(t, edges, *w.plan, options.sim.contention, std::min(5.0, 0.05 * options.time_limit_s), options.seed);
     if (w.plan->makespan < before && options.progress)
       options.progress(fmt::format("milp: local search improved the {} warm start from {:.6g} to {:.6g}", w.plan_from,
                                    before, w.plan->makespan));
   }
   return w;
+}
+
+struct ExactRun {
+  MilpPlan plan;  // never worse than the start
+  MilpSolveResult solve;
+};
+
+// CBC on a built exact model, warm-started from a complete plan; the answer is tightened in the MILP's schedule
+// model and kept only when it beats the start.
+ExactRun solve_exact(const CostTable& t, const std::vector<MilpEdge>& edges, const Formulation& f, const MilpPlan& start,
+                     const PlaceOptions& options, double seconds, bool report_progress) {
+  MilpSolveOptions so;
+  so.gap = options.gap;
+  so.threads = options.threads;
+  // Preprocessing off: measured faster on the published examples, and CglPreProcess is where CBC crashed.
+  so.preprocess = false;
+  so.time_limit_s = std::max(0.5, seconds);
+  so.start = plan_to_values(f, start);
+  if (report_progress) so.progress = options.progress;
+  ExactRun out{start, solve_with_cbc(f.model, so)};
+  if (out.solve.has_solution) {
+    const MilpPlan got = values_to_plan(f, out.solve.values);
+    const auto tight = tighten(t, edges, got.device, got.start, got.comm_start, options.sim.contention);
+    if (tight && tight->makespan < start.makespan) out.plan = *tight;
+  }
+  return out;
 }
 
 Expected<MilpPlan> read_solution(const CostTable& t, const std::vector<MilpEdge>& edges, const std::string& path) {
@@ -210,6 +230,9 @@ Expected<MilpPlan> read_solution(const CostTable& t, const std::vector<MilpEdge>
 MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& options, double seconds, int& windows,
                   int& crashes);
 
+// The exact MILP proves optima of this size in seconds on the bundled clusters: the multilevel solve's coarsest level.
+constexpr int kCoarsestLevel = 40;
+
 class MilpPlacer : public Placer {
  public:
   std::string name() const override { return "milp"; }
@@ -227,7 +250,14 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     if (options.progress) options.progress(s);
   };
   PlaceResult result;
-  const double valid_lb = valid_lower_bound(t);
+  // Without a solve, the bounds that take no search (critical path, device-load LP).
+  auto quick_bound = [&](PlaceResult& r) {
+    BoundOptions bo;
+    bo.contention = contention;
+    bo.time_limit_s = 0;
+    const auto b = lower_bounds(t, bo).best;
+    r.lower_bound_ms = b.ms, r.lower_bound_source = b.source;
+  };
   if (!options.import_solution.empty()) {
     auto plan = read_solution(t, edges, options.import_solution);
     if (!plan.ok()) return plan.error();
@@ -238,7 +268,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     result.placement = to_placement(t, edges, *tight);
     result.status = "imported";
     result.objective_ms = tight->makespan;
-    result.lower_bound_ms = valid_lb;
+    quick_bound(result);
     result.mode = "import";
     return result;
   }
@@ -249,20 +279,33 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     result.placement = *warm.fallback;
     result.status = "no solution";
     result.objective_ms = warm.fallback_ms;
-    result.lower_bound_ms = valid_lb;
+    quick_bound(result);
     result.mode = "exact";
     return result;
   }
   say(fmt::format("milp: warm start from {}: {:.6g} (MILP model)", warm.plan_from, warm.plan->makespan));
-  const double remaining = std::max(0.5, options.time_limit_s - since(t0));
+  result.warm_start_method = warm.plan_from;
+  result.warm_start_ms = warm.unpolished_ms;
+  result.polished_ms = warm.plan->makespan;
   const double ub = warm.plan->makespan * (1 + 1e-7) + 1e-9;
+  // Bounds first (a capped share of the budget): they certify whatever the search below returns.
+  BoundOptions bo;
+  bo.contention = contention;
+  bo.upper_bound = std::min(ub, warm.fallback_ms);
+  bo.threads = options.threads;
+  bo.time_limit_s = std::min(10.0, 0.15 * options.time_limit_s);
+  LowerBounds bounds = lower_bounds(t, bo);
+  for (const auto& b : bounds.each) say(fmt::format("milp: lower bound {:.6g} ({})", b.ms, b.source));
+  const double remaining = std::max(0.5, options.time_limit_s - since(t0));
 
   // Size of the exact model: order binaries grow with the unordered pairs.
   FormulationOptions fo;
   fo.contention = contention;
   fo.upper_bound = ub;
   MilpPlan best = *warm.plan;
-  double bound = valid_lb;
+  // The MILP charges every edge; its bound holds for the simulator only when no item feeds two operators.
+  bool per_edge = true;
+  for (const auto& d : t.data) per_edge = per_edge && d.consumers.size() <= 1;
   const bool small = t.num_ops() <= 150;
   std::optional<Formulation> exact;
   if (small || !options.export_mps.empty()) {
@@ -279,39 +322,41 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     result.mode = "exact";
     say(fmt::format("milp: exact model, {} columns ({} integer), {} rows", exact->model.num_cols(),
                     exact->model.num_integer(), exact->model.num_rows()));
-    MilpSolveOptions so;
-    so.gap = options.gap;
-    so.threads = options.threads;
-    // Preprocessing off: measured faster on the published examples, and CglPreProcess is where CBC crashed.
-    so.preprocess = false;
-    so.time_limit_s = std::max(0.5, options.time_limit_s - since(t0));
-    so.start = plan_to_values(*exact, best);
-    so.progress = options.progress;
-    const auto r = solve_with_cbc(exact->model, so);
+    const auto run = solve_exact(t, edges, *exact, best, options, options.time_limit_s - since(t0), true);
+    const auto& r = run.solve;
+    best = run.plan;
     result.status = r.status;
     say(fmt::format("milp: CBC {} after {:.1f} s, {} nodes, objective {:.6g}, bound {:.6g}", r.status, r.seconds,
                     r.nodes, r.objective, r.bound));
-    if (r.has_solution) {
-      bound = std::max(bound, r.bound);
-      MilpPlan got = values_to_plan(*exact, r.values);
-      if (auto tight = tighten(t, edges, got.device, got.start, got.comm_start, contention)) got = *tight;
-      if (got.makespan < best.makespan) best = got;
-    }
-    if (r.status == "infeasible" || r.status == "no solution") result.status = "feasible";  // the warm start stands
+    if (per_edge && (r.has_solution || r.status == "infeasible")) add_bound(bounds, {r.bound, "exact MILP"});
+    // The warm start stands, and the status says what CBC said: "infeasible" here means the warm start broke a
+    // row of the model (a bug to report), not a feasible plan.
     if (r.status == "solver crashed")
       say(fmt::format("milp: CBC crashed ({}); keeping the warm start from {} ({:.6g})", r.diagnostic, warm.plan_from,
                       best.makespan));
   } else {
-    result.mode = "lns";
+    result.mode = "multilevel + lns";
+    // Multilevel first (a share of the time): a global reassignment the windows below cannot make.
+    auto exact_at = [&](const CostTable& level, const MilpPlan& start, double seconds) {
+      FormulationOptions lo;
+      lo.contention = contention;
+      lo.upper_bound = start.makespan * (1 + 1e-7) + 1e-9;
+      auto f = build_formulation(level, lo);
+      if (!f.ok()) return std::pair<std::optional<MilpPlan>, std::string>{std::nullopt, f.error().message};
+      const auto run = solve_exact(level, milp_edges(level), *f, start, options, seconds, false);
+      return std::pair<std::optional<MilpPlan>, std::string>{run.plan, run.solve.status};
+    };
+    std::vector<LevelResult> levels;
+    const auto multi = milp_multilevel(t, best, options, 0.4 * remaining, kCoarsestLevel, exact_at, levels);
+    for (const auto& l : levels)
+      say(fmt::format("milp: multilevel, {} operators: {:.6g} ({})", l.ops, l.makespan_ms, l.status));
+    if (multi && multi->makespan < best.makespan) best = *multi;
+    result.levels = levels;
     int windows = 0, crashes = 0;
-    best = milp_lns(t, best, options, remaining, windows, crashes);
+    best = milp_lns(t, best, options, options.time_limit_s - since(t0), windows, crashes);
     result.status = crashes > 0 && crashes == windows ? "solver crashed" : "feasible";
     say(fmt::format("milp: LNS over {} windows ({} solver crashes): {:.6g}", windows, crashes, best.makespan));
   }
-  // The MILP charges every edge; its bound holds for the simulator only when no item feeds two operators.
-  bool per_edge = true;
-  for (const auto& d : t.data) per_edge = per_edge && d.consumers.size() <= 1;
-  result.lower_bound_ms = per_edge ? std::min(bound, best.makespan) : valid_lb;
   result.placement = to_placement(t, edges, best);
   result.objective_ms = best.makespan;
   const Schedule s = simulate(t, result.placement, options.sim);
@@ -319,8 +364,15 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     say(fmt::format("milp: keeping {} (simulated {:.6g} < {:.6g})", warm.fallback_from, warm.fallback_ms, s.makespan_ms));
     result.placement = *warm.fallback;
     result.objective_ms = warm.fallback_ms;
+    result.status = "heuristic kept";
+    result.mode += ", plan of " + warm.fallback_from;
   }
-  result.lower_bound_ms = std::min(result.lower_bound_ms, result.objective_ms);
+  result.lower_bound_ms = bounds.best.ms;
+  result.lower_bound_source = bounds.best.source;
+  const double simulated = simulate(t, result.placement, options.sim).makespan_ms;
+  MOIRAI_CHECK(result.lower_bound_ms <= simulated * (1 + 1e-6) + 1e-9,
+               fmt::format("milp: lower bound {} ({}) above the plan's simulated {}", result.lower_bound_ms,
+                           result.lower_bound_source, simulated));
   return result;
 }
 

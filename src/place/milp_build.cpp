@@ -7,8 +7,10 @@
 // (order binaries, 1 = a before b), T (makespan, the objective).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <string>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -32,6 +34,68 @@ std::vector<Bits> reach(const CostTable& t) {
     }
   }
   return desc;
+}
+
+// Per item, its position in the chain of the items sharing its resource (resource_of(i), kNone for none),
+// ordered by start, then finish, then id; -1 for items on no resource.
+template <class ResourceOf>
+std::vector<int> fixed_chain_positions(int count, ResourceOf resource_of, const std::vector<double>& start,
+                                       const std::vector<double>& finish) {
+  std::vector<int> items;
+  for (int i = 0; i < count; ++i)
+    if (resource_of(i) != kNone) items.push_back(i);
+  std::sort(items.begin(), items.end(), [&](int a, int b) {
+    const auto sa = static_cast<size_t>(a), sb = static_cast<size_t>(b);
+    return std::tuple(resource_of(a), start[sa], finish[sa], a) < std::tuple(resource_of(b), start[sb], finish[sb], b);
+  });
+  std::vector<int> pos(static_cast<size_t>(count), -1);
+  for (size_t p = 0; p < items.size(); ++p) pos[static_cast<size_t>(items[p])] = static_cast<int>(p);
+  return pos;
+}
+
+// Each device's send and receive port carries at most T of transfers. Per edge (u columns), or per tensor and
+// destination: y_d_a_b >= u_q_a_b for every edge q of d, a tensor crossing once however many consumers read it.
+void port_load_rows(Formulation& f, const CostTable& t, bool edge_ports) {
+  auto& m = f.model;
+  const int K = f.num_devices, E = static_cast<int>(f.edges.size());
+  auto U = [&](int q, DeviceId a, DeviceId b) { return f.u[static_cast<size_t>((q * K + a) * K + b)]; };
+  std::vector<int> y;  // [(data * K + a) * K + b]
+  if (!edge_ports) {
+    y.assign(t.data.size() * static_cast<size_t>(K * K), -1);
+    for (int q = 0; q < E; ++q)
+      for (DeviceId a = 0; a < K; ++a)
+        for (DeviceId b = 0; b < K; ++b) {
+          const int d = f.edges[static_cast<size_t>(q)].data;
+          if (a == b || U(q, a, b) < 0) continue;
+          int& col = y[static_cast<size_t>((d * K + a) * K + b)];
+          if (col < 0) col = m.add_col(fmt::format("y_{}_{}_{}", d, a, b), 0, 1, false);
+          m.add_row(fmt::format("once_{}_{}_{}_{}", q, d, a, b), {{col, 1}, {U(q, a, b), -1}}, 0, kMilpInf);
+        }
+  }
+  for (DeviceId k = 0; k < K; ++k) {
+    Terms send{{f.makespan, 1}}, recv{{f.makespan, 1}};
+    auto charge = [&](Terms& row, int data, DeviceId a, DeviceId b, int col) {
+      if (col >= 0) row.push_back({col, -t.transfer(data, a, b)});
+    };
+    if (edge_ports) {
+      for (int q = 0; q < E; ++q)
+        for (DeviceId b = 0; b < K; ++b) {
+          if (b == k) continue;
+          const int d = f.edges[static_cast<size_t>(q)].data;
+          charge(send, d, k, b, U(q, k, b));
+          charge(recv, d, b, k, U(q, b, k));
+        }
+    } else {
+      for (int d = 0; d < static_cast<int>(t.data.size()); ++d)
+        for (DeviceId b = 0; b < K; ++b) {
+          if (b == k) continue;
+          charge(send, d, k, b, y[static_cast<size_t>((d * K + k) * K + b)]);
+          charge(recv, d, b, k, y[static_cast<size_t>((d * K + b) * K + k)]);
+        }
+    }
+    m.add_row(fmt::format("sendload_{}", k), send, 0, kMilpInf);
+    m.add_row(fmt::format("recvload_{}", k), recv, 0, kMilpInf);
+  }
 }
 
 }  // namespace
@@ -58,7 +122,8 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
   f.reserve.assign(static_cast<size_t>(K), -1);
   auto can = [&](OpId i, DeviceId k) {
     const double cap = t.capacity[static_cast<size_t>(k)];
-    return cap <= 0 || t.param_bytes[static_cast<size_t>(i)] + ws[static_cast<size_t>(i)] <= cap * (1 + 1e-12);
+    const double active = opt.relaxation && t.time(i, k) <= 0 ? 0 : ws[static_cast<size_t>(i)];
+    return cap <= 0 || t.param_bytes[static_cast<size_t>(i)] + active <= cap * (1 + 1e-12);
   };
   std::vector<double> tmin(static_cast<size_t>(n), 0);
   f.x.assign(static_cast<size_t>(n * K), -1);
@@ -163,8 +228,15 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
     mem.push_back({r, 1});
     m.add_row(fmt::format("mem_{}", k), mem, -kMilpInf, cap);
     for (OpId i = 0; i < n; ++i)
-      if (X(i, k) >= 0 && ws[static_cast<size_t>(i)] > 0)
+      if (X(i, k) >= 0 && ws[static_cast<size_t>(i)] > 0 && (!opt.relaxation || t.time(i, k) > 0))
         m.add_row(fmt::format("ws_{}_{}", i, k), {{r, 1}, {X(i, k), -ws[static_cast<size_t>(i)]}}, 0, kMilpInf);
+  }
+  // Port rows charge every edge. That is the simulator's rule only when no tensor feeds two consumers; the
+  // relaxation must stay below every simulated plan, so there it charges each tensor once per destination.
+  bool edge_ports = !opt.relaxation;
+  if (!edge_ports) {
+    edge_ports = true;
+    for (const auto& d : t.data) edge_ports = edge_ports && d.consumers.size() <= 1;
   }
   const auto desc = reach(t);
   auto ordered = [&](OpId a, OpId b) {  // a == b or a reaches b
@@ -185,7 +257,7 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
         }
         if (after.size() > 3) m.add_row(fmt::format("pdesc_{}_{}", i, k), after, 0, kMilpInf);
         if (before.size() > 2) m.add_row(fmt::format("panc_{}_{}", i, k), before, 0, kMilpInf);
-        if (!opt.contention) continue;
+        if (!opt.contention || !edge_ports) continue;
         Terms send{{f.makespan, 1}, {f.finish[si], -1}}, recv{{f.start[si], 1}};
         for (int q = 0; q < E; ++q) {
           const auto& e = f.edges[static_cast<size_t>(q)];
@@ -232,7 +304,40 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
       m.add_row(tag + "_fx", r, -mf * nact, kMilpInf);
     }
   };
-  for (OpId a = 0; a < n; ++a)
+  // LNS: the incumbent's order of the fixed operators on a device is a chain, so a fixed-order row is implied
+  // (through the chain) unless the pair are neighbours in it, or the fixed one is the nearest fixed operator on
+  // either side of a free one. This keeps a window's model proportional to the window, not to all pairs.
+  auto op_first = [&](OpId a, OpId b) {
+    return inc->finish[static_cast<size_t>(a)] <= inc->start[static_cast<size_t>(b)] || inc->start[static_cast<size_t>(a)] < inc->start[static_cast<size_t>(b)];
+  };
+  std::vector<int> chain_pos;                  // per fixed operator: its place among the fixed ones on its device
+  std::vector<OpId> nearest_before, nearest_after;  // [free op * K + k]: non-near fixed neighbours on k
+  if (inc) {
+    chain_pos = fixed_chain_positions(n, [&](OpId i) { return is_free(i) ? kNone : inc->device[static_cast<size_t>(i)]; },
+                                      inc->start, inc->finish);
+    nearest_before.assign(static_cast<size_t>(n * K), kNone);
+    nearest_after = nearest_before;
+    for (OpId i = 0; i < n; ++i) {
+      if (!is_free(i)) continue;
+      for (OpId j = 0; j < n; ++j) {
+        if (is_free(j) || is_near(j)) continue;
+        const auto slot = static_cast<size_t>(i * K + inc->device[static_cast<size_t>(j)]);
+        const int pj = chain_pos[static_cast<size_t>(j)];
+        if (op_first(j, i)) {
+          if (nearest_before[slot] == kNone || pj > chain_pos[static_cast<size_t>(nearest_before[slot])]) nearest_before[slot] = j;
+        } else if (nearest_after[slot] == kNone || pj < chain_pos[static_cast<size_t>(nearest_after[slot])]) {
+          nearest_after[slot] = j;
+        }
+      }
+    }
+  }
+  auto implied = [&](OpId a, OpId b) {  // a fixed-order pair whose row other rows imply
+    if (!is_free(a) && !is_free(b)) return std::abs(chain_pos[static_cast<size_t>(a)] - chain_pos[static_cast<size_t>(b)]) != 1;
+    const OpId i = is_free(a) ? a : b, j = is_free(a) ? b : a;
+    const auto slot = static_cast<size_t>(i * K + inc->device[static_cast<size_t>(j)]);
+    return nearest_before[slot] != j && nearest_after[slot] != j;
+  };
+  for (OpId a = 0; a < n && !opt.relaxation; ++a)
     for (OpId b = a + 1; b < n; ++b) {
       if (ordered(a, b) || ordered(b, a)) continue;
       std::vector<DeviceId> common;
@@ -240,10 +345,11 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
         if (X(a, k) >= 0 && X(b, k) >= 0) common.push_back(k);
       if (common.empty()) continue;
       const bool binary = !inc || ((is_free(a) || is_free(b)) && is_near(a) && is_near(b));
+      if (!binary && implied(a, b)) continue;
       Formulation::Pair pair{a, b, -1};
       bool a_first = true;
       if (binary) pair.col = m.add_col(fmt::format("o_{}_{}", a, b), 0, 1, true);
-      else a_first = inc->finish[static_cast<size_t>(a)] <= inc->start[static_cast<size_t>(b)] || inc->start[static_cast<size_t>(a)] < inc->start[static_cast<size_t>(b)];
+      else a_first = op_first(a, b);
       if (binary) f.op_pairs.push_back(pair);
       for (DeviceId k : common) {
         Terms act;
@@ -256,7 +362,7 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
   if (!opt.contention) return f;
   // Valid rows under port contention: the transfers out of one producer share its send port, the transfers
   // into one consumer share its receive port, and each device's ports carry at most T of work.
-  {
+  if (edge_ports) {
     std::vector<std::vector<int>> outs(static_cast<size_t>(n)), ins(static_cast<size_t>(n));
     for (int q = 0; q < E; ++q) outs[static_cast<size_t>(f.edges[static_cast<size_t>(q)].from)].push_back(q), ins[static_cast<size_t>(f.edges[static_cast<size_t>(q)].to)].push_back(q);
     for (OpId i = 0; i < n; ++i) {
@@ -282,19 +388,9 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
         m.add_row(fmt::format("fanin_{}", i), r, before, kMilpInf);
       }
     }
-    for (DeviceId k = 0; k < K; ++k) {
-      Terms send{{f.makespan, 1}}, recv{{f.makespan, 1}};
-      for (int q = 0; q < E; ++q)
-        for (DeviceId b = 0; b < K; ++b) {
-          if (b == k) continue;
-          const int uo = U(q, k, b), ui = U(q, b, k);
-          if (uo >= 0) send.push_back({uo, -t.transfer(f.edges[static_cast<size_t>(q)].data, k, b)});
-          if (ui >= 0) recv.push_back({ui, -t.transfer(f.edges[static_cast<size_t>(q)].data, b, k)});
-        }
-      m.add_row(fmt::format("sendload_{}", k), send, 0, kMilpInf);
-      m.add_row(fmt::format("recvload_{}", k), recv, 0, kMilpInf);
-    }
   }
+  port_load_rows(f, t, edge_ports);
+  if (opt.relaxation) return f;
   // Ports: indicator "edge q leaves k across devices" = x_from_k - u_q_k_k, "enters k" = x_to_k - u_q_k_k.
   auto port_terms = [&](int q, OpId end, DeviceId k, Terms& act) {
     const auto& e = f.edges[static_cast<size_t>(q)];
@@ -311,6 +407,18 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
   };
   std::vector<char> crosses(static_cast<size_t>(E));
   for (int q = 0; q < E; ++q) crosses[static_cast<size_t>(q)] = can_cross(q);
+  // LNS: transfers fixed at both ends form a chain on each port; only neighbours need a row (as for operators).
+  std::vector<int> send_pos, recv_pos;
+  auto fixed_edge = [&](int q) { return !is_free(f.edges[static_cast<size_t>(q)].from) && !is_free(f.edges[static_cast<size_t>(q)].to); };
+  if (inc) {
+    auto port_of = [&](int q, bool send) {
+      const auto& e = f.edges[static_cast<size_t>(q)];
+      const DeviceId a = inc->device[static_cast<size_t>(e.from)], b = inc->device[static_cast<size_t>(e.to)];
+      return fixed_edge(q) && a != b ? (send ? a : b) : kNone;
+    };
+    send_pos = fixed_chain_positions(E, [&](int q) { return port_of(q, true); }, inc->comm_start, inc->comm_finish);
+    recv_pos = fixed_chain_positions(E, [&](int q) { return port_of(q, false); }, inc->comm_start, inc->comm_finish);
+  }
   for (int q = 0; q < E; ++q)
     for (int r = q + 1; r < E; ++r) {
       if (!crosses[static_cast<size_t>(q)] || !crosses[static_cast<size_t>(r)]) continue;
@@ -337,6 +445,8 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
         // Fixed on both ends and not crossing: never on a port.
         if (!fq && inc->device[static_cast<size_t>(eq.from)] == inc->device[static_cast<size_t>(eq.to)]) continue;
         if (!fr && inc->device[static_cast<size_t>(er.from)] == inc->device[static_cast<size_t>(er.to)]) continue;
+        const auto& pos = send ? send_pos : recv_pos;
+        if (!binary && fixed_edge(q) && fixed_edge(r) && std::abs(pos[static_cast<size_t>(q)] - pos[static_cast<size_t>(r)]) != 1) continue;
         disjunction(fmt::format("pt_{}_{}_{}{}", q, r, send ? "s" : "r", k), f.comm_start[static_cast<size_t>(q)],
                     f.comm_finish[static_cast<size_t>(q)], f.comm_start[static_cast<size_t>(r)], f.comm_finish[static_cast<size_t>(r)],
                     act, indicators, pair.col, q_first);

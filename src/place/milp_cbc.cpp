@@ -123,7 +123,10 @@ MilpSolveResult solve_in_process(const MilpModel& m, const MilpSolveOptions& opt
     result.has_solution = true;
     result.values.assign(best, best + m.num_cols());
     result.objective = m.objective(result.values);
-    if (!std::isfinite(result.bound) || result.bound > result.objective) result.bound = result.objective;
+    // Stopped before the root finished (time limit, loaded machine), CBC reports "no bound" as a huge value:
+    // that is no proof of anything, so the bound is unknown (0), never the incumbent. Proven optimal: equal.
+    if (model.isProvenOptimal()) result.bound = result.objective;
+    else if (!std::isfinite(result.bound) || result.bound > result.objective * (1 + 1e-9) + 1e-12) result.bound = 0;
     result.gap = result.objective > 0 ? std::max(0.0, (result.objective - result.bound) / result.objective) : 0.0;
     if (model.isProvenOptimal() || result.gap <= opt.gap + 1e-12) result.status = "optimal";
     else if (model.status() == 1 && model.secondaryStatus() == 4) result.status = "time limit";

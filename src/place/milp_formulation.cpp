@@ -115,16 +115,21 @@ std::vector<DeviceId> canonical_devices(const CostTable& t, const std::vector<De
   return out;
 }
 
-double valid_lower_bound(const CostTable& t) {
+double critical_path_bound(const CostTable& t) {
   const auto tmin = fastest(t);
   std::vector<double> head, tail;
   heads_tails(t, tmin, head, tail);
-  double cp = 0, work = 0;
-  for (OpId i = 0; i < t.num_ops(); ++i) {
+  double cp = 0;
+  for (OpId i = 0; i < t.num_ops(); ++i)
     cp = std::max(cp, head[static_cast<size_t>(i)] + tmin[static_cast<size_t>(i)] + tail[static_cast<size_t>(i)]);
-    work += tmin[static_cast<size_t>(i)];
-  }
-  return std::max(cp, t.num_devices() > 0 ? work / t.num_devices() : 0.0);
+  return cp;
+}
+
+double valid_lower_bound(const CostTable& t) {
+  const auto tmin = fastest(t);
+  double work = 0;
+  for (double v : tmin) work += v;
+  return std::max(critical_path_bound(t), t.num_devices() > 0 ? work / t.num_devices() : 0.0);
 }
 
 std::optional<MilpPlan> evaluate_milp_plan(const CostTable& t, const std::vector<MilpEdge>& edges,
@@ -193,6 +198,14 @@ std::optional<MilpPlan> evaluate_milp_plan(const CostTable& t, const std::vector
     plan.makespan = std::max(plan.makespan, f);
   }
   return plan;
+}
+
+std::optional<MilpPlan> tighten(const CostTable& t, const std::vector<MilpEdge>& edges, const std::vector<DeviceId>& dev,
+                                const std::vector<double>& op_start, const std::vector<double>& edge_start, bool contention) {
+  std::vector<double> ok(op_start.size()), ek(edge_start.size());
+  for (size_t i = 0; i < ok.size(); ++i) ok[i] = rounded_key(op_start[i]);
+  for (size_t q = 0; q < ek.size(); ++q) ek[q] = rounded_key(edge_start[q]);
+  return evaluate_milp_plan(t, edges, dev, ok, ek, contention);
 }
 
 }  // namespace moirai

@@ -9,6 +9,7 @@
 // identical devices.
 #pragma once
 
+#include <cmath>
 #include <optional>
 #include <vector>
 
@@ -42,6 +43,14 @@ std::optional<MilpPlan> evaluate_milp_plan(const CostTable& table, const std::ve
                                            const std::vector<DeviceId>& device, const std::vector<double>& op_key,
                                            const std::vector<double>& edge_key, bool contention);
 
+/// A solver's start time as an order key: rounded, so that float noise cannot reorder ties.
+inline double rounded_key(double v) { return std::round(v * 1e7) / 1e7; }
+
+/// evaluate_milp_plan with a solver's start times as the order keys (rounded).
+std::optional<MilpPlan> tighten(const CostTable& table, const std::vector<MilpEdge>& edges,
+                                const std::vector<DeviceId>& device, const std::vector<double>& op_start,
+                                const std::vector<double>& edge_start, bool contention);
+
 /// Iterated local search from `start` in the MILP's schedule model (device and position moves, random kicks),
 /// keeping the memory reserve. Never worse than `start`; deterministic for a seed unless `seconds` cuts it short.
 MilpPlan improve_milp_plan(const CostTable& table, const std::vector<MilpEdge>& edges, const MilpPlan& start,
@@ -59,6 +68,8 @@ std::vector<std::vector<DeviceId>> identical_device_groups(const CostTable& tabl
 /// topological order (what the symmetry-breaking rows require). Does not change the makespan.
 std::vector<DeviceId> canonical_devices(const CostTable& table, const std::vector<DeviceId>& device);
 
+/// The longest path with every operator at its fastest device (that holds its parameters), transfers free.
+double critical_path_bound(const CostTable& table);
 /// Valid lower bounds on any makespan: critical path at fastest times, fastest work / devices.
 double valid_lower_bound(const CostTable& table);
 
@@ -76,6 +87,11 @@ struct FormulationOptions {
   bool precedence_loads = true;
   /// Make T an integer column when every operator and transfer time is integral (then so is some optimum).
   bool integral_makespan = true;
+  /// The assignment relaxation (a lower-bound model): no order binaries, so operators and transfers may overlap
+  /// on a device or port; loads, precedences with transfer times and memory stay. Ports are charged per tensor
+  /// and destination as the simulator sends them, and working sets only where an operator takes time, so its
+  /// optimum is at most the simulated makespan of every plan that fits memory.
+  bool relaxation = false;
 };
 
 struct Formulation {

@@ -47,6 +47,18 @@ std::string plan_json(const Plan& plan) {
   if (!plan.result.mode.empty()) j["mode"] = plan.result.mode;
   if (plan.result.objective_ms > 0) j["objective_ms"] = plan.result.objective_ms;
   j["lower_bound_ms"] = plan.result.lower_bound_ms;
+  if (!plan.result.lower_bound_source.empty()) j["lower_bound_source"] = plan.result.lower_bound_source;
+  if (!plan.result.warm_start_method.empty()) {  // the MILP's ablation: what each step gave
+    j["warm_start_method"] = plan.result.warm_start_method;
+    j["warm_start_ms"] = plan.result.warm_start_ms;
+    j["polished_ms"] = plan.result.polished_ms;
+  }
+  if (!plan.result.levels.empty()) {
+    ojson levels = ojson::array();
+    for (const auto& l : plan.result.levels)
+      levels.push_back({{"ops", l.ops}, {"makespan_ms", l.makespan_ms}, {"status", l.status}});
+    j["levels"] = levels;
+  }
   const auto gap = plan.gap();
   j["gap"] = gap ? ojson(*gap) : ojson(nullptr);
   if (plan.result.train_time_s > 0) j["train_time_s"] = plan.result.train_time_s;

@@ -65,8 +65,9 @@ TEST_F(BenchTest, TinyBenchWritesEveryOutput) {
   const auto csv = lines_of(read_text(dir_ + "/results.csv"));
   ASSERT_EQ(csv.size(), 5u);  // header + 4 rows
   EXPECT_EQ(csv[0],
-            "model,cluster,method,status,latency_ms,placement_time_s,peak_memory,lower_bound_ms,gap,nodes_before,"
-            "nodes_after,speedup_vs_single,single_device_ms,devices,capacity,note");
+            "model,cluster,method,status,latency_ms,placement_time_s,peak_memory,lower_bound_ms,lower_bound_source,"
+            "gap,nodes_before,nodes_after,speedup_vs_single,single_device_ms,devices,capacity,mode,warm_start_method,"
+            "warm_start_ms,polished_ms,note");
   // Output order: cluster, model, method in registry order (heft before single).
   EXPECT_EQ(csv[1].substr(0, csv[1].find(",ok")), "googlenet,hetero-gpu-server,heft");
   EXPECT_EQ(csv[4].substr(0, csv[4].find(",ok")), "squeezenet1_1,hetero-gpu-server,single");

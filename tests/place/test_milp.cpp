@@ -22,6 +22,7 @@
 #include "moirai/simulate.h"
 #include "place/milp_cbc.h"
 #include "place/milp_formulation.h"
+#include "support/brute_force.h"
 #include "support/random_table.h"
 
 namespace moirai {
@@ -115,49 +116,10 @@ CostTable random_dag(uint64_t seed, int n, int k) {
   return t;
 }
 
-// Brute force without contention: every assignment x every topological order (the per-device orders are its
-// subsequences; every semi-active schedule arises this way), simulated.
-double brute_force(const CostTable& t) {
-  const int n = t.num_ops(), k = t.num_devices();
-  std::vector<std::vector<OpId>> orders;
-  std::vector<OpId> cur;
-  std::vector<int> indeg(static_cast<size_t>(n), 0);
-  for (OpId i = 0; i < n; ++i) indeg[static_cast<size_t>(i)] = static_cast<int>(t.predecessors(i).size());
-  std::vector<char> used(static_cast<size_t>(n), 0);
-  std::function<void()> extend = [&] {
-    if (static_cast<int>(cur.size()) == n) return orders.push_back(cur);
-    for (OpId i = 0; i < n; ++i) {
-      if (used[static_cast<size_t>(i)] || indeg[static_cast<size_t>(i)] != 0) continue;
-      used[static_cast<size_t>(i)] = 1, cur.push_back(i);
-      for (OpId s : t.successors(i)) --indeg[static_cast<size_t>(s)];
-      extend();
-      for (OpId s : t.successors(i)) ++indeg[static_cast<size_t>(s)];
-      used[static_cast<size_t>(i)] = 0, cur.pop_back();
-    }
-  };
-  extend();
-  SimOptions so;
-  so.contention = false;
-  double best = 1e300;
-  std::vector<DeviceId> dev(static_cast<size_t>(n), 0);
-  for (long code = 0; code < static_cast<long>(std::pow(k, n)); ++code) {
-    long c = code;
-    for (int i = 0; i < n; ++i) dev[static_cast<size_t>(i)] = static_cast<DeviceId>(c % k), c /= k;
-    for (const auto& order : orders) {
-      Placement p;
-      p.device = dev;
-      p.order.assign(static_cast<size_t>(k), {});
-      for (OpId i : order) p.order[static_cast<size_t>(dev[static_cast<size_t>(i)])].push_back(i);
-      best = std::min(best, simulate(t, p, so).makespan_ms);
-    }
-  }
-  return best;
-}
-
 TEST(Milp, EqualsBruteForceOnSmallDags) {
   for (uint64_t seed = 1; seed <= 6; ++seed) {
     const auto t = random_dag(seed, 6, seed % 2 ? 2 : 3);
-    const double brute = brute_force(t);
+    const double brute = testing::brute_force(t);
     const auto r = run_milp(t, false, 15);
     EXPECT_EQ(r.status, "optimal") << "seed " << seed;
     EXPECT_NEAR(r.objective_ms, brute, 1e-6) << "seed " << seed;

@@ -1,0 +1,42 @@
+// Multilevel solve for the Moirai MILP (as METIS and KaHIP do for partitioning): contract the problem until
+// the exact MILP proves it quickly, solve it there, then project the plan one level finer and improve it by
+// local search, down to the original table. Contraction never closes a cycle and keeps every tensor that
+// crosses groups (sent once per destination device, as before).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "moirai/placer.h"
+#include "place/milp_formulation.h"
+
+namespace moirai {
+
+/// A coarser problem: group[i] is the coarse operator that fine operator i belongs to.
+struct Contraction {
+  CostTable table;
+  std::vector<OpId> group;
+};
+
+/// Merges operators along edges (chains first, then the lightest pairs, each a matching round) until at most
+/// `target` operators remain or no merge is safe. A merged operator's time is the sum of its members' on each
+/// device, its parameters their sum; tensors inside a group vanish.
+Contraction contract_table(const CostTable& table, int target);
+
+/// The fine plan that runs each group on its coarse device, in the coarse start order (members in topological
+/// order). nullopt when the orders contradict the precedences.
+std::optional<MilpPlan> project_plan(const CostTable& fine, const std::vector<MilpEdge>& fine_edges,
+                                     const Contraction& c, const MilpPlan& coarse, bool contention);
+
+using LevelResult = PlaceResult::Level;
+
+/// Runs the multilevel solve within `seconds`; `exact` solves one level's exact MILP from a start plan.
+/// Returns the plan on the original table (or nullopt when no level produced one that fits memory).
+using ExactSolve = std::function<std::pair<std::optional<MilpPlan>, std::string>(
+    const CostTable&, const MilpPlan& start, double seconds)>;
+std::optional<MilpPlan> milp_multilevel(const CostTable& table, const MilpPlan& incumbent, const PlaceOptions& options,
+                                        double seconds, int coarsest, const ExactSolve& exact,
+                                        std::vector<LevelResult>& levels);
+
+}  // namespace moirai

@@ -1,0 +1,123 @@
+// Tests of the lower bounds (moirai/bounds.h): every bound stays at or below the proven optima of the published
+// instances, the brute-force optimum of tiny DAGs (memory binding), and every method's simulated plan on random
+// DAGs with ports contended; the assignment relaxation is strictly stronger than the critical path where it
+// should be.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "moirai/bounds.h"
+#include "moirai/placer.h"
+#include "moirai/simulate.h"
+#include "support/brute_force.h"
+#include "support/random_table.h"
+
+namespace moirai {
+namespace {
+
+LowerBounds bounds_of(const CostTable& t, bool contention, double upper = 0) {
+  BoundOptions o;
+  o.contention = contention;
+  o.upper_bound = upper;
+  o.time_limit_s = 10;
+  return lower_bounds(t, o);
+}
+
+double bound_named(const LowerBounds& b, const std::string& source) {
+  for (const auto& x : b.each)
+    if (x.source == source) return x.ms;
+  return 0;
+}
+
+void expect_all_below(const LowerBounds& b, double makespan, const std::string& what) {
+  ASSERT_FALSE(b.each.empty()) << what;
+  for (const auto& x : b.each) EXPECT_LE(x.ms, makespan * (1 + 1e-9) + 1e-9) << what << ": " << x.source;
+  EXPECT_LE(b.best.ms, makespan * (1 + 1e-9) + 1e-9) << what;
+}
+
+TEST(Bounds, BelowPublishedOptima) {
+  struct Case {
+    const char* instance;
+    bool contention;
+    double optimum;
+  };
+  for (const Case& c : {Case{"example-1", true, 30}, Case{"example-1", false, 30}, Case{"heft-example", true, 83},
+                        Case{"heft-example", false, 73}}) {
+    const auto t = testing::instance(c.instance);
+    const auto b = bounds_of(t, c.contention);
+    expect_all_below(b, c.optimum, c.instance);
+    EXPECT_GT(bound_named(b, "assignment relaxation"), 0) << c.instance;
+    EXPECT_GE(b.best.ms, bound_named(b, "critical path")) << c.instance;
+  }
+}
+
+TEST(Bounds, RelaxationBeatsCriticalPathWhenOneDeviceMustDoTheWork) {
+  // Four independent operators, only device 0 holds their parameters: the critical path sees one operator
+  // (2 ms); device 0 must run all four (8 ms), which the load LP and the relaxation both know.
+  CostTable t;
+  t.name = "one-device";
+  t.device_names = {"big", "small"};
+  t.capacity = {100, 1};
+  for (int i = 0; i < 4; ++i) {
+    t.op_names.push_back("op" + std::to_string(i));
+    t.op_types.push_back("X");
+    t.op_origin.push_back({t.op_names.back()});
+    t.time_ms.insert(t.time_ms.end(), {2, 1});
+    t.param_bytes.push_back(10);
+    t.flops.push_back(0);
+  }
+  ASSERT_TRUE(t.finalize().ok());
+  const auto b = bounds_of(t, true);
+  EXPECT_DOUBLE_EQ(bound_named(b, "critical path"), 2);
+  EXPECT_NEAR(bound_named(b, "device load"), 8, 1e-6);
+  EXPECT_NEAR(bound_named(b, "assignment relaxation"), 8, 1e-6);
+  EXPECT_NEAR(b.best.ms, 8, 1e-6);
+}
+
+TEST(Bounds, BelowBruteForceWithMemoryBinding) {
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    testing::RandomTableSpec spec;
+    spec.ops = 6;
+    spec.devices = seed % 2 ? 2 : 3;
+    auto t = testing::random_table(seed, spec);
+    double params = 0;
+    for (double p : t.param_bytes) params += p;
+    for (auto& c : t.capacity) c = 0.6 * params + 120;  // no device holds every operator's parameters
+    const double best = testing::brute_force(t);
+    if (best >= 1e300) continue;  // nothing fits
+    const auto b = bounds_of(t, false);
+    expect_all_below(b, best, "seed " + std::to_string(seed));
+  }
+}
+
+TEST(Bounds, BelowEveryMethodOnRandomDags) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    testing::RandomTableSpec spec;
+    spec.ops = 24;
+    spec.devices = 3 + static_cast<int>(seed % 2);
+    spec.edge_probability = 0.4;
+    auto t = testing::random_table(seed, spec);
+    double params = 0;
+    for (double p : t.param_bytes) params += p;
+    for (auto& c : t.capacity) c = 0.5 * params + 200;
+    for (bool contention : {true, false}) {
+      const auto b = bounds_of(t, contention);
+      for (const auto& name : placer_names()) {
+        if (name == "placeto" || name == "milp" || name == "geneflow") continue;  // slow; the MILP checks itself
+        auto placer = make_placer(name);
+        ASSERT_TRUE(placer.ok());
+        PlaceOptions o;
+        o.sim.contention = contention;
+        o.time_limit_s = 2;
+        auto r = (*placer)->place(t, o);
+        if (!r.ok()) continue;
+        const Schedule s = simulate(t, r->placement, o.sim);
+        if (!s.over_capacity(t).empty()) continue;
+        expect_all_below(b, s.makespan_ms, name + " seed " + std::to_string(seed));
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moirai
