@@ -2,7 +2,7 @@
 // without port contention, its task-to-processor assignment, >= 83 with ports), valid plans within capacities
 // on the bundled instances and on random DAGs (1-8 devices, contention on and off), m-TOPO's chunks under tight
 // capacities, memory forcing operators off the fastest device, errors when the model fits nowhere, CPOP's
-// critical path on one device, and m-SCT's favourite-child hold on hand-worked graphs.
+// critical path on one device, m-SCT's favourite-child hold on a hand-worked graph, and GETF's rounding.
 #include <algorithm>
 #include <iostream>
 
@@ -12,6 +12,7 @@
 #include "moirai/placer.h"
 #include "moirai/simulate.h"
 #include "place/list_schedule.h"
+#include "place/placers.h"
 #include "support/random_table.h"
 
 namespace moirai {
@@ -351,6 +352,15 @@ TEST(MSct, NoHoldForAFavouriteChildThatIsNotReady) {
                                   {{"S", "R", 0.5}, {"R", "B", 1}, {"A", "B", 60}, {"A", "X", 0.5}});
   for (const char* method : {"m-sct", "m-etf"})
     expect_schedule(method, t, {{"A", 0, 0}, {"S", 1, 0}, {"X", 0, 1}, {"R", 1, 1}, {"B", 0, 6}}, 7);
+}
+
+// GETF's rounding on hand-worked LP shares over three speed groups (fastest first).
+TEST(Getf, RoundsToTheFirstGroupWithHalfTheShare) {
+  // 0.4 < 1/2, 0.4 + 0.325 >= 1/2: the middle group, although the fast group has the largest share.
+  EXPECT_EQ(place::getf_group({0.4, 0.325, 0.275}), 1);
+  EXPECT_EQ(place::getf_group({0.5, 0.0, 0.5}), 0);  // exactly 1/2 reaches the threshold
+  EXPECT_EQ(place::getf_group({0.1, 0.2, 0.7}), 2);
+  EXPECT_EQ(place::getf_group({0.0, 1.0}), 1);
 }
 
 TEST(Baselines, GoogLeNet) {
