@@ -10,8 +10,9 @@
 //    (c_ij = mean transfer time), C_j >= sum_k p_jk x_jk, C_j <= C on operators without successors, and
 //    sum_j p_jk x_jk <= m_k C for each group of m_k devices; minimise C. p_jk is the mean of the operator's own
 //    times on the group's devices (the paper's related machines have p_j / s_k; measured tables need not);
-//  - rounding: each operator to the group with the largest x_jk (ties: the faster group) — a simplification of
-//    the paper's threshold rounding;
+//  - rounding (the paper's threshold rounding, after Chudak and Shmoys): with groups in speed order, fastest
+//    first, an operator goes to the first group whose cumulative share x_j1 + ... + x_jk reaches 1/2, so its time
+//    there is at most twice its fractional time in the LP (place::getf_group);
 //  - ETF restricted to the group, non-insertion, ports and memory as in m-ETF; an operator whose group has no
 //    device with room may go on any device with room;
 //  - LP size: above kMaxLpColumns columns (or if CLP fails) every operator goes to one group, the one that
@@ -141,11 +142,12 @@ class GetfPlacer final : public Placer {
     const auto solution = lp.solve(limit_s);
     if (!solution.optimal) return {};
     std::vector<int> assign(static_cast<size_t>(n), 0);
-    for (OpId j = 0; j < n; ++j)
-      for (int g = 1; g < groups; ++g)
-        if (solution.x[static_cast<size_t>(x[static_cast<size_t>(j * groups + g)])] >
-            solution.x[static_cast<size_t>(x[static_cast<size_t>(j * groups + assign[static_cast<size_t>(j)])])] + 1e-9)
-          assign[static_cast<size_t>(j)] = g;
+    std::vector<double> share(static_cast<size_t>(groups));
+    for (OpId j = 0; j < n; ++j) {
+      for (int g = 0; g < groups; ++g)
+        share[static_cast<size_t>(g)] = solution.x[static_cast<size_t>(x[static_cast<size_t>(j * groups + g)])];
+      assign[static_cast<size_t>(j)] = place::getf_group(share);
+    }
     return assign;
   }
 
@@ -179,6 +181,15 @@ class GetfPlacer final : public Placer {
 };
 
 }  // namespace
+
+int place::getf_group(const std::vector<double>& share) {
+  double cumulative = 0;
+  for (size_t g = 0; g < share.size(); ++g) {
+    cumulative += share[g];
+    if (cumulative >= 0.5 - 1e-9) return static_cast<int>(g);  // tolerance: LP shares of exactly 1/2
+  }
+  return static_cast<int>(share.size()) - 1;
+}
 
 std::unique_ptr<Placer> make_getf_placer() { return std::make_unique<GetfPlacer>(); }
 

@@ -506,6 +506,28 @@ PlaceResult ListScheduler::result() const {
 // ---------------------------------------------------------------------------------------------------------------
 // Earliest time first
 
+namespace {
+
+// Baechi's SCT hold rule: a device is kept for the favourite child of the operator it ran last while that child
+// is ready, not placed, and starts there no later than on any other device. held[d] = that child, or kNone.
+void hold_for_favourites(const std::vector<OpId>& favourite, const std::vector<OpId>& last_op,
+                         const std::vector<OpId>& ready, const std::vector<std::vector<Trial>>& trials,
+                         std::vector<OpId>& held) {
+  for (size_t d = 0; d < held.size(); ++d) {
+    held[d] = kNone;
+    const OpId fav = last_op[d] == kNone ? kNone : favourite[static_cast<size_t>(last_op[d])];
+    const auto it = std::find(ready.begin(), ready.end(), fav);
+    if (fav == kNone || it == ready.end()) continue;  // no favourite child, or not ready yet: the device is free
+    const auto& fav_trials = trials[static_cast<size_t>(it - ready.begin())];
+    const auto first = std::min_element(fav_trials.begin(), fav_trials.end(),
+                                        [](const Trial& a, const Trial& b) { return a.start < b.start; });
+    for (const Trial& t : fav_trials)
+      if (t.device == static_cast<DeviceId>(d) && t.start <= first->start) held[d] = fav;
+  }
+}
+
+}  // namespace
+
 Expected<PlaceResult> run_etf(const CostTable& table, const PlaceOptions& options, const EtfRules& rules,
                               const std::string& method) {
   MemoryGuard guard(table);
@@ -532,44 +554,45 @@ Expected<PlaceResult> run_etf(const CostTable& table, const PlaceOptions& option
       return t.device < trial.device;
     }
   };
-  std::vector<DeviceId> devices;
+  // Trials of every ready operator on every device it may use (trials[i] for ready[i]).
+  std::vector<std::vector<Trial>> trials;
+  std::vector<OpId> held(static_cast<size_t>(k), kNone);  // m-SCT: the favourite child a device is kept for
   while (!ready.empty()) {
-    Best best, held;  // held: pairs that use a device kept for a favourite child (m-SCT)
-    for (OpId op : ready) {
-      devices.clear();
+    trials.assign(ready.size(), {});
+    for (size_t i = 0; i < ready.size(); ++i) {
+      const OpId op = ready[i];
+      auto usable = [&](DeviceId d) { return guard.fits(op, d) && (!rules.allowed || rules.allowed(op, d)); };
       for (DeviceId d = 0; d < k; ++d)
-        if ((!rules.allowed || rules.allowed(op, d)) && guard.fits(op, d)) devices.push_back(d);
-      if (devices.empty() && rules.allowed)
+        if (usable(d)) trials[i].push_back(sched.evaluate(op, d));
+      if (trials[i].empty() && rules.allowed)  // no allowed device has room: any device with room
         for (DeviceId d = 0; d < k; ++d)
-          if (guard.fits(op, d)) devices.push_back(d);
-      if (devices.empty()) return guard.no_room(method, op);
-      double urgent = -1;
-      for (DeviceId d : devices) {
-        Trial trial = sched.evaluate(op, d);
+          if (guard.fits(op, d)) trials[i].push_back(sched.evaluate(op, d));
+      if (trials[i].empty()) return guard.no_room(method, op);
+    }
+    if (sct) hold_for_favourites(rules.favourite, last_op, ready, trials, held);
+    Best best;
+    for (size_t i = 0; i < ready.size(); ++i) {
+      const OpId op = ready[i];
+      // SCT's urgent time: when the operator could start on every device it may use.
+      double urgent = 0;
+      for (const Trial& t : trials[i]) urgent = std::max(urgent, t.start);
+      for (Trial& trial : trials[i]) {
+        const OpId kept_for = sct ? held[static_cast<size_t>(trial.device)] : kNone;
+        if (kept_for != kNone && kept_for != op && trial.start < urgent) {
+          // A device kept for a favourite child takes another operator only once that one is urgent.
+          trial.start = urgent;
+          trial.finish = urgent + table.time(op, trial.device);
+        }
         const double r = rank[static_cast<size_t>(op)];
         const int p = pos[static_cast<size_t>(op)];
-        bool kept = false;
-        if (sct) {
-          const OpId last = last_op[static_cast<size_t>(d)];
-          const OpId fav = last == kNone ? kNone : rules.favourite[static_cast<size_t>(last)];
-          if (fav != kNone && fav != op && !sched.placed(fav)) {
-            if (urgent < 0) {  // when op is ready on every device: from then on it may take a kept device
-              urgent = 0;
-              for (DeviceId e = 0; e < k; ++e) urgent = std::max(urgent, sched.data_ready(op, e));
-            }
-            kept = trial.start < urgent;
-          }
-        }
-        Best& slot = kept ? held : best;
-        if (slot.better(trial, r, p)) slot = Best{op, std::move(trial), r, p};
+        if (best.better(trial, r, p)) best = Best{op, std::move(trial), r, p};
       }
     }
-    const Best& pick = best.op != kNone ? best : held;
-    const DeviceId d = pick.trial.device;
-    guard.place(pick.op, d);
-    sched.commit(pick.op, pick.trial);
-    last_op[static_cast<size_t>(d)] = pick.op;
-    ready.erase(std::find(ready.begin(), ready.end(), pick.op));
+    const DeviceId d = best.trial.device;
+    guard.place(best.op, d);
+    sched.commit(best.op, best.trial);
+    last_op[static_cast<size_t>(d)] = best.op;
+    ready.erase(std::find(ready.begin(), ready.end(), best.op));
     for (OpId c : sched.newly_ready()) ready.push_back(c);
   }
   return sched.result();

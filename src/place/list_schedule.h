@@ -154,8 +154,10 @@ Trial earliest_finish(const ListScheduler& sched, const MemoryGuard& guard, OpId
 struct EtfRules {
   /// May `op` go on `d`? Empty = any device. When no allowed device fits in memory, any device is tried.
   std::function<bool(OpId, DeviceId)> allowed;
-  /// m-SCT: favourite child per operator (kNone = none); a device that last ran an operator whose favourite
-  /// child is not placed yet is kept for that child, except for operators that are urgent there.
+  /// m-SCT: favourite child per operator (kNone = none). Baechi's SCT rules: a device is kept for the favourite
+  /// child of the operator it ran last while that child is ready, unplaced and starts there no later than on any
+  /// other device; another operator may start on a kept device only from its urgent time (the latest of its
+  /// earliest starts over the devices it may use).
   std::vector<OpId> favourite;
 };
 

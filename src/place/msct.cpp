@@ -4,9 +4,11 @@
 // costs its communication time unless j is i's favourite child":
 //     min w   s.t.  s_i + p_i + c_ij x_ij <= s_j,   sum_j x_ij >= |succ(i)| - 1,   sum_i x_ij >= |pred(j)| - 1,
 //                   s_i + p_i <= w,   0 <= x_ij <= 1,   s_i >= 0
-// (CLP), round x_ij < 0.1 to "favourite child" (Baechi's threshold), then run m-ETF where a device that just ran
-// an operator is kept for that operator's favourite child: another operator may take it only when it is urgent
-// there (it would start no earlier than the time at which it is ready on every device).
+// (CLP); an edge is a favourite-child edge when x_ij <= 0.1 (Baechi rounds x_ij - t + 1/2 to the nearest
+// integer with threshold t, default 0.1 in its placer flags; 0 = favourite). Then m-ETF runs with SCT's two rules
+// (place::run_etf): a device is kept for the favourite child of the operator it ran last while that child is
+// ready, not placed, and starts there no later than on any other device; another operator may start on a kept
+// device only from its urgent time, the latest of its earliest starts over the devices it fits on.
 // Departures:
 //  - heterogeneous devices: the LP uses mean operator times and mean transfer times (over device pairs); the
 //    schedule uses each device's own times (Baechi assumed identical devices);
@@ -16,6 +18,7 @@
 //  - LP size: above kMaxLpColumns columns (or if CLP fails) the favourite child is chosen greedily instead:
 //    edges by decreasing mean transfer time, an edge taken when its parent has no favourite child and its child
 //    no favourite parent (the LP's aim is to keep expensive edges local);
+//  - "ready" is the list scheduler's (all predecessors placed), not Baechi's event simulation (all finished);
 //  - ports and memory as in m-ETF.
 #include <algorithm>
 #include <map>
@@ -30,7 +33,7 @@ namespace {
 // CLP's dual simplex on this LP grows about quadratically: ~0.5 s CPU at 3,000 operators (~8,000 columns),
 // ~4 s at 10,000; the limit keeps m-SCT under 2 s on 10,000 operators.
 constexpr int kMaxLpColumns = 12000;
-constexpr double kThreshold = 0.1;
+constexpr double kThreshold = 0.1;  // Baechi's sct_threshold flag default
 
 struct OpEdge {
   OpId src, dst;
@@ -119,7 +122,7 @@ class MsctPlacer final : public Placer {
     std::vector<size_t> chosen;
     for (size_t e = 0; e < edges.size(); ++e) {
       weight[e] = solution.x[static_cast<size_t>(x[e])];
-      if (weight[e] < kThreshold) chosen.push_back(e);
+      if (weight[e] <= kThreshold) chosen.push_back(e);
     }
     return pick_favourites(n, edges, weight, chosen);
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "moirai/placer.h"
 
@@ -17,5 +18,11 @@ std::unique_ptr<Placer> make_msct_placer();
 std::unique_ptr<Placer> make_getf_placer();
 std::unique_ptr<Placer> make_placeto_placer();
 std::unique_ptr<Placer> make_milp_placer();
+
+namespace place {
+/// GETF's rounding of one operator's LP shares over the speed groups (fastest first): the first group whose
+/// cumulative share reaches 1/2.
+int getf_group(const std::vector<double>& share);
+}  // namespace place
 
 }  // namespace moirai

@@ -1,8 +1,8 @@
 // Baseline placers (HEFT, CPOP, m-TOPO, m-ETF, m-SCT, GETF): the HEFT paper's example (schedule length 80
 // without port contention, its task-to-processor assignment, >= 83 with ports), valid plans within capacities
 // on the bundled instances and on random DAGs (1-8 devices, contention on and off), m-TOPO's chunks under tight
-// capacities, memory forcing operators off the fastest device, errors when the model fits nowhere, and CPOP's
-// critical path on one device.
+// capacities, memory forcing operators off the fastest device, errors when the model fits nowhere, CPOP's
+// critical path on one device, m-SCT's favourite-child hold on a hand-worked graph, and GETF's rounding.
 #include <algorithm>
 #include <iostream>
 
@@ -12,6 +12,7 @@
 #include "moirai/placer.h"
 #include "moirai/simulate.h"
 #include "place/list_schedule.h"
+#include "place/placers.h"
 #include "support/random_table.h"
 
 namespace moirai {
@@ -271,6 +272,95 @@ TEST(Baselines, LpMethodsSolveTheirLpOrSayWhy) {
     EXPECT_NE(run(m, big, true).mode.find("LP too large"), std::string::npos) << m;
     check_plan(m, big, true, "7000 operators");
   }
+}
+
+// Two identical devices; every edge its own data item, its transfer time the same both ways.
+struct Edge {
+  const char* from;
+  const char* to;
+  double ms;
+};
+CostTable two_devices(const std::string& name, const std::vector<std::pair<std::string, double>>& ops,
+                      const std::vector<Edge>& edges) {
+  CostTable t;
+  t.name = name;
+  t.device_names = {"d0", "d1"};
+  t.capacity = {1000, 1000};
+  for (const auto& [op, ms] : ops) {
+    t.op_names.push_back(op);
+    t.op_types.push_back("Test");
+    t.op_origin.push_back({op});
+    t.time_ms.insert(t.time_ms.end(), {ms, ms});
+    t.param_bytes.push_back(1);
+    t.flops.push_back(0);
+  }
+  for (const auto& e : edges) {
+    DataItem item;
+    item.name = std::string(e.from) + e.to;
+    item.producer = op_named(t, e.from);
+    item.consumers = {op_named(t, e.to)};
+    item.transfer_ms = {0, e.ms, e.ms, 0};
+    t.data.push_back(item);
+  }
+  if (auto st = t.finalize(); !st.ok()) throw std::logic_error(st.error().message);
+  return t;
+}
+
+struct Planned {
+  const char* op;
+  DeviceId device;
+  double start;
+};
+
+// The plan and its simulation (with and without port contention) match a hand-worked schedule.
+void expect_schedule(const std::string& method, const CostTable& t, const std::vector<Planned>& expect,
+                     double makespan) {
+  for (bool contention : {false, true}) {
+    const PlaceResult r = run(method, t, contention);
+    EXPECT_DOUBLE_EQ(r.objective_ms, makespan) << method << " " << t.name;
+    const Schedule s = simulate(t, r.placement, {contention});
+    EXPECT_DOUBLE_EQ(s.makespan_ms, makespan) << method << " " << t.name;
+    for (const auto& e : expect) {
+      const OpId op = op_named(t, e.op);
+      EXPECT_EQ(r.placement.device[op], e.device) << method << " " << t.name << " " << e.op;
+      EXPECT_DOUBLE_EQ(s.ops[op].start_ms, e.start) << method << " " << t.name << " " << e.op;
+    }
+  }
+}
+
+// A -> B 20 ms, P -> B 1 ms, A -> Y 0.5 ms, B -> Z 20 ms. The SCT LP: s_B >= max(1 + 20 x_AB, 0.5 + x_PB) with
+// x_AB + x_PB >= 1 on the critical path (w = s_B + 9), so x_AB = 0.5 / 21 (about 0.02) and x_BZ = 0: A's
+// favourite child is B, B's is Z. Both methods start with P on d0 at 0 (equal starts: the earlier finish) and A
+// on d1 at 0. Then B is ready, starts first on d1 (1.5, after P's transfer) and is A's favourite child, so m-SCT
+// keeps d1 for it: Y, which could start there at 1, may only from its urgent time 1.5 (its start on d0), and B's
+// earlier finish wins the tie. d1 is then kept for Z, so Y goes to d0 at 1.5. m-ETF runs Y on d1 at 1, delaying
+// B and Z by 4.5 ms.
+TEST(MSct, FavouriteChildHoldsItsDevice) {
+  const CostTable t = two_devices("hold", {{"A", 1}, {"P", 0.5}, {"B", 1}, {"Y", 5}, {"Z", 8}},
+                                  {{"A", "B", 20}, {"P", "B", 1}, {"A", "Y", 0.5}, {"B", "Z", 20}});
+  expect_schedule("m-sct", t, {{"P", 0, 0}, {"A", 1, 0}, {"B", 1, 1.5}, {"Y", 0, 1.5}, {"Z", 1, 2.5}}, 10.5);
+  expect_schedule("m-etf", t, {{"P", 0, 0}, {"A", 1, 0}, {"Y", 1, 1}, {"B", 1, 6}, {"Z", 1, 7}}, 15);
+}
+
+// S -> R 0.5 ms, R -> B 1 ms, A -> B 60 ms, A -> X 0.5 ms. The LP: s_B >= max(1 + 60 x_AB, 5 + x_RB), so
+// x_AB = 5 / 61 (about 0.08) and x_SR = 0: A's favourite child is B, S's is R. A (the larger upward rank) goes on
+// d0 at 0, S on d1 at 0. B is not ready until R is placed, so d0 is not kept for it and X starts there at 1; d1
+// is kept for R, which starts there at 1. B then starts on d0 at 6 (after R's transfer): m-SCT plans what m-ETF
+// plans. (Keeping d0 for B while B was merely unplaced pushed X to d1 at 5: 8 ms instead of 7.)
+TEST(MSct, NoHoldForAFavouriteChildThatIsNotReady) {
+  const CostTable t = two_devices("not-ready", {{"S", 1}, {"A", 1}, {"R", 4}, {"X", 3}, {"B", 1}},
+                                  {{"S", "R", 0.5}, {"R", "B", 1}, {"A", "B", 60}, {"A", "X", 0.5}});
+  for (const char* method : {"m-sct", "m-etf"})
+    expect_schedule(method, t, {{"A", 0, 0}, {"S", 1, 0}, {"X", 0, 1}, {"R", 1, 1}, {"B", 0, 6}}, 7);
+}
+
+// GETF's rounding on hand-worked LP shares over three speed groups (fastest first).
+TEST(Getf, RoundsToTheFirstGroupWithHalfTheShare) {
+  // 0.4 < 1/2, 0.4 + 0.325 >= 1/2: the middle group, although the fast group has the largest share.
+  EXPECT_EQ(place::getf_group({0.4, 0.325, 0.275}), 1);
+  EXPECT_EQ(place::getf_group({0.5, 0.0, 0.5}), 0);  // exactly 1/2 reaches the threshold
+  EXPECT_EQ(place::getf_group({0.1, 0.2, 0.7}), 2);
+  EXPECT_EQ(place::getf_group({0.0, 1.0}), 1);
 }
 
 TEST(Baselines, GoogLeNet) {
