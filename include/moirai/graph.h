@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,8 @@ struct Tensor {
 /// Integer attributes that later stages need (kernel_shape, strides, pads, dilations, group, axis, perm...).
 using IntAttrs = std::map<std::string, std::vector<int64_t>>;
 
+class Graph;
+
 struct Operator {
   std::string name;  ///< unique; for a fused operator, a name derived from its members
   std::string type;  ///< ONNX op_type, or "Fused" for a coarse node
@@ -55,6 +58,11 @@ struct Operator {
   int64_t param_bytes = 0;   ///< bytes of the parameters this operator owns (a shared parameter counts once, at its first consumer)
   bool known = true;         ///< false: no FLOP formula for this type; flops = bytes moved
   std::vector<std::string> origin;  ///< original ONNX node names (one for an imported operator, several when fused)
+  /// A fused operator's members (the original operators, in topological order) as a graph of their own: the
+  /// tensors entering the group are its inputs, the ones leaving it its outputs, names and shapes kept. What a
+  /// fused node allows (e.g. how it splits) follows from all its members, not from the anchor alone. Null when
+  /// not fused.
+  std::shared_ptr<const Graph> members;
 };
 
 /// One data dependency: `tensor` produced by `src` is read by `dst`.

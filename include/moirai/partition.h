@@ -7,7 +7,9 @@
 // unchanged simulate() and validate(), so split plans are judged by the same clock, link and port model, and
 // memory accounting as every other plan.
 //
-// Which splits are legal (decided from the coarse graph; a fused operator counts as its anchor's type):
+// Which splits are legal (decided from the coarse graph; a fused operator splits along its anchor's axis only
+// when every member can compute just the slice its readers need, and a row split reads the halo of the whole
+// chain of windows: see Operator::members):
 //
 //   operator type                         | Channels (output axis)        | Rows (output axis 2)   | Tokens (axis -2)
 //   --------------------------------------+-------------------------------+------------------------+-----------------
@@ -18,9 +20,11 @@
 //   elementwise (Relu, Add, Mul, BN, ...) | yes, axis 1 (rank-4 output)   | yes (rank-4 output)    | yes (rank >= 2)
 //   MatMul, Gemm (no transA)              | yes, last axis (B columns)    | no                     | yes (rows of A)
 //   Softmax (last axis), LayerNormalization| no                           | no                     | yes
+//   ReduceMean (last axis, keepdims)      | no                            | no                     | yes
 //   anything else (Reshape, Concat, ...)  | no                            | no                     | no
 //
-// A dimension needs an extent of at least 2 and every output of the operator must have the same shape.
+// A dimension needs an extent of at least 2 and every output of the operator must have the same shape. Inside a
+// fused group an elementwise member follows the group's axis (the bias and GELU after a MatMul split by columns).
 // Channel splits divide the parameters (each device holds its share of the weights); row and token splits
 // replicate them. Rows of a window operator (Conv, pooling) read the input rows
 // [b*stride - pad_top, (e-1)*stride - pad_top + dilation*(kernel-1)] for output rows [b, e), clamped to the input.

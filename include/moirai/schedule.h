@@ -89,6 +89,14 @@ OrderResult btsearch(const CostTable& table, const std::vector<OpId>& ops = {}, 
 /// part 1, ... Exposed for tests.
 std::vector<std::vector<OpId>> order_parts(const CostTable& table, const std::vector<OpId>& ops = {});
 
+/// Per-device orders (one list per device, each device's operators once) made safe to run together: orders
+/// found device by device (e.g. BTSearch's) can each be topological yet deadlock jointly (a1 before a2 on A,
+/// b1 before b2 on B, with data b2 -> a1 and a2 -> b1). Merges them into one global topological order, always
+/// taking some device's next operator when its inputs are done; only when no device can (the orders
+/// deadlock) does an operator run early: the ready one closest to the front of its device's order. Returns
+/// that order's per-device projections, which equal the given orders whenever they never deadlock.
+std::vector<std::vector<OpId>> merge_device_orders(const CostTable& table, const std::vector<std::vector<OpId>>& orders);
+
 /// file, dfs, bfs, greedy and btsearch orders of the same operators, in that order.
 std::vector<OrderResult> compare_orders(const CostTable& table, const std::vector<OpId>& ops = {},
                                         const SearchOptions& options = {});

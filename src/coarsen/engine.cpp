@@ -151,6 +151,40 @@ std::vector<int> quotient_order(const Graph& graph, const Groups& groups, const 
   return order;
 }
 
+/// The members of a group (in topological order; members fused before contribute their own members) as a graph:
+/// tensors keep their names and shapes, what enters the group becomes an input and `exits` (the names of the
+/// tensors that leave it) become its outputs.
+std::shared_ptr<const Graph> member_graph(const Graph& g, const std::vector<OpId>& members,
+                                          const std::vector<std::string>& exits) {
+  auto sub = std::make_shared<Graph>();
+  sub->name = g.name;
+  auto add = [&](const Graph& from, Operator op) {
+    for (auto* ids : {&op.inputs, &op.outputs})
+      for (TensorId& t : *ids) {
+        const Tensor& tensor = from.tensor(t);
+        t = sub->find_tensor(tensor.name);
+        if (t != kNone) continue;
+        Tensor copy = tensor;
+        copy.producer = kNone;
+        copy.consumers.clear();
+        copy.graph_output = false;
+        t = sub->add_tensor(std::move(copy));
+      }
+    sub->add_op(std::move(op));
+  };
+  for (OpId m : members) {
+    const Operator& op = g.op(m);
+    if (!op.members) add(g, op);
+    else for (const Operator& inner : op.members->ops()) add(*op.members, inner);
+  }
+  for (TensorId t = 0; t < sub->num_tensors(); ++t) {
+    Tensor& tensor = sub->tensor(t);
+    if (tensor.producer == kNone && tensor.kind == TensorKind::Activation) tensor.kind = TensorKind::Input;
+  }
+  for (const auto& name : exits) sub->tensor(sub->find_tensor(name)).graph_output = true;
+  return sub;
+}
+
 }  // namespace
 
 Work contract(const Work& work, const Groups& groups, const std::map<int, std::string>& labels,
@@ -239,6 +273,9 @@ Work contract(const Work& work, const Groups& groups, const std::map<int, std::s
     };
     std::stable_sort(origin.begin(), origin.end(), [&](const std::string& x, const std::string& y) { return rank(x) < rank(y); });
     fused.origin = std::move(origin);
+    std::vector<std::string> exits;
+    for (TensorId t : fused.outputs) exits.push_back(out.graph.tensor(t).name);
+    fused.members = member_graph(g, members, exits);
     out.graph.add_op(std::move(fused));
     auto it = labels.find(root);
     out.label.push_back(it != labels.end() && !it->second.empty() ? it->second : work.label[static_cast<size_t>(anchor)]);

@@ -5,6 +5,7 @@
 // IEEE/ACM ToN 2021); we split one dimension per operator (no 2-D tiles).
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <set>
 #include <string_view>
 
@@ -24,7 +25,7 @@ Kind kind_of(const Operator& op) {
   if (op.type == "Conv") return Kind::Conv;
   if (op.type == "MaxPool" || op.type == "AveragePool") return Kind::Pool;
   if (op.type == "MatMul" || op.type == "Gemm") return Kind::MatMul;
-  if (op.type == "Softmax" || op.type == "LayerNormalization") return Kind::TokenWise;
+  if (op.type == "Softmax" || op.type == "LayerNormalization" || op.type == "ReduceMean") return Kind::TokenWise;
   if (elementwise.count(op.type)) return Kind::Elementwise;
   return Kind::Other;
 }
@@ -34,15 +35,20 @@ int64_t attr(const Operator& op, const char* name, size_t i, int64_t fallback) {
   return it != op.attrs.end() && it->second.size() > i ? it->second[i] : fallback;
 }
 
-/// How a part reads one input, given the output range it computes.
-enum class Read { Whole, Same, Halo };
-struct InputRule {
-  Read read = Read::Whole;
-  int axis = -1;  // axis of the input (Same / Halo)
+struct Window {  // the default maps an output range onto the same range
+  int64_t kernel = 1, stride = 1, pad = 0, dilation = 1;
+  bool operator==(const Window&) const = default;
 };
 
-struct Window {
-  int64_t kernel = 1, stride = 1, pad = 0, dilation = 1;
+/// How a part reads one input, given the output range it computes: whole, or the range `window` maps it to
+/// along `axis` (window_input_rows; plain windows read the same range, a window operator's rows a halo).
+struct InputRule {
+  InputRule() = default;
+  InputRule(int axis_, Window window_ = {}) : axis(axis_), window(window_) {}  // NOLINT(google-explicit-constructor)
+  int axis = -1;  // -1: the whole input
+  Window window;
+  bool whole() const { return axis < 0; }
+  bool operator==(const InputRule&) const = default;
 };
 
 /// Everything plan_parts needs about one (operator, dimension); legal = false when the split is not allowed.
@@ -51,7 +57,6 @@ struct Rule {
   int out_axis = -1;
   int64_t extent = 0;
   bool split_params = false;
-  Window window;
   std::vector<InputRule> inputs;
 };
 
@@ -67,25 +72,31 @@ bool window_matches(const Operator& op, const Window& w, int64_t in_rows, int64_
   return out_rows == floor_rows || (attr(op, "ceil_mode", 0, 0) != 0 && out_rows == ceil_rows);
 }
 
-Rule rule_for(const Graph& g, OpId id, SplitDim dim) {
+Rule fused_rule(const Graph& g, const Operator& op, SplitDim dim);
+
+/// `follow_axis` (members of a fused group): the output axis the member's readers split; an elementwise member
+/// splits along it, whatever the dimension.
+Rule rule_for(const Graph& g, OpId id, SplitDim dim, int follow_axis = -1) {
   Rule r;
   const Operator& op = g.op(id);
   if (dim == SplitDim::None || op.outputs.empty()) return r;
-  const Kind kind = kind_of(op);
-  if (kind == Kind::Other) return r;
   const std::vector<int64_t>& out = g.tensor(op.outputs.front()).shape;
   for (TensorId t : op.outputs)
     if (g.tensor(t).shape != out) return r;
+  if (op.members) return fused_rule(g, op, dim);
+  const Kind kind = kind_of(op);
+  if (kind == Kind::Other) return r;
   const int rank = static_cast<int>(out.size());
+  const bool follows = kind == Kind::Elementwise && follow_axis >= 0 && follow_axis < rank;
   r.inputs.assign(op.inputs.size(), InputRule{});
   auto same_shape_inputs = [&](int axis) {  // elementwise partners (residuals, ...) follow the output's range
     for (size_t i = 0; i < op.inputs.size(); ++i) {
       const Tensor& t = g.tensor(op.inputs[i]);
-      if (!is_param(t) && t.shape == out) r.inputs[i] = {Read::Same, axis};
+      if (!is_param(t) && t.shape == out) r.inputs[i] = {axis};
     }
   };
 
-  if (dim == SplitDim::Channels || dim == SplitDim::Rows) {
+  if (!follows && (dim == SplitDim::Channels || dim == SplitDim::Rows)) {
     if (kind == Kind::MatMul || kind == Kind::TokenWise) {
       if (dim == SplitDim::Rows) return r;
     } else if (rank != 4) {
@@ -95,7 +106,7 @@ Rule rule_for(const Graph& g, OpId id, SplitDim dim) {
   if (dim == SplitDim::Tokens && !(kind == Kind::MatMul || kind == Kind::TokenWise || kind == Kind::Elementwise)) return r;
 
   if (kind == Kind::Conv || kind == Kind::Pool) {
-    const Tensor& x = g.tensor(op.inputs.front());  // the anchor's data input comes first in a fused group
+    const Tensor& x = g.tensor(op.inputs.front());
     if (is_param(x) || x.shape.size() != 4) return r;
     const int64_t group = attr(op, "group", 0, 1);
     if (dim == SplitDim::Channels) {
@@ -104,7 +115,7 @@ Rule rule_for(const Graph& g, OpId id, SplitDim dim) {
       r.out_axis = 1;
       r.split_params = true;
       same_shape_inputs(1);
-      r.inputs[0] = depthwise ? InputRule{Read::Same, 1} : InputRule{};
+      r.inputs[0] = depthwise ? InputRule{1} : InputRule{};
     } else {
       Window w;
       w.kernel = attr(op, "kernel_shape", 0, 0);
@@ -116,9 +127,8 @@ Rule rule_for(const Graph& g, OpId id, SplitDim dim) {
       w.dilation = attr(op, "dilations", 0, 1);
       if (!window_matches(op, w, x.shape[2], out[2])) return r;
       r.out_axis = 2;
-      r.window = w;
       same_shape_inputs(2);
-      r.inputs[0] = {Read::Halo, 2};
+      r.inputs[0] = {2, w};
     }
   } else if (kind == Kind::MatMul) {
     if (rank < 2 || op.inputs.size() < 2 || attr(op, "transA", 0, 0) != 0) return r;
@@ -136,15 +146,24 @@ Rule rule_for(const Graph& g, OpId id, SplitDim dim) {
       same_shape_inputs(rank - 1);
       r.inputs[0] = {};
       const int b_axis = trans_b ? 0 : static_cast<int>(b.shape.size()) - 1;
-      r.inputs[1] = is_param(b) ? InputRule{} : InputRule{Read::Same, b_axis};
+      r.inputs[1] = is_param(b) ? InputRule{} : InputRule{b_axis};
     } else {
       r.out_axis = rank - 2;
       same_shape_inputs(rank - 2);
-      r.inputs[0] = {Read::Same, static_cast<int>(a.shape.size()) - 2};
+      r.inputs[0] = {static_cast<int>(a.shape.size()) - 2};
       r.inputs[1] = {};
     }
   } else {  // TokenWise and Elementwise
-    if (dim == SplitDim::Tokens) {
+    if (op.type == "ReduceMean") {  // RMSNorm / LayerNorm decompositions: by tokens, over the last axis kept as 1
+      const auto axes = op.attrs.find("axes");
+      if (dim != SplitDim::Tokens || axes == op.attrs.end() || axes->second.size() != 1 ||
+          (axes->second[0] != -1 && axes->second[0] != rank - 1) || attr(op, "keepdims", 0, 1) == 0)
+        return r;
+    }
+    if (follows) {
+      r.out_axis = follow_axis;
+      r.split_params = dim == SplitDim::Channels;
+    } else if (dim == SplitDim::Tokens) {
       if (rank < 2) return r;
       if (op.type == "Softmax") {
         const int64_t axis = attr(op, "axis", 0, -1);
@@ -157,16 +176,80 @@ Rule rule_for(const Graph& g, OpId id, SplitDim dim) {
       r.split_params = dim == SplitDim::Channels;
     }
     same_shape_inputs(r.out_axis);
-    // Any other activation input must broadcast along the split axis (size 1 there, or absent) to be read whole.
+    // Any other activation input is read whole when it broadcasts along the split axis (size 1 there, or
+    // absent), and follows the range when it has the output's extent there (broadcasting aligns axes from the end:
+    // x / rms(x) split by tokens reads the same tokens of both).
     for (size_t i = 0; i < op.inputs.size(); ++i) {
       const Tensor& t = g.tensor(op.inputs[i]);
-      if (is_param(t) || r.inputs[i].read != Read::Whole) continue;
-      const int axis_from_end = rank - r.out_axis;
-      const int ti = static_cast<int>(t.shape.size()) - axis_from_end;
-      if (ti >= 0 && t.shape[static_cast<size_t>(ti)] != 1) return r;
+      if (is_param(t) || !r.inputs[i].whole()) continue;
+      const int ti = static_cast<int>(t.shape.size()) - (rank - r.out_axis);
+      if (ti < 0 || t.shape[static_cast<size_t>(ti)] == 1) continue;
+      if (t.shape[static_cast<size_t>(ti)] != out[static_cast<size_t>(r.out_axis)]) return r;
+      r.inputs[i] = {ti};
     }
   }
   r.extent = out[static_cast<size_t>(r.out_axis)];
+  r.legal = r.extent >= 2;
+  return r;
+}
+
+/// `inner` applied after `outer`: `outer` maps an output range onto the rows of the tensor between them, `inner`
+/// maps those onto its input. Strides multiply; pads and reaches add up, scaled by the inner stride.
+Window compose(const Window& inner, const Window& outer) {
+  const int64_t reach = inner.dilation * (inner.kernel - 1) + inner.stride * outer.dilation * (outer.kernel - 1);
+  return {reach + 1, inner.stride * outer.stride, inner.pad + inner.stride * outer.pad, 1};
+}
+
+/// One read that covers two (a tensor read by two members): the envelope of two windows of one stride along one
+/// axis, else the whole tensor.
+InputRule unite(const InputRule& a, const InputRule& b) {
+  if (a == b) return a;
+  if (a.whole() || b.whole() || a.axis != b.axis || a.window.stride != b.window.stride) return {};
+  auto past_end = [](const Window& w) { return w.dilation * (w.kernel - 1) - w.pad; };  // reach beyond the range
+  Window w;
+  w.stride = a.window.stride;
+  w.pad = std::max(a.window.pad, b.window.pad);
+  w.kernel = std::max(past_end(a.window), past_end(b.window)) + w.pad + 1;
+  return {a.axis, w};
+}
+
+// A fused operator splits only as all its members allow. Walking back from the group's outputs, each member must
+// compute just the slice its readers in the group need; a member whose whole output is needed would run whole on
+// every part (conv -> relu -> conv by channels: the second conv reads every channel), so the split is refused.
+// Windows compose on the way back: a row split of conv3x3 -> conv3x3 reads the sum of both halos.
+Rule fused_rule(const Graph& g, const Operator& op, SplitDim dim) {
+  Rule r;
+  const Graph& sub = *op.members;
+  OpId anchor = kNone;  // the fused node is named after its anchor member, whose split axis the group keeps
+  for (OpId m = 0; m < sub.num_ops(); ++m)
+    if (sub.op(m).name == op.name) anchor = m;
+  MOIRAI_CHECK(anchor != kNone, "fused operator '" + op.name + "' does not list its anchor among its members");
+  const int axis = rule_for(sub, anchor, dim).out_axis;
+  if (axis < 0) return r;
+  std::vector<std::optional<InputRule>> need(static_cast<size_t>(sub.num_tensors()));  // per tensor, what a part reads
+  for (TensorId t = 0; t < sub.num_tensors(); ++t)
+    if (sub.tensor(t).graph_output) need[static_cast<size_t>(t)] = InputRule{axis};
+  r.split_params = true;
+  for (OpId m = sub.num_ops() - 1; m >= 0; --m) {  // members are in topological order
+    const Operator& member = sub.op(m);
+    if (member.outputs.empty()) return r;
+    const std::optional<InputRule> out = need[static_cast<size_t>(member.outputs.front())];
+    for (TensorId t : member.outputs)
+      if (!out || out->whole() || need[static_cast<size_t>(t)] != out) return r;
+    const Rule own = rule_for(sub, m, dim, out->axis);
+    if (!own.legal || own.out_axis != out->axis) return r;
+    r.split_params = r.split_params && own.split_params;
+    for (size_t i = 0; i < member.inputs.size(); ++i) {
+      const InputRule& in = own.inputs[i];
+      const InputRule read = in.whole() ? InputRule{} : InputRule{in.axis, compose(in.window, out->window)};
+      auto& n = need[static_cast<size_t>(member.inputs[i])];
+      n = n ? unite(*n, read) : read;
+    }
+  }
+  for (TensorId t : op.inputs)
+    r.inputs.push_back(need[static_cast<size_t>(sub.find_tensor(g.tensor(t).name))].value_or(InputRule{}));
+  r.out_axis = axis;
+  r.extent = g.tensor(op.outputs.front()).shape[static_cast<size_t>(axis)];
   r.legal = r.extent >= 2;
   return r;
 }
@@ -242,12 +325,11 @@ Expected<std::vector<PartSpec>> plan_parts(const Graph& graph, OpId id, const Sp
       const Tensor& t = graph.tensor(op.inputs[j]);
       const InputRule& in = rule.inputs[j];
       Region region;
-      if (in.read == Read::Same) {
-        region = {in.axis, begin, end};
-      } else if (in.read == Read::Halo) {
-        const Window& w = rule.window;
-        const auto [first, last] = window_input_rows(begin, end, w.kernel, w.stride, w.pad, w.dilation, t.shape[2]);
-        region = {2, first, last};
+      if (!in.whole()) {
+        const Window& w = in.window;
+        const auto [first, last] = window_input_rows(begin, end, w.kernel, w.stride, w.pad, w.dilation,
+                                                     t.shape[static_cast<size_t>(in.axis)]);
+        region = {in.axis, first, last};
       }
       p.inputs.push_back(region);
       bytes += static_cast<double>(t.bytes()) * (is_param(t) ? p.param_fraction : region_fraction(t, region));

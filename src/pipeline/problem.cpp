@@ -13,7 +13,8 @@ namespace {
 bool is_instance(const std::string& path) { return std::filesystem::path(path).extension() == ".json"; }
 
 // A plan over capacity may fit when each device runs its operators in a memory-optimal order (BTSearch):
-// the order decides which activations are live together. Adopt those orders only if the plan then fits.
+// the order decides which activations are live together. Orders found device by device may deadlock jointly,
+// so they are merged into one global order first. Adopt the orders only if the plan then fits.
 void reorder_for_memory(const CostTable& table, const PlaceOptions& options, MethodRun& run) {
   const int n = table.num_devices();
   std::vector<std::vector<OpId>> ops_on(static_cast<size_t>(n));
@@ -25,6 +26,7 @@ void reorder_for_memory(const CostTable& table, const PlaceOptions& options, Met
   search.time_limit_s = std::min(10.0, options.time_limit_s / n);
   for (DeviceId d = 0; d < n; ++d)
     if (!ops_on[d].empty()) reordered.order[d] = btsearch(table, ops_on[d], search).order;
+  reordered.order = merge_device_orders(table, reordered.order);
   Schedule schedule = simulate(table, reordered, options.sim);
   if (!schedule.over_capacity(table).empty()) return;
   run.result.placement = std::move(reordered);

@@ -189,4 +189,40 @@ std::vector<OrderResult> compare_orders(const CostTable& table, const std::vecto
           btsearch(table, ops, options)};
 }
 
+std::vector<std::vector<OpId>> merge_device_orders(const CostTable& table, const std::vector<std::vector<OpId>>& orders) {
+  // Each device's order is a projection of one global topological order, so every chain edge and every data
+  // edge points forward in it: the union is acyclic and the simulator can always run some device's next operator.
+  const size_t k = orders.size();
+  std::vector<int> waiting(static_cast<size_t>(table.num_ops()));  // predecessors not merged yet
+  for (OpId op = 0; op < table.num_ops(); ++op) waiting[static_cast<size_t>(op)] = static_cast<int>(table.predecessors(op).size());
+  std::vector<char> merged(static_cast<size_t>(table.num_ops()), 0);
+  std::vector<size_t> head(k, 0);  // first operator of each order not merged yet
+  std::vector<std::vector<OpId>> out(k);
+  auto ready = [&](size_t d, size_t i) {
+    const auto op = static_cast<size_t>(orders[d][i]);
+    return !merged[op] && waiting[op] == 0;
+  };
+  size_t total = 0;
+  for (const auto& order : orders) total += order.size();
+  for (size_t step = 0; step < total; ++step) {
+    size_t best_d = k, best_i = 0;
+    for (size_t d = 0; d < k && best_d == k; ++d)
+      if (head[d] < orders[d].size() && ready(d, head[d])) best_d = d, best_i = head[d];
+    if (best_d == k)  // every device waits on another: run the ready operator that jumps the fewest in its order
+      for (size_t d = 0; d < k; ++d)
+        for (size_t i = head[d]; i < orders[d].size() && (best_d == k || i - head[d] < best_i - head[best_d]); ++i)
+          if (ready(d, i)) {
+            best_d = d, best_i = i;
+            break;
+          }
+    MOIRAI_CHECK(best_d < k, "merge_device_orders: the orders do not list every operator once");
+    const OpId op = orders[best_d][best_i];
+    merged[static_cast<size_t>(op)] = 1;
+    out[best_d].push_back(op);
+    for (OpId s : table.successors(op)) --waiting[static_cast<size_t>(s)];
+    while (head[best_d] < orders[best_d].size() && merged[static_cast<size_t>(orders[best_d][head[best_d]])]) ++head[best_d];
+  }
+  return out;
+}
+
 }  // namespace moirai

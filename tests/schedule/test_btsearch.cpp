@@ -407,5 +407,55 @@ TEST(BTSearch, StopsAtTheTimeLimitWithAValidOrder) {
   EXPECT_LE(r.lower_bound, r.peak_bytes);
 }
 
+// Two devices, a1 a2 on A and b1 b2 on B, data b2 -> a1 and a2 -> b1. Alone, each device runs the receiver
+// first (a2's and b2's outputs, read only remotely, live to the end of the order), so BTSearch's per-device
+// orders wait on each other (issue 15).
+CostTable crossed_pair() {
+  CostTable t;
+  t.name = "crossed";
+  t.cluster = "two";
+  t.device_names = {"A", "B"};
+  t.capacity = {1e12, 1e12};
+  for (const char* name : {"a1", "a2", "b1", "b2"}) {
+    t.op_names.push_back(name);
+    t.op_types.push_back("Relu");
+    t.op_origin.push_back({name});
+    t.time_ms.insert(t.time_ms.end(), {1.0, 1.0});
+    t.param_bytes.push_back(0);
+    t.flops.push_back(1e6);
+  }
+  auto item = [&](const char* name, OpId producer, OpId consumer) {
+    DataItem d;
+    d.name = name;
+    d.producer = producer;
+    d.consumers = {consumer};
+    d.bytes = 10;
+    d.transfer_ms = {0.0, 1.0, 1.0, 0.0};
+    t.data.push_back(std::move(d));
+  };
+  item("x", 3, 0);  // b2 -> a1
+  item("y", 1, 2);  // a2 -> b1
+  auto status = t.finalize();
+  if (!status.ok()) throw std::logic_error(status.error().message);
+  return t;
+}
+
+TEST(MergeDeviceOrders, RepairsPerDeviceOrdersThatDeadlockTogether) {
+  const CostTable t = crossed_pair();
+  Placement p;
+  p.device = {0, 0, 1, 1};
+  p.order = {btsearch(t, {0, 1}).order, btsearch(t, {2, 3}).order};
+  ASSERT_EQ(p.order, (std::vector<std::vector<OpId>>{{0, 1}, {2, 3}}));  // a1 a2 | b1 b2: the deadlock
+  EXPECT_THROW(simulate(t, p), std::logic_error);
+
+  p.order = merge_device_orders(t, p.order);
+  EXPECT_EQ(p.order, (std::vector<std::vector<OpId>>{{1, 0}, {2, 3}}));  // A lets a2 go first; B keeps its order
+  Schedule s;
+  ASSERT_NO_THROW(s = simulate(t, p));
+  EXPECT_TRUE(validate(t, p, s).empty());
+  EXPECT_EQ(s.order, p.order);
+  EXPECT_EQ(merge_device_orders(t, p.order), p.order);  // orders that run together are kept as they are
+}
+
 }  // namespace
 }  // namespace moirai
