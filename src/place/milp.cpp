@@ -232,6 +232,7 @@ MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& 
 
 // The exact MILP proves optima of this size in seconds on the bundled clusters: the multilevel solve's coarsest level.
 constexpr int kCoarsestLevel = 40;
+constexpr int kCycles = 3;
 
 class MilpPlacer : public Placer {
  public:
@@ -346,12 +347,20 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
       const auto run = solve_exact(level, milp_edges(level), *f, start, options, seconds, false);
       return std::pair<std::optional<MilpPlan>, std::string>{run.plan, run.solve.status};
     };
-    std::vector<LevelResult> levels;
-    const auto multi = milp_multilevel(t, best, options, 0.4 * remaining, kCoarsestLevel, exact_at, levels);
-    for (const auto& l : levels)
-      say(fmt::format("milp: multilevel, {} operators: {:.6g} ({})", l.ops, l.makespan_ms, l.status));
-    if (multi && multi->makespan < best.makespan) best = *multi;
-    result.levels = levels;
+    // V-cycles (as in KaHIP): each lifts the incumbent, solves the coarsest level and projects back; the next
+    // starts from the improved plan with another seed; a cycle without a gain ends them.
+    const double cycle_s = 0.4 * remaining / kCycles;
+    for (int cycle = 0; cycle < kCycles; ++cycle) {
+      std::vector<LevelResult> levels;
+      PlaceOptions co = options;
+      co.seed = options.seed + static_cast<uint64_t>(cycle);
+      const auto multi = milp_multilevel(t, best, co, cycle_s, kCoarsestLevel, exact_at, levels);
+      for (const auto& l : levels)
+        say(fmt::format("milp: multilevel cycle {}, {} operators: {:.6g} ({})", cycle + 1, l.ops, l.makespan_ms, l.status));
+      if (!multi || multi->makespan >= best.makespan * (1 - 1e-9)) break;
+      best = *multi;
+      result.levels.insert(result.levels.end(), levels.begin(), levels.end());
+    }
     int windows = 0, crashes = 0;
     best = milp_lns(t, best, options, options.time_limit_s - since(t0), windows, crashes);
     result.status = crashes > 0 && crashes == windows ? "solver crashed" : "feasible";
