@@ -227,7 +227,7 @@ Expected<PlanFile> parse_plan(const std::string& text, const std::string& source
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // also out_of_range: a number too large for a double (1e400)
     return Error{fmt::format("{}: not JSON: {}", source, e.what())};
   }
   const Reader r{source};

@@ -4,6 +4,7 @@
 // untouched plan passes. Also: an order that contradicts precedence is a clear error, not a deadlock.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -102,6 +103,36 @@ TEST(PlanAsWritten, EverySingleFieldTamperingIsNamed) {
     }
   }
   EXPECT_GT(checked, 400);
+}
+
+TEST(PlanAsWritten, OverlappingTransfersOnOnePortAreNamed) {
+  // Move one transfer onto another from the same device: the send port carries two at once.
+  int found = 0;
+  for (uint64_t seed = 1; seed <= 20 && found < 5; ++seed) {
+    Problem problem;
+    problem.table = testing::random_table(seed, {.ops = 12, .devices = 2});
+    PlaceResult result;
+    for (OpId op = 0; op < problem.table.num_ops(); ++op) result.placement.device.push_back(op % 2);
+    const Schedule schedule = simulate(problem.table, result.placement, {true});
+    json plan = json::parse(plan_json(make_plan(problem.table, result, schedule, "alternating", 0, {true})));
+    const json& tr = plan["transfers"];
+    for (size_t a = 0; a < tr.size(); ++a)
+      for (size_t b = a + 1; b < tr.size(); ++b) {
+        if (tr[a]["src"] != tr[b]["src"]) continue;
+        json bad = plan;
+        const double shift = tr[a]["start_ms"].get<double>() - tr[b]["start_ms"].get<double>();
+        for (const char* key : {"start_ms", "end_ms"}) bad["transfers"][b][key] = tr[b][key].get<double>() + shift;
+        const auto v = as_written(problem, bad, {true});
+        const std::string ta = "transfers[" + std::to_string(a) + "].start_ms/end_ms";
+        const std::string tb = "transfers[" + std::to_string(b) + "].start_ms/end_ms";
+        EXPECT_TRUE(std::any_of(v.begin(), v.end(), [&](const std::string& m) {
+          return m.rfind(ta + ", " + tb + ": send port", 0) == 0 || m.rfind(tb + ", " + ta + ": send port", 0) == 0;
+        })) << "seed " << seed << "\n" << joined(v);
+        ++found;
+        a = b = tr.size();  // one pair per plan
+      }
+  }
+  EXPECT_EQ(found, 5);
 }
 
 TEST(PlanAsWritten, OrderAgainstPrecedenceIsAClearError) {
