@@ -1,7 +1,6 @@
 // Profiled instances (shared/instances format, the Moirai authors' data): already a cost table. Operator ids in
 // the file are sparse; they map to dense OpIds in file order and keep their number in the name ("op<ID>").
 // The format has no tensor identity, so every edge is its own data item (per_edge_data).
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -18,7 +17,6 @@ namespace moirai {
 namespace {
 
 using nlohmann::json;
-
 
 }  // namespace
 

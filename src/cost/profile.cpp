@@ -1,6 +1,5 @@
 // Measured profiles: {"ops": {OP_NAME: {DEVICE_NAME: ms}}} overrides analytic operator times. Every entry is
 // checked before any is applied, so a bad profile leaves the table unchanged.
-#include <cmath>
 #include <fstream>
 #include <map>
 #include <sstream>
