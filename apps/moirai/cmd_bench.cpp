@@ -89,15 +89,18 @@ const bool registered = register_command(70, [](CLI::App& app) {
   cmd->add_option("--clusters", args->options.clusters, "Cluster files (instances ignore them)");
   cmd->add_option("--methods", args->methods, "Comma-separated methods, or all")->delimiter(',')->capture_default_str();
   cmd->add_option("--out,-o", args->options.out_dir, "Output directory (rows.jsonl, results.*, summary.md, *.svg)")
-      ->required();
+      ->required()
+      ->check(non_empty());
   cmd->add_option("--jobs,-j", args->options.jobs, "Combinations run at once (each in its own process)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(within(1, 256, true));
   cmd->add_option("--fusion", args->options.coarsen.fusion, "Fusion rules: onnxruntime, tensorrt, tvm or none")
       ->capture_default_str();
   cmd->add_option("--max-nodes", args->options.coarsen.max_nodes, "Coarsen every model to at most N nodes (0: off)");
   add_place_options(*cmd, args->options.place, args->no_contention);
   cmd->add_option("--kill-after", args->options.kill_after_s,
-                  "Kill a method still running after S seconds (default 3 x time limit + 60)");
+                  "Kill a method still running after S seconds (default 3 x time limit + 60)")
+      ->check(within(1e-3, 1e7));
   cmd->add_option("--reference", args->options.reference, "Method whose speed-ups the summary reports")
       ->capture_default_str();
   cmd->add_flag("--retry-failed", args->options.retry_failed, "Re-run combinations whose earlier row says failed");

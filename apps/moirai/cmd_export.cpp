@@ -48,7 +48,7 @@ const bool registered = register_command(50, [](CLI::App& app) {
       "the run order and, per sub-model, which tensors it receives from and sends to which sub-models.");
   cmd->add_option("plan", args->plan, "plan.json written by 'moirai place'")->required();
   cmd->add_option("model", args->model, "The ONNX model the plan was made for (with weights to run it)")->required();
-  cmd->add_option("--out,-o", args->out, "Output directory (replaced as a whole; nothing is left on an error)")
+  cmd->add_option("--out,-o", args->out, "Output directory (replaced as a whole; nothing is left on an error)")->check(non_empty())
       ->required();
   cmd->add_flag("--no-check", args->no_check, "Skip the ONNX checker");
   cmd->add_flag("--verify", args->verify, "Run the sub-models with ONNX Runtime (node) and compare with the model");

@@ -99,7 +99,7 @@ const bool registered = register_command(20, [](CLI::App& app) {
   for (const auto& n : method_names()) names += (names.empty() ? "" : ", ") + n;
   cmd->add_option("--method,-m", args->method, "Placement method, or 'all' to compare every method: " + names)
       ->capture_default_str();
-  cmd->add_option("--out,-o", args->out, "Directory for plan.json, trace.json, gantt.svg, report.html");
+  cmd->add_option("--out,-o", args->out, "Directory for plan.json, trace.json, gantt.svg, report.html")->check(non_empty());
   add_place_options(*cmd, args->options, args->no_contention);
   cmd->add_flag("--partition", args->partition,
                 "Let GenEFlow refine the plan by splitting single operators across devices");

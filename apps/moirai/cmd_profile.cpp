@@ -49,7 +49,7 @@ const bool registered = register_command(55, [](CLI::App& app) {
       "The operators are those 'moirai place' sees with the same --fusion and --max-nodes, so the profile\n"
       "(JSON {\"ops\": {OP: {DEVICE: ms}}}) replaces the analytic times of that device.");
   cmd->add_option("model", args->model, "ONNX model with weights")->required();
-  cmd->add_option("--out,-o", args->out, "profile.json to write")->required();
+  cmd->add_option("--out,-o", args->out, "profile.json to write")->check(non_empty())->required();
   cmd->add_option("--fusion", args->fusion, "Fusion rules: onnxruntime, tensorrt, tvm or none")->capture_default_str();
   cmd->add_option("--max-nodes", args->max_nodes, "Coarsening node budget (needs --cluster)");
   cmd->add_option("--dim", args->dims, "Fix a dynamic dimension, NAME=VALUE (repeatable)");

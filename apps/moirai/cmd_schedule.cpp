@@ -135,7 +135,7 @@ const bool registered = register_command(40, [](CLI::App& app) {
   cmd->add_flag("--in-place", args->in_place, "Elementwise operators may overwrite an input only they read");
   cmd->add_flag("--no-partition", args->no_partition, "Search the whole graph at once (no split at cut operators)");
   cmd->add_flag("--json", args->json, "Print {\"orders\": [{\"method\", \"peak_bytes\", \"time_s\", \"optimal\"}]}");
-  cmd->add_option("--out,-o", args->out, "Write the best order (operator names) to this JSON file");
+  cmd->add_option("--out,-o", args->out, "Write the best order (operator names) to this JSON file")->check(non_empty());
   cmd->callback([args] { run(*args); });
 });
 

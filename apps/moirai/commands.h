@@ -16,6 +16,11 @@ bool register_command(int order, CommandSetup setup);
 /// Prints "moirai: error: MESSAGE" to stderr and ends the command with exit status 1.
 [[noreturn]] void fail(const std::string& message);
 
+/// Option checks with one-line messages ("--threads: must be an integer from 1 to 1024, got '0'"): a finite
+/// number (an integer when `integer`) within [lo, hi]; a non-empty string (a path).
+CLI::Validator within(double lo, double hi, bool integer = false);
+CLI::Validator non_empty();
+
 /// The value, or fail() with the error's message.
 template <class T>
 T unwrap(Expected<T> result) {

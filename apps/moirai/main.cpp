@@ -1,7 +1,12 @@
 // moirai: place one inference model across heterogeneous devices. This file only assembles the subcommands.
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "commands.h"
 
@@ -23,6 +28,24 @@ void fail(const std::string& message) {
   throw CLI::RuntimeError(1);
 }
 
+CLI::Validator within(double lo, double hi, bool integer) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const double x = std::strtod(text.c_str(), &end);
+        const bool ok = !text.empty() && *end == '\0' && errno == 0 && std::isfinite(x) && x >= lo && x <= hi &&
+                        (!integer || x == std::floor(x));
+        return ok ? "" : fmt::format("must be {} from {:g} to {:g}, got '{}'", integer ? "an integer" : "a number", lo, hi, text);
+      },
+      fmt::format("{:g}..{:g}", lo, hi));
+}
+
+CLI::Validator non_empty() {
+  return CLI::Validator([](std::string& text) { return text.empty() ? std::string("must not be empty") : std::string(); },
+                        "NONEMPTY");
+}
+
 }  // namespace moirai::cli
 
 int main(int argc, char** argv) {
@@ -35,6 +58,10 @@ int main(int argc, char** argv) {
       "  moirai place instances/example-1.json --method all  compare every method on a profiled instance\n",
       "moirai"};
   app.require_subcommand(1);
+  // A usage error is one line, like every other error.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("moirai: error: ") + e.what() + " (see --help)\n";
+  });
   app.set_version_flag("--version", "moirai 0.1.0");
   auto& commands = moirai::cli::registry();
   std::stable_sort(commands.begin(), commands.end(), [](auto& a, auto& b) { return a.first < b.first; });

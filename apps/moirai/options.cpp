@@ -27,14 +27,20 @@ ProblemOptions problem_options(const ProblemArgs& args) {
 }
 
 void add_place_options(CLI::App& cmd, PlaceOptions& options, bool& no_contention) {
+  // Ranges: generous but finite, so that no absurd figure reaches the solver or a loop bound.
   cmd.add_option("--time-limit", options.time_limit_s, "Seconds a search-based method may run (MILP, Placeto, GenEFlow)")
-      ->capture_default_str();
-  cmd.add_option("--gap", options.gap, "MILP: stop at this relative optimality gap")->capture_default_str();
-  cmd.add_option("--threads", options.threads, "MILP: solver threads")->capture_default_str();
+      ->capture_default_str()
+      ->check(within(1e-3, 1e6));
+  cmd.add_option("--gap", options.gap, "MILP: stop at this relative optimality gap")->capture_default_str()->check(within(0, 1));
+  cmd.add_option("--threads", options.threads, "MILP: solver threads")->capture_default_str()->check(within(1, 1024, true));
   cmd.add_option("--seed", options.seed, "Seed of the randomised methods (Placeto, GenEFlow)")->capture_default_str();
-  cmd.add_option("--episodes", options.episodes, "Placeto: training episodes")->capture_default_str();
-  cmd.add_option("--generations", options.generations, "GenEFlow: generations")->capture_default_str();
-  cmd.add_option("--population", options.population, "GenEFlow: population size")->capture_default_str();
+  cmd.add_option("--episodes", options.episodes, "Placeto: training episodes")->capture_default_str()->check(within(1, 1e6, true));
+  cmd.add_option("--generations", options.generations, "GenEFlow: generations")
+      ->capture_default_str()
+      ->check(within(1, 1e6, true));
+  cmd.add_option("--population", options.population, "GenEFlow: population size")
+      ->capture_default_str()
+      ->check(within(1, 1e5, true));
   cmd.add_flag("--no-contention", no_contention,
                "Transfers never queue on ports (the classic list-scheduling model, e.g. HEFT's paper)");
 }

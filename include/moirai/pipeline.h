@@ -74,6 +74,12 @@ MethodRun run_method(const Problem& problem, const std::string& method, const Pl
 /// operators (plan `parts` + `split`) through the partition stage. Errors name the file and the mismatch.
 Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, const SimOptions& sim);
 
+/// Validates a plan file exactly as written (its operators' and transfers' times and devices, makespan and peak
+/// memory) against the problem's cost table; each message names the file's field. Empty = valid. Split
+/// operators' parts are not covered: such plans are judged by resimulate() only.
+Expected<std::vector<std::string>> validate_as_written(const Problem& problem, const PlanFile& plan,
+                                                       const SimOptions& sim);
+
 /// The Plan (report stage) of a finished run, with split operators' parts when GenEFlow split any.
 Plan plan_of(const Problem& problem, const MethodRun& run, const SimOptions& sim, PlanInputs inputs = {});
 

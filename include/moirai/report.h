@@ -83,6 +83,13 @@ struct PlanFileOp {
   std::string split_dim;  ///< how a split operator is divided ("channels", "rows", "tokens"); empty when whole
 };
 
+/// One transfer as read back from plan.json.
+struct PlanFileTransfer {
+  std::string tensor, src, dst;
+  double start_ms = 0;
+  double end_ms = 0;
+};
+
 /// What `moirai simulate PLAN.json` needs from a plan file.
 struct PlanFile {
   std::string path;
@@ -93,6 +100,9 @@ struct PlanFile {
   PlanInputs inputs;
   std::vector<std::string> devices;  ///< device names, in file order
   std::vector<PlanFileOp> ops;       ///< in file order
+  std::vector<PlanFileTransfer> transfers;  ///< in file order
+  /// Per device (file order), its peak_memory_bytes; empty when any device lacks one.
+  std::vector<double> peak_memory;
   /// Placement as (operator name, device name) pairs, in file order.
   std::vector<std::pair<std::string, std::string>> placement() const;
   /// Per device name, its operators ordered by start time (ties by file order).
@@ -107,6 +117,16 @@ Expected<PlanFile> read_plan(const std::string& path);
 /// Maps a plan file's names onto a cost table: device per operator and per-device order. Errors name the file
 /// and the unknown device, the unknown operator, or the first operator the plan misses.
 Expected<Placement> resolve_placement(const PlanFile& plan, const CostTable& table);
+
+/// A plan's schedule exactly as its file writes it (operators' and transfers' times, makespan, peak memory), in
+/// `table`'s terms, with the file's field paths for validate(). Transfers that name an unknown tensor or device
+/// cannot be mapped: each is one message in `problems` (naming the field) and is left out of the schedule.
+struct WrittenSchedule {
+  Schedule schedule;
+  FieldNames names;
+  std::vector<std::string> problems;
+};
+WrittenSchedule written_schedule(const PlanFile& plan, const CostTable& table);
 
 /// Chrome trace (Trace Event Format): per device a process with three labelled tracks ("NAME", "NAME send",
 /// "NAME recv"); complete events with ts/dur in microseconds.

@@ -3,6 +3,7 @@
 // destination device that holds the source's send port and the destination's receive port.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,13 +46,41 @@ struct Schedule {
 /// Simulates a placement. Requires a complete placement (checked); with Placement::order given it is obeyed.
 Schedule simulate(const CostTable& table, const Placement& placement, const SimOptions& options = {});
 
+/// How validate() names a schedule's entries when they come from a file: per operator, per transfer (index in
+/// Schedule::transfers) and per device, the field path to fix ("ops[3]", "transfers[5]", "devices[0]"). With
+/// names, each message starts with the fields it is about ("ops[3].start_ms/end_ms/device: ...").
+struct FieldNames {
+  std::vector<std::string> ops, transfers, devices;
+  std::string makespan = "makespan_ms";
+};
+
 /// Checks a schedule against every invariant (precedence, no overlap per device / send port / receive
 /// port, durations match the cost table, memory within capacity, every operator placed once, makespan = last
-/// finish). Returns one message per violation, with the numbers; empty means valid.
+/// finish, Schedule::peak_memory (when given) equal to peak_memory_from_spans). Returns one message per
+/// violation, with the numbers; empty means valid.
 std::vector<std::string> validate(const CostTable& table, const Placement& placement, const Schedule& schedule,
-                                  const SimOptions& options = {});
+                                  const SimOptions& options = {}, const FieldNames* names = nullptr);
+
+/// Peak memory per device derived from the schedule's spans alone, independently of simulate()'s accounting:
+/// parameters always resident; an activation on its producer's device from the producer's start to the end of
+/// its last local reader and of its outgoing transfers (to the makespan when nobody reads it); a received copy
+/// from its transfer's start to the end of its last reader there. Intervals are half-open. Also returns, per
+/// device, the first instant the peak is reached. Requires a complete placement with valid devices.
+struct MemoryPeaks {
+  std::vector<double> peak, when;
+};
+MemoryPeaks peak_memory_from_spans(const CostTable& table, const Placement& placement, const Schedule& schedule);
 
 /// Checks that a placement is complete and names only existing devices; returns the first problem.
 Status check_placement(const CostTable& table, const Placement& placement);
+
+/// When Placement::order contradicts precedence (simulate() would deadlock), the first operator that can never
+/// start at the head of its device's order and the input (data id) it waits for; nullopt when the orders can run.
+/// Requires a valid placement (check_placement); transfer priorities are not considered.
+struct OrderDeadlock {
+  OpId op = kNone;
+  int data = 0;
+};
+std::optional<OrderDeadlock> order_deadlock(const CostTable& table, const Placement& placement);
 
 }  // namespace moirai

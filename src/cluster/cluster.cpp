@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cluster/ranges.h"
+
 namespace moirai {
 namespace {
 
@@ -26,25 +28,20 @@ class Reader {
     if (error_.empty()) error_ = message;
   }
 
-  /// A required number >= minimum (strictly > when `positive`).
+  /// A number within `range`; `fallback` when it is optional and absent.
   double number(const json& object, const std::string& key, const std::string& where, bool required,
-                double fallback, bool positive = false) {
+                double fallback, const ranges::Range& range) {
     const std::string field = where.empty() ? key : where + "." + key;
     if (!object.contains(key)) {
       if (required) fail("missing field " + field);
       return fallback;
     }
     const json& v = object.at(key);
-    if (!v.is_number()) {
-      fail(fmt::format("field {} must be a number, got {}", field, v.dump()));
+    if (auto problem = ranges::problem(v, range); !problem.empty()) {
+      fail("field " + field + " " + problem);
       return fallback;
     }
-    const double x = v.get<double>();
-    if (!std::isfinite(x) || x < 0 || (positive && x == 0)) {
-      fail(fmt::format("field {} must be {}, got {}", field, positive ? "positive" : "non-negative", v.dump()));
-      return fallback;
-    }
-    return x;
+    return v.get<double>();
   }
 
   std::string text(const json& object, const std::string& key, const std::string& where, bool required,
@@ -58,6 +55,7 @@ class Reader {
       fail("field " + field + " must be a string");
       return fallback;
     }
+
     return object.at(key).get<std::string>();
   }
 
@@ -85,13 +83,14 @@ Expected<Cluster> parse_cluster(const std::string& text, const std::string& sour
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // also out_of_range: a number too large for a double (1e400)
     return Error{source + ": invalid JSON: " + e.what()};
   }
   if (!root.is_object()) return Error{source + ": expected a JSON object at the top level"};
   Reader r(source);
   Cluster c;
   c.name = r.text(root, "name", "", true);
+  if (!r.failed() && c.name.empty()) r.fail("field name must not be empty");
   c.description = r.text(root, "description", "", false);
   if (!root.contains("devices")) r.fail("missing field devices");
   else if (!root.at("devices").is_array() || root.at("devices").empty())
@@ -109,12 +108,13 @@ Expected<Cluster> parse_cluster(const std::string& text, const std::string& sour
     }
     Device d;
     d.name = r.text(dj, "name", where, true);
+    if (!r.failed() && d.name.empty()) r.fail("field " + where + ".name must not be empty");
     d.kind = r.text(dj, "kind", where, false, "unknown");
-    d.peak_gflops = r.number(dj, "peak_gflops", where, false, 0.0);
-    d.peak_gflops_fp16 = r.number(dj, "peak_gflops_fp16", where, false, 0.0);
-    d.mem_bandwidth_gbps = r.number(dj, "mem_bandwidth_gbps", where, false, 0.0);
-    d.memory_bytes = r.number(dj, "memory_gib", where, true, 0.0) * 1024.0 * 1024.0 * 1024.0;
-    d.launch_us = r.number(dj, "kernel_launch_us", where, false, 0.0);
+    d.peak_gflops = r.number(dj, "peak_gflops", where, false, 0.0, ranges::kGflops);
+    d.peak_gflops_fp16 = r.number(dj, "peak_gflops_fp16", where, false, 0.0, ranges::kGflops);
+    d.mem_bandwidth_gbps = r.number(dj, "mem_bandwidth_gbps", where, false, 0.0, ranges::kDeviceBandwidthGBps);
+    d.memory_bytes = r.number(dj, "memory_gib", where, true, 0.0, ranges::kMemoryGiB) * 1024.0 * 1024.0 * 1024.0;
+    d.launch_us = r.number(dj, "kernel_launch_us", where, false, 0.0, ranges::kMicroseconds);
     if (r.failed()) break;
     if (auto [it, inserted] = seen.emplace(d.name, static_cast<int>(i)); !inserted) {
       r.fail(fmt::format("duplicate device name '{}' (devices[{}] and devices[{}])", d.name, it->second, i));
@@ -131,8 +131,8 @@ Expected<Cluster> parse_cluster(const std::string& text, const std::string& sour
   const json& def = links.at("default");
   if (!def.is_object()) return Error{source + ": field links.default must be an object"};
   Link base;
-  base.bandwidth_gbps = r.number(def, "bandwidth_gbps", "links.default", true, 1.0, true);
-  base.latency_us = r.number(def, "latency_us", "links.default", false, 0.0);
+  base.bandwidth_gbps = r.number(def, "bandwidth_gbps", "links.default", true, 1.0, ranges::kBandwidthGBps);
+  base.latency_us = r.number(def, "latency_us", "links.default", false, 0.0, ranges::kMicroseconds);
   if (r.failed()) return r.error();
   const int n = c.size();
   c.links.assign(static_cast<size_t>(n * n), base);
@@ -153,8 +153,8 @@ Expected<Cluster> parse_cluster(const std::string& text, const std::string& sour
       if (s == d) return Error{fmt::format("{}: {} links device '{}' to itself", source, where, src)};
       // A pair overrides only the figures it gives; the others come from links.default.
       Link& l = c.links[static_cast<size_t>(s * n + d)];
-      l.bandwidth_gbps = r.number(pj, "bandwidth_gbps", where, false, base.bandwidth_gbps, true);
-      l.latency_us = r.number(pj, "latency_us", where, false, base.latency_us);
+      l.bandwidth_gbps = r.number(pj, "bandwidth_gbps", where, false, base.bandwidth_gbps, ranges::kBandwidthGBps);
+      l.latency_us = r.number(pj, "latency_us", where, false, base.latency_us, ranges::kMicroseconds);
       if (r.failed()) return r.error();
     }
   }

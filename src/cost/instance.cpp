@@ -1,7 +1,6 @@
 // Profiled instances (shared/instances format, the Moirai authors' data): already a cost table. Operator ids in
 // the file are sparse; they map to dense OpIds in file order and keep their number in the name ("op<ID>").
 // The format has no tensor identity, so every edge is its own data item (per_edge_data).
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -10,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cluster/ranges.h"
 #include "cost/json_file.h"
 #include "moirai/cost.h"
 
@@ -17,8 +17,6 @@ namespace moirai {
 namespace {
 
 using nlohmann::json;
-
-bool non_negative(const json& v) { return v.is_number() && v.get<double>() >= 0 && std::isfinite(v.get<double>()); }
 
 }  // namespace
 
@@ -32,6 +30,9 @@ Expected<CostTable> load_instance(const std::string& path) {
       return fail(std::string("missing array field ") + key);
 
   CostTable t;
+  for (const char* key : {"name", "cluster"})
+    if (root.contains(key) && (!root.at(key).is_string() || root.at(key).get_ref<const std::string&>().empty()))
+      return fail(fmt::format("field {} must be a non-empty string, got {}", key, root.at(key).dump()));
   t.name = root.value("name", std::filesystem::path(path).stem().string());
   t.cluster = root.value("cluster", std::string("instance"));
   t.memory_unit = "units";  // the instance's own memory unit (see its "units" field), not bytes
@@ -43,7 +44,8 @@ Expected<CostTable> load_instance(const std::string& path) {
   for (int d = 0; d < k; ++d) {
     const json& dj = devices[static_cast<size_t>(d)];
     if (!dj.is_object() || !dj.contains("memory")) return fail(fmt::format("missing field devices[{}].memory", d));
-    if (!non_negative(dj.at("memory"))) return fail(fmt::format("devices[{}].memory must be a non-negative number", d));
+    if (auto bad = ranges::problem(dj.at("memory"), ranges::kMemoryUnits); !bad.empty())
+      return fail(fmt::format("field devices[{}].memory {}", d, bad));
     if (dj.contains("id") && dj.at("id") != d)
       return fail(fmt::format("devices[{}].id is {}, expected {} (devices in id order)", d, dj.at("id").dump(), d));
     t.device_names.push_back("dev" + std::to_string(d));
@@ -61,10 +63,13 @@ Expected<CostTable> load_instance(const std::string& path) {
     if (!dense.emplace(id, static_cast<OpId>(i)).second) return fail(fmt::format("duplicate operator id {}", id));
     if (!oj.contains("time") || !oj.at("time").is_array() || oj.at("time").size() != static_cast<size_t>(k))
       return fail(fmt::format("{}.time must list {} device times", where, k));
-    for (const auto& x : oj.at("time"))
-      if (!non_negative(x)) return fail(fmt::format("{}.time has a bad entry {}", where, x.dump()));
-    const double memory = oj.contains("memory") ? (non_negative(oj.at("memory")) ? oj.at("memory").get<double>() : -1) : 0;
-    if (memory < 0) return fail(where + ".memory must be a non-negative number");
+    for (size_t d = 0; d < oj.at("time").size(); ++d)
+      if (auto bad = ranges::problem(oj.at("time")[d], ranges::kMilliseconds); !bad.empty())
+        return fail(fmt::format("field {}.time[{}] {}", where, d, bad));
+    if (oj.contains("memory"))
+      if (auto bad = ranges::problem(oj.at("memory"), ranges::kMemoryUnits); !bad.empty())
+        return fail(fmt::format("field {}.memory {}", where, bad));
+    const double memory = oj.value("memory", 0.0);
     t.op_names.push_back("op" + std::to_string(id));
     t.op_types.push_back("Instance");
     t.op_origin.push_back({t.op_names.back()});
@@ -92,12 +97,14 @@ Expected<CostTable> load_instance(const std::string& path) {
     const json* matrix = ej.contains("time") ? &ej.at("time") : nullptr;
     if (!matrix || !matrix->is_array() || matrix->size() != static_cast<size_t>(k))
       return fail(fmt::format("{}.time must be a {}x{} matrix", where, k, k));
-    for (const auto& row : *matrix) {
+    for (size_t s = 0; s < matrix->size(); ++s) {
+      const json& row = (*matrix)[s];
       if (!row.is_array() || row.size() != static_cast<size_t>(k))
         return fail(fmt::format("{}.time must be a {}x{} matrix", where, k, k));
-      for (const auto& x : row) {
-        if (!non_negative(x)) return fail(fmt::format("{}.time has a bad entry {}", where, x.dump()));
-        item.transfer_ms.push_back(x.get<double>());
+      for (size_t d = 0; d < row.size(); ++d) {
+        if (auto bad = ranges::problem(row[d], ranges::kMilliseconds); !bad.empty())
+          return fail(fmt::format("field {}.time[{}][{}] {}", where, s, d, bad));
+        item.transfer_ms.push_back(row[d].get<double>());
       }
     }
     t.data.push_back(std::move(item));

@@ -19,7 +19,7 @@ inline Expected<nlohmann::json> read_json_file(const std::string& path, const st
   text << in.rdbuf();
   try {
     return nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number too large for a double (1e400)
     return Error{path + ": invalid JSON: " + e.what()};
   }
 }

@@ -1,6 +1,5 @@
 // Measured profiles: {"ops": {OP_NAME: {DEVICE_NAME: ms}}} overrides analytic operator times. Every entry is
 // checked before any is applied, so a bad profile leaves the table unchanged.
-#include <cmath>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -9,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cluster/ranges.h"
 #include "cost/json_file.h"
 #include "moirai/cost.h"
 
@@ -40,9 +40,8 @@ Status apply_profile(CostTable& table, const std::string& path) {
       const auto dev = dev_index.find(dev_name);
       if (dev == dev_index.end())
         return Error{fmt::format("{}: ops.{}: unknown device '{}' (devices: {})", path, op_name, dev_name, device_list)};
-      if (!ms.is_number() || !(ms.get<double>() >= 0) || !std::isfinite(ms.get<double>()))
-        return Error{fmt::format("{}: ops.{}.{}: expected a non-negative time in ms, got {}", path, op_name, dev_name,
-                                 ms.dump())};
+      if (auto bad = ranges::problem(ms, ranges::kMilliseconds); !bad.empty())
+        return Error{fmt::format("{}: field ops.{}.{} {}", path, op_name, dev_name, bad)};
       updates.emplace_back(op->second, dev->second, ms.get<double>());
     }
   }

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <filesystem>
 
+#include <fmt/format.h>
+
 #include "moirai/import.h"
 #include "moirai/pipeline.h"
 #include "moirai/schedule.h"
@@ -224,6 +226,16 @@ Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, con
     any_split = true;
   }
   if (!any_split) {
+    if (auto stuck = order_deadlock(table, run.result.placement)) {
+      // The order comes from the start times, so name the operator's start_ms in the file.
+      const std::string& name = table.op_names[static_cast<size_t>(stuck->op)];
+      const auto at = std::find_if(plan.ops.begin(), plan.ops.end(), [&](const PlanFileOp& o) { return o.name == name; });
+      const DataItem& input = table.data[static_cast<size_t>(stuck->data)];
+      return Error{fmt::format("{}: ops[{}].start_ms: operator '{}' on '{}' comes before its input '{}' can be produced "
+                               "(by '{}'): the start times order the devices against precedence",
+                               plan.path, at - plan.ops.begin(), name, at->device, input.name,
+                               table.op_names[static_cast<size_t>(input.producer)])};
+    }
     run.schedule = simulate(table, run.result.placement, sim);
     run.violations = validate(table, run.result.placement, run.schedule, sim);
     run.fits = run.schedule.over_capacity(table).empty();
@@ -242,6 +254,17 @@ Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, con
   run.schedule = partition->view_schedule;
   run.partition = std::move(partition);
   return run;
+}
+
+Expected<std::vector<std::string>> validate_as_written(const Problem& problem, const PlanFile& plan,
+                                                       const SimOptions& sim) {
+  auto placement = resolve_placement(plan, problem.table);
+  if (!placement) return placement.error();
+  const WrittenSchedule written = written_schedule(plan, problem.table);
+  auto violations = written.problems;
+  for (auto& v : validate(problem.table, *placement, written.schedule, sim, &written.names))
+    violations.push_back(std::move(v));
+  return violations;
 }
 
 Plan plan_of(const Problem& problem, const MethodRun& run, const SimOptions& sim, PlanInputs inputs) {

@@ -1,6 +1,8 @@
 // plan.json: writer, reader, and mapping of a plan file's names back onto a cost table (for `moirai simulate`).
 #include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -133,6 +135,10 @@ namespace {
 
 using json = nlohmann::json;
 
+// A figure the file does not give (JSON has no NaN, so it cannot be a value read from the file).
+constexpr double kAbsent = std::numeric_limits<double>::quiet_NaN();
+bool absent(double x) { return std::isnan(x); }
+
 /// Typed access to a JSON object with errors that name the file and the key path.
 struct Reader {
   const std::string& source;
@@ -233,7 +239,7 @@ Expected<PlanFile> parse_plan(const std::string& text, const std::string& source
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // also out_of_range: a number too large for a double (1e400)
     return Error{fmt::format("{}: not JSON: {}", source, e.what())};
   }
   const Reader r{source};
@@ -265,7 +271,11 @@ Expected<PlanFile> parse_plan(const std::string& text, const std::string& source
     std::string name;
     MOIRAI_TRY(r.str(d, "name", where + ".name", name));
     plan.devices.push_back(name);
+    double peak = kAbsent;
+    MOIRAI_TRY(r.num(d, "peak_memory_bytes", where + ".peak_memory_bytes", peak, false));
+    plan.peak_memory.push_back(peak);
   }
+  if (std::any_of(plan.peak_memory.begin(), plan.peak_memory.end(), absent)) plan.peak_memory.clear();
 
   const json* ops = nullptr;
   MOIRAI_TRY(r.arr(j, "ops", "ops", ops));
@@ -276,6 +286,21 @@ Expected<PlanFile> parse_plan(const std::string& text, const std::string& source
     if (!seen.insert(op.name).second)
       return Error{fmt::format("{}: operator '{}' is listed twice (ops[{}])", source, op.name, k)};
     plan.ops.push_back(std::move(op));
+  }
+
+  const json* transfers = nullptr;
+  MOIRAI_TRY(r.arr(j, "transfers", "transfers", transfers, false));
+  for (size_t k = 0; transfers && k < transfers->size(); ++k) {
+    const json& t = (*transfers)[k];
+    const std::string where = fmt::format("transfers[{}]", k);
+    if (!t.is_object()) return r.bad(where, "an object");
+    PlanFileTransfer tr;
+    MOIRAI_TRY(r.str(t, "tensor", where + ".tensor", tr.tensor));
+    MOIRAI_TRY(r.str(t, "src", where + ".src", tr.src));
+    MOIRAI_TRY(r.str(t, "dst", where + ".dst", tr.dst));
+    MOIRAI_TRY(r.num(t, "start_ms", where + ".start_ms", tr.start_ms));
+    MOIRAI_TRY(r.num(t, "end_ms", where + ".end_ms", tr.end_ms));
+    plan.transfers.push_back(std::move(tr));
   }
   return plan;
 }
@@ -337,6 +362,55 @@ Expected<Placement> resolve_placement(const PlanFile& plan, const CostTable& tab
   for (const auto& [name, names] : plan.order())
     for (const auto& op : names) p.order[static_cast<size_t>(dev.at(name))].push_back(opid.at(op));
   return p;
+}
+
+WrittenSchedule written_schedule(const PlanFile& plan, const CostTable& table) {
+  const int n = table.num_ops(), k = table.num_devices();
+  WrittenSchedule w;
+  Schedule& s = w.schedule;
+  s.ops.assign(static_cast<size_t>(n), {});
+  s.makespan_ms = plan.makespan_ms;
+  w.names.ops.assign(static_cast<size_t>(n), "ops");
+  w.names.devices.assign(static_cast<size_t>(k), "devices");
+  std::map<std::string, DeviceId> dev;
+  for (DeviceId d = 0; d < k; ++d) dev[table.device_names[static_cast<size_t>(d)]] = d;
+  std::map<std::string, OpId> opid;
+  for (OpId o = 0; o < n; ++o) opid[table.op_names[static_cast<size_t>(o)]] = o;
+  std::vector<DeviceId> placed(static_cast<size_t>(n), kNone);
+  for (size_t i = 0; i < plan.ops.size(); ++i) {
+    const auto o = opid.find(plan.ops[i].name);
+    if (o == opid.end()) continue;  // resolve_placement reports unknown operators
+    s.ops[static_cast<size_t>(o->second)] = {plan.ops[i].start_ms, plan.ops[i].end_ms};
+    w.names.ops[static_cast<size_t>(o->second)] = fmt::format("ops[{}]", i);
+    if (const auto d = dev.find(plan.ops[i].device); d != dev.end()) placed[static_cast<size_t>(o->second)] = d->second;
+  }
+  // The file's peak memory figures, in table order, when every table device has one.
+  s.peak_memory.assign(static_cast<size_t>(k), kAbsent);
+  for (size_t i = 0; i < plan.devices.size() && i < plan.peak_memory.size(); ++i)
+    if (const auto d = dev.find(plan.devices[i]); d != dev.end()) {
+      s.peak_memory[static_cast<size_t>(d->second)] = plan.peak_memory[i];
+      w.names.devices[static_cast<size_t>(d->second)] = fmt::format("devices[{}]", i);
+    }
+  if (std::any_of(s.peak_memory.begin(), s.peak_memory.end(), absent)) s.peak_memory.clear();
+
+  std::multimap<std::string, int> data;
+  for (int i = 0; i < static_cast<int>(table.data.size()); ++i) data.emplace(table.data[static_cast<size_t>(i)].name, i);
+  for (size_t j = 0; j < plan.transfers.size(); ++j) {
+    const PlanFileTransfer& tr = plan.transfers[j];
+    const std::string where = fmt::format("transfers[{}]", j);
+    const auto src = dev.find(tr.src), dst = dev.find(tr.dst);
+    const auto [first, end] = data.equal_range(tr.tensor);
+    if (first == end) w.problems.push_back(fmt::format("{}.tensor: unknown tensor '{}'", where, tr.tensor));
+    if (src == dev.end()) w.problems.push_back(fmt::format("{}.src: unknown device '{}'", where, tr.src));
+    if (dst == dev.end()) w.problems.push_back(fmt::format("{}.dst: unknown device '{}'", where, tr.dst));
+    if (first == end || src == dev.end() || dst == dev.end()) continue;
+    int id = first->second;  // tensor names may repeat: prefer the one produced on the sending device
+    for (auto it = first; it != end; ++it)
+      if (placed[static_cast<size_t>(table.data[static_cast<size_t>(it->second)].producer)] == src->second) id = it->second;
+    s.transfers.push_back({id, src->second, dst->second, tr.start_ms, tr.end_ms, table.data[static_cast<size_t>(id)].bytes});
+    w.names.transfers.push_back(where);
+  }
+  return w;
 }
 
 }  // namespace moirai

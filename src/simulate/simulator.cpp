@@ -78,6 +78,35 @@ Status check_placement(const CostTable& table, const Placement& placement) {
   return Ok{};
 }
 
+std::optional<OrderDeadlock> order_deadlock(const CostTable& table, const Placement& placement) {
+  if (placement.order.empty()) return std::nullopt;
+  const int n = table.num_ops(), k = table.num_devices();
+  // Run the orders without a clock: a device's head runs once every producer it reads from has run.
+  std::vector<char> ran(static_cast<size_t>(n), 0);
+  std::vector<size_t> pos(static_cast<size_t>(k), 0);
+  auto missing_input = [&](OpId op) -> int {
+    for (int i : table.op_inputs[static_cast<size_t>(op)])
+      if (!ran[static_cast<size_t>(table.data[static_cast<size_t>(i)].producer)]) return i;
+    return -1;
+  };
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (int d = 0; d < k; ++d) {
+      const auto& order = placement.order[static_cast<size_t>(d)];
+      for (size_t& p = pos[static_cast<size_t>(d)]; p < order.size() && missing_input(order[p]) < 0; ++p, progress = true)
+        ran[static_cast<size_t>(order[p])] = 1;
+    }
+  }
+  for (int d = 0; d < k; ++d) {
+    const auto& order = placement.order[static_cast<size_t>(d)];
+    if (pos[static_cast<size_t>(d)] < order.size()) {
+      const OpId op = order[pos[static_cast<size_t>(d)]];
+      return OrderDeadlock{op, missing_input(op)};
+    }
+  }
+  return std::nullopt;
+}
+
 std::vector<DeviceId> Schedule::over_capacity(const CostTable& table) const {
   std::vector<DeviceId> out;
   for (DeviceId d = 0; d < table.num_devices() && d < static_cast<int>(peak_memory.size()); ++d) {

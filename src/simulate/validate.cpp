@@ -1,8 +1,10 @@
 // Schedule validator: re-derives every invariant of shared/design.md from the schedule alone (it trusts neither
-// the simulator's bookkeeping nor Schedule::peak_memory) and returns one message per violation, with numbers.
+// the simulator's bookkeeping nor Schedule::peak_memory, which it checks against its own accounting) and returns
+// one message per violation, with numbers.
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -17,6 +19,7 @@ double tol(double x) { return 1e-9 * std::max(1.0, std::abs(x)); }
 struct Interval {
   double start, end;
   std::string what;
+  std::string field;  // with FieldNames: "ops[3]"; else empty
 };
 
 // Reports pairs that overlap on one resource (device or port). Intervals are half-open, so touching is fine.
@@ -29,9 +32,11 @@ void check_overlaps(std::vector<Interval> spans, const std::string& resource, st
     const Interval& cur = spans[static_cast<size_t>(i)];
     if (longest >= 0) {
       const Interval& prev = spans[static_cast<size_t>(longest)];
-      if (cur.start < prev.end - tol(prev.end) && cur.end > cur.start)
-        out.push_back(fmt::format("{}: {} [{}, {}] overlaps {} [{}, {}]", resource, cur.what, cur.start, cur.end,
+      if (cur.start < prev.end - tol(prev.end) && cur.end > cur.start) {
+        const std::string fields = cur.field.empty() ? "" : fmt::format("{0}.start_ms/end_ms, {1}.start_ms/end_ms: ", cur.field, prev.field);
+        out.push_back(fmt::format("{}{}: {} [{}, {}] overlaps {} [{}, {}]", fields, resource, cur.what, cur.start, cur.end,
                                   prev.what, prev.start, prev.end));
+      }
     }
     if (longest < 0 || cur.end > spans[static_cast<size_t>(longest)].end) longest = i;
   }
@@ -39,8 +44,67 @@ void check_overlaps(std::vector<Interval> spans, const std::string& resource, st
 
 }  // namespace
 
+MemoryPeaks peak_memory_from_spans(const CostTable& table, const Placement& placement, const Schedule& schedule) {
+  // Deliberately not the simulator's sweep over sorted +/- deltas: each tensor copy becomes one live interval,
+  // and a device's peak is the largest sum of the intervals covering one interval's start (a step function of
+  // half-open intervals reaches its maximum at some start), so a bug in either accounting shows as a mismatch.
+  const int n = table.num_ops(), k = table.num_devices(), m = static_cast<int>(table.data.size());
+  const auto& dev = placement.device;
+  auto ends = [&](OpId op) { return schedule.ops[static_cast<size_t>(op)].end_ms; };
+  double last = 0;
+  for (const auto& s : schedule.ops) last = std::max(last, s.end_ms);
+  for (const auto& tr : schedule.transfers) last = std::max(last, tr.end_ms);
+
+  struct Live {
+    double start, end, bytes;
+  };
+  std::vector<std::vector<Live>> live(static_cast<size_t>(k));
+  std::vector<double> home_end(static_cast<size_t>(m), 0.0);  // when each tensor's source copy may go
+  for (int i = 0; i < m; ++i) {
+    const DataItem& item = table.data[static_cast<size_t>(i)];
+    const DeviceId home = dev[static_cast<size_t>(item.producer)];
+    double& end = home_end[static_cast<size_t>(i)];
+    end = item.consumers.empty() ? last : ends(item.producer);
+    for (OpId c : item.consumers)
+      if (dev[static_cast<size_t>(c)] == home) end = std::max(end, ends(c));
+  }
+  std::set<std::pair<int, DeviceId>> copied;  // a tensor is held once per device, however often it is sent
+  for (const auto& tr : schedule.transfers) {
+    if (tr.data < 0 || tr.data >= m || tr.dst < 0 || tr.dst >= k || !copied.insert({tr.data, tr.dst}).second) continue;
+    const DataItem& item = table.data[static_cast<size_t>(tr.data)];
+    home_end[static_cast<size_t>(tr.data)] = std::max(home_end[static_cast<size_t>(tr.data)], tr.end_ms);
+    double end = tr.end_ms;
+    for (OpId c : item.consumers)
+      if (dev[static_cast<size_t>(c)] == tr.dst) end = std::max(end, ends(c));
+    live[static_cast<size_t>(tr.dst)].push_back({tr.start_ms, end, item.bytes});
+  }
+  for (int i = 0; i < m; ++i) {
+    const DataItem& item = table.data[static_cast<size_t>(i)];
+    live[static_cast<size_t>(dev[static_cast<size_t>(item.producer)])].push_back(
+        {schedule.ops[static_cast<size_t>(item.producer)].start_ms, home_end[static_cast<size_t>(i)], item.bytes});
+  }
+
+  MemoryPeaks out{std::vector<double>(static_cast<size_t>(k), 0.0), std::vector<double>(static_cast<size_t>(k), 0.0)};
+  for (OpId op = 0; op < n; ++op) out.peak[static_cast<size_t>(dev[static_cast<size_t>(op)])] += table.param_bytes[static_cast<size_t>(op)];
+  for (DeviceId d = 0; d < k; ++d) {
+    auto& spans = live[static_cast<size_t>(d)];
+    std::sort(spans.begin(), spans.end(), [](const Live& a, const Live& b) { return a.start < b.start; });
+    const double params = out.peak[static_cast<size_t>(d)];
+    for (const Live& at : spans) {
+      double sum = params;
+      for (const Live& l : spans)
+        if (l.start <= at.start && at.start < l.end) sum += l.bytes;
+      if (sum > out.peak[static_cast<size_t>(d)]) {
+        out.peak[static_cast<size_t>(d)] = sum;
+        out.when[static_cast<size_t>(d)] = at.start;
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> validate(const CostTable& table, const Placement& placement, const Schedule& schedule,
-                                  const SimOptions& options) {
+                                  const SimOptions& options, const FieldNames* names) {
   std::vector<std::string> out;
   const int n = table.num_ops(), k = table.num_devices();
   if (auto status = check_placement(table, placement); !status) {
@@ -58,15 +122,29 @@ std::vector<std::string> validate(const CostTable& table, const Placement& place
   auto dev_name = [&](DeviceId d) { return table.device_names[static_cast<size_t>(d)]; };
   auto span = [&](OpId op) -> const OpSpan& { return schedule.ops[static_cast<size_t>(op)]; };
   auto device_of = [&](OpId op) { return dev[static_cast<size_t>(op)]; };
+  // The "FIELD: " prefix of a message when the schedule comes from a file (see FieldNames); else nothing.
+  const FieldNames plain;  // no paths: messages as for a schedule in memory
+  const FieldNames& paths = names ? *names : plain;
+  auto named = [](const std::vector<std::string>& list, int i) {
+    return i >= 0 && i < static_cast<int>(list.size()) ? list[static_cast<size_t>(i)] : std::string();
+  };
+  auto field = [&](const std::string& path, const std::string& keys) {
+    return path.empty() ? std::string() : path + (keys.empty() ? "" : "." + keys) + ": ";
+  };
+  auto op_field = [&](OpId op, const std::string& keys) { return field(named(paths.ops, op), keys); };
+  auto tr_field = [&](int j, const std::string& keys) { return field(named(paths.transfers, j), keys); };
+  auto dev_field = [&](DeviceId d, const std::string& keys) { return field(named(paths.devices, d), keys); };
 
   // Durations.
   for (OpId op = 0; op < n; ++op) {
     const OpSpan& s = span(op);
     const double want = table.time(op, device_of(op));
-    if (!(s.start_ms >= 0)) out.push_back(fmt::format("operator '{}' starts at {} ms, before 0", op_name(op), s.start_ms));
-    if (std::abs((s.end_ms - s.start_ms) - want) > tol(want))
-      out.push_back(fmt::format("operator '{}' on '{}' lasts {} ms ([{}, {}]), its time there is {} ms", op_name(op),
-                                dev_name(device_of(op)), s.end_ms - s.start_ms, s.start_ms, s.end_ms, want));
+    if (!(s.start_ms >= 0))
+      out.push_back(fmt::format("{}operator '{}' starts at {} ms, before 0", op_field(op, "start_ms"), op_name(op), s.start_ms));
+    if (!(std::abs((s.end_ms - s.start_ms) - want) <= tol(want)))
+      out.push_back(fmt::format("{}operator '{}' on '{}' lasts {} ms ([{}, {}]), its time there is {} ms",
+                                op_field(op, "start_ms/end_ms/device"), op_name(op), dev_name(device_of(op)),
+                                s.end_ms - s.start_ms, s.start_ms, s.end_ms, want));
   }
 
   // Transfers: exist exactly once where needed, only where needed, after their producer, with the right length.
@@ -75,35 +153,38 @@ std::vector<std::string> validate(const CostTable& table, const Placement& place
   for (int j = 0; j < static_cast<int>(schedule.transfers.size()); ++j) {
     const TransferSpan& tr = schedule.transfers[static_cast<size_t>(j)];
     if (tr.data < 0 || tr.data >= m || tr.src < 0 || tr.src >= k || tr.dst < 0 || tr.dst >= k) {
-      out.push_back(fmt::format("transfer #{} names data {} from device {} to {}: out of range", j, tr.data, tr.src, tr.dst));
+      out.push_back(fmt::format("{}transfer #{} names data {} from device {} to {}: out of range", tr_field(j, ""), j,
+                                tr.data, tr.src, tr.dst));
       continue;
     }
     const DataItem& item = table.data[static_cast<size_t>(tr.data)];
     const std::string what = fmt::format("transfer of '{}' from '{}' to '{}'", item.name, dev_name(tr.src), dev_name(tr.dst));
     if (tr.src != device_of(item.producer))
-      out.push_back(fmt::format("{}: its producer '{}' runs on '{}'", what, op_name(item.producer),
+      out.push_back(fmt::format("{}{}: its producer '{}' runs on '{}'", tr_field(j, "src"), what, op_name(item.producer),
                                 dev_name(device_of(item.producer))));
     if (!std::any_of(item.consumers.begin(), item.consumers.end(), [&](OpId c) { return device_of(c) == tr.dst; }) ||
         tr.dst == tr.src)
-      out.push_back(fmt::format("{}: no consumer of it runs on '{}'", what, dev_name(tr.dst)));
-    if (!sent.emplace(std::pair{tr.data, tr.dst}, j).second)
-      out.push_back(fmt::format("{}: sent more than once", what));
+      out.push_back(fmt::format("{}{}: no consumer of it runs on '{}'", tr_field(j, "dst"), what, dev_name(tr.dst)));
+    if (auto [it, fresh] = sent.emplace(std::pair{tr.data, tr.dst}, j); !fresh)
+      out.push_back(fmt::format("{}{}: sent more than once{}", tr_field(j, "tensor/dst"), what,
+                                names ? " (also " + named(paths.transfers, it->second) + ")" : ""));
     const double ready = span(item.producer).end_ms;
     if (tr.start_ms < ready - tol(ready))
-      out.push_back(fmt::format("{} starts at {} ms, before its producer '{}' ends at {} ms", what, tr.start_ms,
-                                op_name(item.producer), ready));
+      out.push_back(fmt::format("{}{} starts at {} ms, before its producer '{}' ends at {} ms", tr_field(j, "start_ms"),
+                                what, tr.start_ms, op_name(item.producer), ready));
     const double want = table.transfer(tr.data, tr.src, tr.dst);
-    if (std::abs((tr.end_ms - tr.start_ms) - want) > tol(want))
-      out.push_back(fmt::format("{} lasts {} ms ([{}, {}]), its transfer time is {} ms", what, tr.end_ms - tr.start_ms,
-                                tr.start_ms, tr.end_ms, want));
+    if (!(std::abs((tr.end_ms - tr.start_ms) - want) <= tol(want)))
+      out.push_back(fmt::format("{}{} lasts {} ms ([{}, {}]), its transfer time is {} ms", tr_field(j, "start_ms/end_ms/src/dst"),
+                                what, tr.end_ms - tr.start_ms, tr.start_ms, tr.end_ms, want));
   }
   for (int i = 0; i < m; ++i) {
     const DataItem& item = table.data[static_cast<size_t>(i)];
     for (OpId c : item.consumers) {
       const DeviceId d = device_of(c);
       if (d != device_of(item.producer) && !sent.count({i, d})) {
-        out.push_back(fmt::format("'{}' is read by '{}' on '{}' but never sent there from '{}'", item.name, op_name(c),
-                                  dev_name(d), dev_name(device_of(item.producer))));
+        out.push_back(fmt::format("{}'{}' is read by '{}' on '{}' but never sent there from '{}'",
+                                  names ? "transfers: " : "", item.name, op_name(c), dev_name(d),
+                                  dev_name(device_of(item.producer))));
         sent.emplace(std::pair{i, d}, -1);  // report once per device
       }
     }
@@ -120,22 +201,26 @@ std::vector<std::string> validate(const CostTable& table, const Placement& place
         arrives = schedule.transfers[static_cast<size_t>(it->second)].end_ms;
       }
       if (span(c).start_ms < arrives - tol(arrives))
-        out.push_back(fmt::format("operator '{}' on '{}' starts at {} ms, before its input '{}' is there at {} ms",
-                                  op_name(c), dev_name(device_of(c)), span(c).start_ms, item.name, arrives));
+        out.push_back(fmt::format("{}operator '{}' on '{}' starts at {} ms, before its input '{}' is there at {} ms",
+                                  op_field(c, "start_ms"), op_name(c), dev_name(device_of(c)), span(c).start_ms,
+                                  item.name, arrives));
     }
 
   // One operator at a time per device; one transfer at a time per port.
   std::vector<std::vector<Interval>> per_device(static_cast<size_t>(k));
   for (OpId op = 0; op < n; ++op)
-    per_device[static_cast<size_t>(device_of(op))].push_back({span(op).start_ms, span(op).end_ms, "operator '" + op_name(op) + "'"});
+    per_device[static_cast<size_t>(device_of(op))].push_back(
+        {span(op).start_ms, span(op).end_ms, "operator '" + op_name(op) + "'", named(paths.ops, op)});
   for (DeviceId d = 0; d < k; ++d) check_overlaps(per_device[static_cast<size_t>(d)], "device '" + dev_name(d) + "'", out);
   if (options.contention) {
     std::vector<std::vector<Interval>> send(static_cast<size_t>(k)), recv(static_cast<size_t>(k));
-    for (const auto& tr : schedule.transfers) {
+    for (int j = 0; j < static_cast<int>(schedule.transfers.size()); ++j) {
+      const TransferSpan& tr = schedule.transfers[static_cast<size_t>(j)];
       if (tr.data < 0 || tr.data >= m || tr.src < 0 || tr.src >= k || tr.dst < 0 || tr.dst >= k) continue;
       const std::string what = fmt::format("transfer of '{}' to '{}'", table.data[static_cast<size_t>(tr.data)].name, dev_name(tr.dst));
-      send[static_cast<size_t>(tr.src)].push_back({tr.start_ms, tr.end_ms, what});
-      recv[static_cast<size_t>(tr.dst)].push_back({tr.start_ms, tr.end_ms, what});
+      const std::string path = named(paths.transfers, j);
+      send[static_cast<size_t>(tr.src)].push_back({tr.start_ms, tr.end_ms, what, path});
+      recv[static_cast<size_t>(tr.dst)].push_back({tr.start_ms, tr.end_ms, what, path});
     }
     for (DeviceId d = 0; d < k; ++d) {
       check_overlaps(send[static_cast<size_t>(d)], "send port of '" + dev_name(d) + "'", out);
@@ -147,51 +232,21 @@ std::vector<std::string> validate(const CostTable& table, const Placement& place
   double last = 0;
   for (const auto& s : schedule.ops) last = std::max(last, s.end_ms);
   for (const auto& tr : schedule.transfers) last = std::max(last, tr.end_ms);
-  if (std::abs(schedule.makespan_ms - last) > tol(last))
-    out.push_back(fmt::format("makespan is {} ms but the last event ends at {} ms", schedule.makespan_ms, last));
+  if (!(std::abs(schedule.makespan_ms - last) <= tol(last)))
+    out.push_back(fmt::format("{}makespan is {} ms but the last event ends at {} ms", names ? names->makespan + ": " : "",
+                              schedule.makespan_ms, last));
 
-  // Memory, recomputed from the spans: parameters always; an activation on its producer's device from the
-  // producer's start to the end of its last local reader and of its outgoing transfers (to the end if nobody
-  // reads it); a received copy from its transfer's start to the end of its last reader there.
-  std::vector<std::tuple<DeviceId, double, double>> deltas;  // device, time, +/- bytes (frees first at a tie)
-  std::vector<std::vector<int>> transfers_of(static_cast<size_t>(m));
-  for (const auto& [key, j] : sent)
-    if (j >= 0) transfers_of[static_cast<size_t>(key.first)].push_back(j);
-  for (int i = 0; i < m; ++i) {
-    const DataItem& item = table.data[static_cast<size_t>(i)];
-    if (item.bytes == 0) continue;
-    const DeviceId home = device_of(item.producer);
-    double end = item.consumers.empty() ? last : span(item.producer).end_ms;
-    for (OpId c : item.consumers)
-      if (device_of(c) == home) end = std::max(end, span(c).end_ms);
-    for (int j : transfers_of[static_cast<size_t>(i)]) {
-      const TransferSpan& tr = schedule.transfers[static_cast<size_t>(j)];
-      end = std::max(end, tr.end_ms);
-      double copy_end = tr.end_ms;
-      for (OpId c : item.consumers)
-        if (device_of(c) == tr.dst) copy_end = std::max(copy_end, span(c).end_ms);
-      deltas.emplace_back(tr.dst, tr.start_ms, item.bytes);
-      deltas.emplace_back(tr.dst, copy_end, -item.bytes);
-    }
-    deltas.emplace_back(home, span(item.producer).start_ms, item.bytes);
-    deltas.emplace_back(home, end, -item.bytes);
-  }
-  std::sort(deltas.begin(), deltas.end());
-  std::vector<double> live(static_cast<size_t>(k), 0.0), peak(static_cast<size_t>(k), 0.0), when(static_cast<size_t>(k), 0.0);
-  for (OpId op = 0; op < n; ++op) live[static_cast<size_t>(device_of(op))] += table.param_bytes[static_cast<size_t>(op)];
-  peak = live;
-  for (const auto& [d, t, bytes] : deltas) {
-    live[static_cast<size_t>(d)] += bytes;
-    if (live[static_cast<size_t>(d)] > peak[static_cast<size_t>(d)]) {
-      peak[static_cast<size_t>(d)] = live[static_cast<size_t>(d)];
-      when[static_cast<size_t>(d)] = t;
-    }
-  }
+  // Memory, derived from the spans alone; the schedule's own figures, when it has them, must agree.
+  const MemoryPeaks memory = peak_memory_from_spans(table, placement, schedule);
   for (DeviceId d = 0; d < k; ++d) {
-    const double cap = table.capacity[static_cast<size_t>(d)];
-    if (peak[static_cast<size_t>(d)] > cap + tol(cap))
-      out.push_back(fmt::format("device '{}': peak memory {} exceeds its capacity {} (at {} ms)", dev_name(d),
-                                peak[static_cast<size_t>(d)], cap, when[static_cast<size_t>(d)]));
+    const double peak = memory.peak[static_cast<size_t>(d)], cap = table.capacity[static_cast<size_t>(d)];
+    if (schedule.peak_memory.size() == static_cast<size_t>(k) &&
+        !(std::abs(schedule.peak_memory[static_cast<size_t>(d)] - peak) <= tol(peak)))
+      out.push_back(fmt::format("{}device '{}': the schedule says its peak memory is {}, its spans give {}",
+                                dev_field(d, "peak_memory_bytes"), dev_name(d), schedule.peak_memory[static_cast<size_t>(d)], peak));
+    if (peak > cap + tol(cap))
+      out.push_back(fmt::format("{}device '{}': peak memory {} exceeds its capacity {} (at {} ms)", dev_field(d, ""),
+                                dev_name(d), peak, cap, memory.when[static_cast<size_t>(d)]));
   }
   return out;
 }

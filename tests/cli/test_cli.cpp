@@ -3,6 +3,8 @@
 // Bad input is in test_cli_errors.cpp. Every command runs the built binary (MOIRAI_CLI) in a shell.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <algorithm>
 #include <cmath>
 #include <regex>
@@ -187,7 +189,8 @@ TEST(CliPlace, HandEditedPlanSimulates) {
   const std::string out = tmp / "plan";
   ASSERT_EQ(place_example(out).rc, 0);
   auto plan = parse_json(read_text(out + "/plan.json"));
-  // Move one operator to another device by hand.
+  // Move one operator to another device by hand: the plan as written is now inconsistent (its times and
+  // transfers are for the old device), so simulate fails, but re-simulates it from its order and writes that.
   std::vector<std::string> devices;
   for (const auto& d : plan["devices"]) devices.push_back(d["name"].get<std::string>());
   auto& op = plan["ops"][1];
@@ -197,14 +200,18 @@ TEST(CliPlace, HandEditedPlanSimulates) {
   write_text(out + "/plan.json", plan.dump(1));
   const std::string again = tmp / "again";
   const RunResult s = moirai("simulate " + quote(out + "/plan.json") + " --out " + quote(again));
-  if (s.rc == 0) {
-    EXPECT_NE(s.out.find("valid"), std::string::npos) << s.describe();
+  expect_clean_error(s, {out + "/plan.json", "invalid as written"});
+  EXPECT_NE(s.out.find("as written: INVALID"), std::string::npos) << s.describe();
+  EXPECT_NE(s.out.find("ops[1]."), std::string::npos) << s.describe();
+  if (s.out.find("re-simulated from its order: ") != std::string::npos &&
+      s.err.find("re-simulated (") == std::string::npos) {
     const auto re = parse_json(read_text(again + "/plan.json"));
     EXPECT_EQ(re["ops"][1]["device"], to);
+    // The re-simulated plan is consistent as written.
+    EXPECT_EQ(moirai("simulate " + quote(again + "/plan.json")).rc, 0);
   } else {
-    // Allowed only as a clear capacity complaint naming a device.
-    expect_clean_error(s, {"invalid"});
-    EXPECT_NE(s.err.find("capacity"), std::string::npos) << s.describe();
+    // Allowed only as a capacity complaint naming a device.
+    EXPECT_NE(s.out.find("capacity"), std::string::npos) << s.describe();
     EXPECT_TRUE(absent_or_empty(again));
   }
 }
@@ -221,9 +228,52 @@ TEST(CliPlace, HandEditedPlanOverCapacityIsReported) {
   const std::string again = tmp / "again";
   const RunResult s = moirai("simulate " + quote(out + "/plan.json") + " --out " + quote(again));
   ASSERT_NE(s.rc, 0) << "a plan far over capacity must not be reported valid\n" << s.describe();
-  expect_clean_error(s, {out + "/plan.json"});
-  EXPECT_NE(s.err.find(dev0), std::string::npos) << s.describe();
+  expect_clean_error(s, {out + "/plan.json", "re-simulated"});
+  EXPECT_NE(s.out.find("device '" + dev0 + "': peak memory"), std::string::npos) << s.describe();
   EXPECT_TRUE(absent_or_empty(again));
+}
+
+TEST(CliPlace, SimulateChecksThePlanAsWritten) {
+  // Issue 15: a plan whose own schedule is broken was reported valid because only its re-simulation was judged.
+  TempDir tmp;
+  const std::string out = tmp / "plan";
+  ASSERT_EQ(place_example(out).rc, 0);
+  const auto plan = parse_json(read_text(out + "/plan.json"));
+  size_t op7 = 0;
+  while (plan["ops"][op7]["name"] != "op7") ++op7;
+  const std::string at = "ops[" + std::to_string(op7) + "]";
+  struct Case {
+    std::string name;
+    std::function<void(nlohmann::json&)> edit;
+    std::string field;  ///< named by one of the violation lines
+  };
+  const std::vector<Case> cases = {
+      {"op7 overlaps op6 on dev0", [&](nlohmann::json& p) { p["ops"][op7]["start_ms"] = 3.0; p["ops"][op7]["end_ms"] = 8.0; },
+       at + ".start_ms/end_ms"},
+      {"end before start", [&](nlohmann::json& p) { p["ops"][op7]["end_ms"] = p["ops"][op7]["start_ms"].get<double>() - 1; },
+       at + ".start_ms/end_ms/device"},
+      {"makespan edited", [](nlohmann::json& p) { p["makespan_ms"] = 10; }, "makespan_ms: "},
+      {"transfer deleted", [](nlohmann::json& p) { p["transfers"].erase(0); }, "transfers: "},
+      {"transfer to an unknown device", [](nlohmann::json& p) { p["transfers"][0]["dst"] = "nowhere"; },
+       "transfers[0].dst: unknown device 'nowhere'"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    nlohmann::json bad = plan;
+    c.edit(bad);
+    const std::string path = tmp / "bad.json";
+    write_text(path, bad.dump(1));
+    const RunResult s = moirai("simulate " + quote(path));
+    expect_clean_error(s, {path, "invalid as written"});
+    EXPECT_NE(s.out.find("as written: INVALID ("), std::string::npos) << s.describe();
+    EXPECT_NE(s.out.find("\n  " + c.field), std::string::npos) << s.describe();
+    EXPECT_NE(s.out.find("re-simulated from its order: "), std::string::npos) << s.describe();
+  }
+  // The untouched plan: both verdicts valid.
+  const RunResult ok = moirai("simulate " + quote(out + "/plan.json"));
+  ASSERT_EQ(ok.rc, 0) << ok.describe();
+  EXPECT_NE(ok.out.find("as written: valid\n"), std::string::npos) << ok.describe();
+  EXPECT_NE(ok.out.find("re-simulated from its order: 33.0000 ms, valid\n"), std::string::npos) << ok.describe();
 }
 
 TEST(CliPlace, AllMethodsOneRowEach) {

@@ -202,5 +202,59 @@ TEST(CliErrors, UnknownFusionBackend) {
   EXPECT_TRUE(absent_or_empty(tmp / "out"));
 }
 
+TEST(CliErrors, OptionValuesOutOfRange) {
+  // Each bad value is one line naming the option and the value; nothing runs.
+  TempDir tmp;
+  const std::string place = "place " + quote(kExample) + " --method heft --out " + quote(tmp / "out") + " ";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--time-limit", "-1"},   {"--time-limit", "0"},  {"--time-limit", "nan"},   {"--time-limit", "inf"},
+      {"--time-limit", "1e300"}, {"--time-limit", "abc"}, {"--threads", "0"},       {"--threads", "-4"},
+      {"--threads", "2.5"},     {"--gap", "-1"},        {"--episodes", "0"},       {"--generations", "-3"},
+      {"--population", "0"}};
+  for (const auto& [option, value] : cases) {
+    SCOPED_TRACE(option + " " + value);
+    const RunResult r = moirai(place + option + " " + quote(value));
+    expect_clean_error(r, {option, value});
+    EXPECT_EQ(r.err.find("Run with --help"), std::string::npos) << r.describe();  // one line, not two
+    EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  }
+  expect_clean_error(moirai("place " + quote(kExample) + " --method heft --out ''"), {"--out", "empty"});
+  expect_clean_error(moirai("simulate " + quote(kExample) + " --out ''"), {"--out", "empty"});
+  expect_clean_error(moirai("bench --models " + quote(kExample) + " --out " + quote(tmp / "bench") + " --jobs 0"),
+                     {"--jobs", "0"});
+  expect_clean_error(moirai("bench --models " + quote(kExample) + " --out ''"), {"--out", "empty"});
+  EXPECT_TRUE(absent_or_empty(tmp / "bench"));
+}
+
+TEST(CliErrors, AbsurdClusterFigures) {
+  // Figures that once reached CLP and aborted it: one line naming the file and the field.
+  TempDir tmp;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"bandwidth_gbps": 1, "latency_us": 1e110})", "links.default.latency_us"},
+      {R"({"bandwidth_gbps": 1e-300})", "links.default.bandwidth_gbps"}};
+  for (const auto& [link, field] : cases) {
+    const std::string cluster = tmp / "c.json";
+    write_text(cluster, R"({"name": "c", "devices": [{"name": "a", "peak_gflops": 100, "mem_bandwidth_gbps": 10,
+      "memory_gib": 8}, {"name": "b", "peak_gflops": 100, "mem_bandwidth_gbps": 10, "memory_gib": 8}],
+      "links": {"default": )" + link + "}}");
+    const RunResult r = moirai("place " + quote(kSqueeze) + " -c " + quote(cluster) + " --method milp --time-limit 2 --out " +
+                               quote(tmp / "out"));
+    expect_clean_error(r, {cluster, field});
+    EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  }
+}
+
+TEST(CliErrors, PlanOrderAgainstPrecedence) {
+  // Everything on one device, in reverse file order: the order contradicts precedence (once a deadlock check).
+  TempDir tmp;
+  auto plan = example_plan(tmp);
+  const auto dev0 = plan["devices"][0]["name"];
+  for (size_t i = 0; i < plan["ops"].size(); ++i) {
+    plan["ops"][i]["device"] = dev0;
+    plan["ops"][i]["start_ms"] = -static_cast<double>(i);
+  }
+  expect_simulate_rejects(tmp, plan, {"start_ms", "precedence"});
+}
+
 }  // namespace
 }  // namespace moirai::clitest

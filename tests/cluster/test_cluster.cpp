@@ -84,10 +84,12 @@ TEST(Cluster, MissingFieldNamesIt) {
 TEST(Cluster, NegativeBandwidth) {
   const char* text = R"({"name": "x", "devices": [{"name": "a", "memory_gib": 1}, {"name": "b", "memory_gib": 1}],
     "links": {"default": {"bandwidth_gbps": 1}, "pairs": [{"src": "a", "dst": "b", "bandwidth_gbps": -2}]}})";
-  EXPECT_EQ(error_of(parse_cluster(text, "x.json")), "x.json: field links.pairs[0].bandwidth_gbps must be positive, got -2");
+  EXPECT_EQ(error_of(parse_cluster(text, "x.json")),
+            "x.json: field links.pairs[0].bandwidth_gbps must be a number from 1e-06 to 1e+06 GB/s, got -2");
   const char* zero = R"({"name": "x", "devices": [{"name": "a", "memory_gib": 1}],
     "links": {"default": {"bandwidth_gbps": 0}}})";
-  EXPECT_EQ(error_of(parse_cluster(zero, "x.json")), "x.json: field links.default.bandwidth_gbps must be positive, got 0");
+  EXPECT_EQ(error_of(parse_cluster(zero, "x.json")),
+            "x.json: field links.default.bandwidth_gbps must be a number from 1e-06 to 1e+06 GB/s, got 0");
 }
 
 TEST(Cluster, DuplicateDeviceName) {
@@ -105,7 +107,33 @@ TEST(Cluster, UnknownDeviceInPair) {
 TEST(Cluster, WrongType) {
   const char* text = R"({"name": "x", "devices": [{"name": "a", "memory_gib": "lots"}],
     "links": {"default": {"bandwidth_gbps": 1}}})";
-  EXPECT_EQ(error_of(parse_cluster(text, "x.json")), "x.json: field devices[0].memory_gib must be a number, got \"lots\"");
+  EXPECT_EQ(error_of(parse_cluster(text, "x.json")), "x.json: field devices[0].memory_gib must be a number from 0 to 1e+06 GiB, got \"lots\"");
+}
+
+// Absurd figures (which once reached CLP and aborted it) are rejected where they are read, naming the field.
+TEST(Cluster, AbsurdFiguresAreRejected) {
+  auto cluster_with = [](const std::string& device, const std::string& link) {
+    return R"({"name": "x", "devices": [)" + device + R"(, {"name": "b", "memory_gib": 1}], "links": {"default": )" +
+           link + "}}";
+  };
+  const std::string dev = R"({"name": "a", "memory_gib": 1})", link = R"({"bandwidth_gbps": 1})";
+  EXPECT_EQ(error_of(parse_cluster(cluster_with(dev, R"({"bandwidth_gbps": 1, "latency_us": 1e110})"), "x.json")),
+            "x.json: field links.default.latency_us must be a number from 0 to 1e+09 us, got 1e+110");
+  EXPECT_EQ(error_of(parse_cluster(cluster_with(dev, R"({"bandwidth_gbps": 1e-300})"), "x.json")),
+            "x.json: field links.default.bandwidth_gbps must be a number from 1e-06 to 1e+06 GB/s, got 1e-300");
+  EXPECT_EQ(error_of(parse_cluster(cluster_with(R"({"name": "a", "memory_gib": 1e308})", link), "x.json")),
+            "x.json: field devices[0].memory_gib must be a number from 0 to 1e+06 GiB, got 1e+308");
+  EXPECT_EQ(error_of(parse_cluster(cluster_with(R"({"name": "", "memory_gib": 1})", link), "x.json")),
+            "x.json: field devices[0].name must not be empty");
+  EXPECT_EQ(error_of(parse_cluster(cluster_with(R"({"name": "a", "memory_gib": 1, "peak_gflops": -1})", link), "x.json")),
+            "x.json: field devices[0].peak_gflops must be a number from 0 to 1e+09 GFLOP/s, got -1");
+  // A number beyond a double is a JSON error, not an internal one.
+  const std::string huge = error_of(parse_cluster(cluster_with(R"({"name": "a", "memory_gib": 1e400})", link), "x.json"));
+  EXPECT_EQ(huge.rfind("x.json: invalid JSON: ", 0), 0u) << huge;
+  EXPECT_NE(huge.find("1e400"), std::string::npos) << huge;
+  // The bounds themselves are accepted.
+  EXPECT_EQ(error_of(parse_cluster(cluster_with(R"({"name": "a", "memory_gib": 1e6})",
+                                                R"({"bandwidth_gbps": 1e-6, "latency_us": 1e9})"), "x.json")), "(no error)");
 }
 
 }  // namespace

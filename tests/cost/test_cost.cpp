@@ -1,6 +1,9 @@
 // Cost model: the roofline of one convolution on an A100 by hand, transfer times, FP16 peaks, profile overrides
 // and their errors, every bundled instance, and CostTable::finalize's checks.
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
@@ -186,6 +189,36 @@ TEST(Cost, BadInstances) {
   t = load_instance(source_path("tests/fixtures/cost/none.json"));
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.error().message.find("cannot open the instance file"), std::string::npos);
+}
+
+// Absurd figures in instances and profiles are rejected where they are read, naming the file and the field.
+TEST(Cost, AbsurdFiguresAreRejected) {
+  const auto dir = std::filesystem::temp_directory_path() / ("moirai-cost-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto load = [&](const std::string& text) {
+    const std::string path = (dir / "i.json").string();
+    std::ofstream(path) << text;
+    auto t = load_instance(path);
+    return t.ok() ? std::string("(no error)") : t.error().message.substr(path.size() + 2);
+  };
+  auto instance = [](const std::string& name, const std::string& device_memory, const std::string& op_time) {
+    return R"({)" + name + R"("devices": [{"memory": )" + device_memory + R"(}], "ops": [{"id": 0, "time": [)" + op_time +
+           R"(]}, {"id": 1, "time": [1]}], "edges": [{"src": 0, "dst": 1, "time": [[0]]}]})";
+  };
+  EXPECT_EQ(load(instance("", "1", "1")), "(no error)");
+  EXPECT_EQ(load(instance("", "1", "1e308")), "field ops[0].time[0] must be a number from 0 to 1e+09 ms, got 1e+308");
+  EXPECT_EQ(load(instance("", "1e300", "1")), "field devices[0].memory must be a number from 0 to 1e+15 units, got 1e+300");
+  EXPECT_EQ(load(instance(R"("name": 42, )", "1", "1")), "field name must be a non-empty string, got 42");
+  EXPECT_EQ(load(instance("", "1e400", "1")).rfind("invalid JSON: ", 0), 0u);
+
+  auto built = build_cost_table(conv_relu(DType::Float32), cluster("hetero-gpu-server"));
+  ASSERT_TRUE(built.ok());
+  const std::string profile = (dir / "p.json").string();
+  std::ofstream(profile) << R"({"ops": {"conv": {"a100": 1e300}}})";
+  const Status s = apply_profile(*built, profile);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message, profile + ": field ops.conv.a100 must be a number from 0 to 1e+09 ms, got 1e+300");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Cost, FinalizeChecksSizes) {

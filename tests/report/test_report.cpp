@@ -168,6 +168,10 @@ TEST(PlanJson, ReaderErrorsNameFileAndProblem) {
                    "ops": [{"name": "a", "device": "d"}, {"name": "a", "device": "d"}]})"),
             "plan.json: operator 'a' is listed twice (ops[1])");
   EXPECT_EQ(msg(R"({"version": 1, "inputs": {"model": "m"}, "devices": [{"name": "d"}], "ops": []})"), "(accepted)");
+  EXPECT_EQ(msg(R"({"version": 1, "makespan_ms": 1e400})").rfind("plan.json: not JSON: ", 0), 0u);  // beyond a double
+  EXPECT_EQ(msg(R"({"version": 1, "inputs": {"model": "m"}, "devices": [], "ops": [],
+                   "transfers": [{"tensor": "x", "src": "a", "dst": "b", "start_ms": "soon", "end_ms": 1}]})"),
+            "plan.json: 'transfers[0].start_ms' must be a number");
 
   auto missing = read_plan("/nonexistent/plan.json");
   ASSERT_FALSE(missing.ok());

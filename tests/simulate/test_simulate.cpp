@@ -324,3 +324,45 @@ TEST(SimulateProperty, ContentionNeverHelpsTheListScheduleOnAChain) {
 
 }  // namespace
 }  // namespace moirai
+
+namespace moirai {
+namespace {
+
+// The validator's memory accounting (peak_memory_from_spans) is computed independently of the simulator's, so
+// the two must agree on every random plan; a figure that disagrees with the spans is a violation.
+TEST(SimulateProperty, ValidatorMemoryAgreesWithTheSimulator) {
+  int compared = 0;
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    std::mt19937_64 rng(seed * 104729);
+    RandomTableSpec spec;
+    spec.ops = 10 + static_cast<int>(seed % 4) * 10;
+    spec.devices = 1 + static_cast<int>(seed % 5);
+    spec.max_fanout = 1 + static_cast<int>(seed % 4);
+    const CostTable t = random_table(seed, spec);
+    Placement p;
+    for (int op = 0; op < t.num_ops(); ++op)
+      p.device.push_back(static_cast<DeviceId>(rng() % static_cast<uint64_t>(spec.devices)));
+    for (bool contention : {true, false}) {
+      const SimOptions opt{contention};
+      for (const Placement& q : {p, random_orders(t, p, rng, true)}) {
+        const Schedule s = simulate(t, q, opt);
+        const MemoryPeaks derived = peak_memory_from_spans(t, q, s);
+        ASSERT_EQ(derived.peak.size(), s.peak_memory.size());
+        for (size_t d = 0; d < derived.peak.size(); ++d)
+          EXPECT_NEAR(derived.peak[d], s.peak_memory[d], 1e-9 * std::max(1.0, s.peak_memory[d])) << "seed " << seed << " device " << d;
+        ++compared;
+        // A wrong memory figure for one device is caught and named.
+        Schedule wrong = s;
+        const size_t d = rng() % wrong.peak_memory.size();
+        wrong.peak_memory[d] += seed % 2 ? 1.0 : -1.0;
+        const auto v = validate(t, q, wrong, opt);
+        ASSERT_EQ(v.size(), 1u) << "seed " << seed << "\n" << joined(v);
+        EXPECT_EQ(v[0].rfind("device '" + t.device_names[d] + "': the schedule says its peak memory is", 0), 0u) << v[0];
+      }
+    }
+  }
+  EXPECT_EQ(compared, 30 * 2 * 2);
+}
+
+}  // namespace
+}  // namespace moirai
