@@ -42,7 +42,7 @@ struct PlaceResult {
   std::string warm_start_method;  ///< the heuristic whose plan seeded the MILP
   double warm_start_ms = 0;       ///< its makespan in the MILP's schedule model
   double polished_ms = 0;         ///< after the local search, before CBC
-  /// MILP multilevel solve, for each V-cycle that improved the plan, coarsest level first: the level's operator
+  /// MILP multilevel solve, for each V-cycle run, coarsest level first: the level's operator
   /// count, the makespan reached there (that level's MILP model) and how ("optimal", "time limit"... at the
   /// coarsest level, "local search" below).
   struct Level {

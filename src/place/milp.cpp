@@ -292,12 +292,14 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
   // Bounds first (a capped share of the budget): they certify whatever the search below returns.
   BoundOptions bo;
   bo.contention = contention;
+  const double best_known = std::min(warm.plan->makespan, warm.fallback_ms);
   bo.upper_bound = std::min(ub, warm.fallback_ms);
   bo.threads = options.threads;
   bo.time_limit_s = std::min(10.0, 0.15 * options.time_limit_s);
   LowerBounds bounds = lower_bounds(t, bo);
   for (const auto& b : bounds.each) say(fmt::format("milp: lower bound {:.6g} ({})", b.ms, b.source));
   const double remaining = std::max(0.5, options.time_limit_s - since(t0));
+  const bool proven = bounds.best.ms >= best_known * (1 - 1e-9);  // the warm start already meets the bound
 
   // Size of the exact model: order binaries grow with the unordered pairs.
   FormulationOptions fo;
@@ -319,7 +321,10 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     }
   }
   const bool use_exact = exact && small && exact->model.num_integer() <= 800;  // beyond this the root LP alone eats the budget
-  if (use_exact) {
+  if (proven) {
+    result.mode = "bound";  // nothing to search: the warm start meets a proven lower bound
+    say(fmt::format("milp: the warm start meets the {} bound: optimal", bounds.best.source));
+  } else if (use_exact) {
     result.mode = "exact";
     say(fmt::format("milp: exact model, {} columns ({} integer), {} rows", exact->model.num_cols(),
                     exact->model.num_integer(), exact->model.num_rows()));
@@ -357,9 +362,9 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
       const auto multi = milp_multilevel(t, best, co, cycle_s, kCoarsestLevel, exact_at, levels);
       for (const auto& l : levels)
         say(fmt::format("milp: multilevel cycle {}, {} operators: {:.6g} ({})", cycle + 1, l.ops, l.makespan_ms, l.status));
+      result.levels.insert(result.levels.end(), levels.begin(), levels.end());
       if (!multi || multi->makespan >= best.makespan * (1 - 1e-9)) break;
       best = *multi;
-      result.levels.insert(result.levels.end(), levels.begin(), levels.end());
     }
     int windows = 0, crashes = 0;
     best = milp_lns(t, best, options, options.time_limit_s - since(t0), windows, crashes);
@@ -382,6 +387,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
   MOIRAI_CHECK(result.lower_bound_ms <= simulated * (1 + 1e-6) + 1e-9,
                fmt::format("milp: lower bound {} ({}) above the plan's simulated {}", result.lower_bound_ms,
                            result.lower_bound_source, simulated));
+  if (result.lower_bound_ms >= simulated * (1 - 1e-9)) result.status = "optimal";  // the plan meets a proven bound
   return result;
 }
 

@@ -25,8 +25,9 @@ struct MilpSolveOptions {
   std::vector<std::string> cbc_args;
   /// Solve in a forked child (crash isolation). Off only for debugging CBC itself in one process.
   bool isolate = true;
-  /// The child is killed when it has not answered after time_limit_s + kill_margin_s (wall clock);
-  /// negative = max(10 s, 25% of the limit): CBC overruns its limit in the root LP and in preprocessing.
+  /// The child is killed when it has not answered after time_limit_s + kill_margin_s (wall clock); negative =
+  /// 1 s. CBC overruns its limit in the root LP and in preprocessing, and the caller's time limit is a promise:
+  /// an overrun costs that solve's answer, never the caller's incumbent.
   double kill_margin_s = -1;
 };
 

@@ -149,7 +149,7 @@ MilpSolveResult solve_with_cbc(const MilpModel& model, const MilpSolveOptions& o
     run_child(fds[1], model, options);
   }
   ::close(fds[1]);
-  const double margin = options.kill_margin_s >= 0 ? options.kill_margin_s : std::max(10.0, 0.25 * options.time_limit_s);
+  const double margin = options.kill_margin_s >= 0 ? options.kill_margin_s : 1.0;
   const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
                                  std::chrono::duration<double>(std::max(0.05, options.time_limit_s) + margin));
   std::vector<std::string> records;
