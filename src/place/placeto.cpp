@@ -399,6 +399,7 @@ class PlacetoPlacer final : public Placer {
     }
     result.placement.device = best;
     result.objective_ms = best_ms;
+    result.mode = fmt::format("reinforce, {} episodes", done);  // the training the plan got, for fair comparisons
     if (options.progress)
       options.progress(fmt::format("placeto: {} episodes in {:.3f} s, inference {:.3f} s, latency {:.4f} ms", done,
                                    result.train_time_s, seconds_since(t0) - result.train_time_s, best_ms));
