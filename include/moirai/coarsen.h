@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "moirai/cluster.h"
+#include "moirai/cost.h"
 #include "moirai/error.h"
 #include "moirai/graph.h"
 
@@ -32,5 +33,17 @@ std::vector<std::string> fusion_backends();
 
 /// Coarsens `graph`. The cluster is used only by the --max-nodes step (transfer/compute ratios).
 Expected<CoarsenResult> coarsen(const Graph& graph, const Cluster& cluster, const CoarsenOptions& options);
+
+/// A coarser cost table: group[i] is the coarse operator that operator i of the finer table belongs to.
+struct Contraction {
+  CostTable table;
+  std::vector<OpId> group;
+};
+
+/// Contracts a cost table (no graph needed: profiled instances, the MILP's multilevel solve): merges operators
+/// along edges (chains first, then the lightest pairs, one matching per round) until at most `target` remain or no
+/// merge is safe. Never closes a cycle; a merged operator's time is the sum of its members' on each device, its
+/// parameters their sum; tensors inside a group vanish, those crossing groups stay (sent once per device).
+Contraction contract_table(const CostTable& table, int target);
 
 }  // namespace moirai

@@ -62,6 +62,10 @@ struct CostTable {
   /// Builds op_inputs, op_outputs and topo_order and checks sizes and acyclicity.
   Status finalize();
 
+  /// A table with this one's name, cluster and devices and no operators: the start of a derived problem (a
+  /// contraction, a partition).
+  CostTable with_devices_only() const;
+
   /// "'NAME' has P bytes of parameters; capacities: dev0 C0, dev1 C1, ..." for "does not fit" errors.
   std::string memory_summary() const;
 };

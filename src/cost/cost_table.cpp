@@ -135,4 +135,15 @@ std::string CostTable::memory_summary() const {
   return fmt::format("'{}' has {:g} {} of parameters; capacities: {}", name, params, memory_unit, caps);
 }
 
+CostTable CostTable::with_devices_only() const {
+  CostTable t;
+  t.name = name;
+  t.cluster = cluster;
+  t.per_edge_data = per_edge_data;
+  t.device_names = device_names;
+  t.capacity = capacity;
+  t.memory_unit = memory_unit;
+  return t;
+}
+
 }  // namespace moirai

@@ -103,12 +103,8 @@ Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& 
   PartitionedProblem out;
   out.parts_of.assign(static_cast<size_t>(n), {});
   out.specs.assign(static_cast<size_t>(n), {});
+  out.table = table.with_devices_only();
   CostTable& t = out.table;
-  t.name = table.name;
-  t.cluster = table.cluster;
-  t.per_edge_data = table.per_edge_data;
-  t.device_names = table.device_names;
-  t.capacity = table.capacity;
 
   std::vector<double> launch(static_cast<size_t>(k), 0.0);
   for (int d = 0; d < k; ++d) {

@@ -64,6 +64,12 @@ Expected<Problem> load_problem(const ProblemOptions& options) {
     auto table = load_instance(options.input);
     if (!table) return table.error();
     problem.table = std::move(*table);
+    // No graph to fuse: --max-nodes contracts the table itself (deterministic, so `simulate` rebuilds it).
+    if (options.coarsen.max_nodes > 0 && problem.table.num_ops() > options.coarsen.max_nodes) {
+      const int before = problem.table.num_ops();
+      problem.table = contract_table(problem.table, options.coarsen.max_nodes).table;
+      problem.steps.push_back({fmt::format("max-nodes:{}", options.coarsen.max_nodes), before, problem.table.num_ops()});
+    }
   } else {
     if (options.cluster_path.empty())
       return Error{options.input + ": a model needs a cluster (--cluster FILE, e.g. clusters/hetero-gpu-server.json)"};

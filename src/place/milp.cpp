@@ -238,7 +238,8 @@ class MilpPlacer : public Placer {
  public:
   std::string name() const override { return "milp"; }
   std::string summary() const override {
-    return "Moirai MILP on CBC: warm-started from the best heuristic, exact on small graphs, LNS on large ones";
+    return "Moirai MILP on CBC: warm-started from the best heuristic, exact on small graphs, multilevel + LNS on "
+           "large ones; reports a certified lower bound";
   }
   Expected<PlaceResult> place(const CostTable& t, const PlaceOptions& options) const override;
 };

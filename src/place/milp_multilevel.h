@@ -8,21 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "moirai/coarsen.h"
 #include "moirai/placer.h"
 #include "place/milp_formulation.h"
 
 namespace moirai {
-
-/// A coarser problem: group[i] is the coarse operator that fine operator i belongs to.
-struct Contraction {
-  CostTable table;
-  std::vector<OpId> group;
-};
-
-/// Merges operators along edges (chains first, then the lightest pairs, each a matching round) until at most
-/// `target` operators remain or no merge is safe. A merged operator's time is the sum of its members' on each
-/// device, its parameters their sum; tensors inside a group vanish.
-Contraction contract_table(const CostTable& table, int target);
 
 /// The fine plan that runs each group on its coarse device, in the coarse start order (members in topological
 /// order). nullopt when the orders contradict the precedences.
