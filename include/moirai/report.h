@@ -69,7 +69,9 @@ Plan make_plan(const CostTable& table, const PlaceResult& result, const Schedule
                std::vector<CoarsenStep> steps = {});
 
 /// plan.json text (version 1): figures, inputs, devices, ops (with origin and optional parts), transfers.
-std::string plan_json(const Plan& plan);
+/// With `dir` (the directory the plan is written to), input paths are stored relative to it, so the plan can be
+/// re-simulated from any working directory (read_plan resolves them from the plan's directory).
+std::string plan_json(const Plan& plan, const std::string& dir = "");
 
 /// One operator as read back from plan.json.
 struct PlanFileOp {
@@ -111,7 +113,8 @@ struct PlanFile {
 
 /// Reads plan.json text; `source` names it in errors ("FILE: missing key 'ops'", "FILE: not JSON: ...").
 Expected<PlanFile> parse_plan(const std::string& text, const std::string& source);
-/// Reads a plan.json file.
+/// Reads a plan.json file; relative input paths are resolved from the plan's directory (or, for plans written
+/// before they were stored that way, from the working directory when that is where the file is).
 Expected<PlanFile> read_plan(const std::string& path);
 
 /// Maps a plan file's names onto a cost table: device per operator and per-device order. Errors name the file

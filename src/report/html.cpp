@@ -137,7 +137,7 @@ std::string report_html(const Plan& plan) {
 Status write_plan_outputs(const Plan& plan, const std::string& dir) {
   // Render everything first: a failure while rendering leaves no file behind.
   const std::pair<const char*, std::string> files[] = {
-      {"plan.json", plan_json(plan)},
+      {"plan.json", plan_json(plan, dir)},
       {"trace.json", trace_json(plan)},
       {"gantt.svg", gantt_svg(plan)},
       {"report.html", report_html(plan)},

@@ -1,6 +1,7 @@
 // plan.json: writer, reader, and mapping of a plan file's names back onto a cost table (for `moirai simulate`).
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -21,16 +22,34 @@ double at_or(const std::vector<T>& v, size_t i, double fallback = 0) {
   return i < v.size() ? static_cast<double>(v[i]) : fallback;
 }
 
-ojson inputs_json(const PlanInputs& in) {
+// `path` as seen from `dir` (absolute when no relative path exists), so that a plan moves with its inputs.
+std::string seen_from(const std::string& path, const std::string& dir) {
+  if (path.empty() || dir.empty()) return path;
+  std::error_code ec;
+  const auto rel = std::filesystem::relative(path, dir, ec);
+  if (!ec && !rel.empty()) return rel.generic_string();
+  const auto abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.string();
+}
+
+// The inverse: a relative path from the plan's directory when the file is there, else as written.
+std::string resolved_from(const std::string& path, const std::string& dir) {
+  if (path.empty() || std::filesystem::path(path).is_absolute()) return path;
+  const auto there = (std::filesystem::path(dir) / path).lexically_normal();
+  std::error_code ec;
+  return std::filesystem::exists(there, ec) ? there.string() : path;
+}
+
+ojson inputs_json(const PlanInputs& in, const std::string& dir) {
   ojson dims = ojson::object();
   for (const auto& [k, v] : in.dims) dims[k] = v;
-  return ojson{{"model", in.model},     {"cluster", in.cluster}, {"fusion", in.fusion},
-               {"max_nodes", in.max_nodes}, {"dims", dims},     {"profile", in.profile}};
+  return ojson{{"model", seen_from(in.model, dir)}, {"cluster", seen_from(in.cluster, dir)}, {"fusion", in.fusion},
+               {"max_nodes", in.max_nodes},         {"dims", dims}, {"profile", seen_from(in.profile, dir)}};
 }
 
 }  // namespace
 
-std::string plan_json(const Plan& plan) {
+std::string plan_json(const Plan& plan, const std::string& dir) {
   const CostTable& t = plan.table;
   const Schedule& s = plan.schedule;
   const auto& device = plan.result.placement.device;
@@ -65,7 +84,7 @@ std::string plan_json(const Plan& plan) {
   j["gap"] = gap ? ojson(*gap) : ojson(nullptr);
   if (plan.result.train_time_s > 0) j["train_time_s"] = plan.result.train_time_s;
   j["contention"] = plan.sim.contention;
-  j["inputs"] = inputs_json(plan.inputs);
+  j["inputs"] = inputs_json(plan.inputs, dir);
   ojson steps = ojson::array();
   for (const auto& st : plan.steps)
     steps.push_back({{"name", st.name}, {"nodes_before", st.nodes_before}, {"nodes_after", st.nodes_after}});
@@ -310,7 +329,11 @@ Expected<PlanFile> read_plan(const std::string& path) {
   if (!in) return Error{fmt::format("{}: cannot open the plan file", path)};
   std::ostringstream text;
   text << in.rdbuf();
-  return parse_plan(text.str(), path);
+  auto plan = parse_plan(text.str(), path);
+  if (!plan) return plan;
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  for (std::string* p : {&plan->inputs.model, &plan->inputs.cluster, &plan->inputs.profile}) *p = resolved_from(*p, dir);
+  return plan;
 }
 
 std::vector<std::pair<std::string, std::string>> PlanFile::placement() const {

@@ -349,6 +349,31 @@ TEST(CliPlace, ModelPlanRoundTripsThroughSimulate) {
   EXPECT_NEAR(makespan_of(tmp / "s/plan.json"), plan["makespan_ms"].get<double>(), 1e-9 * plan["makespan_ms"].get<double>());
 }
 
+// Changes the working directory for one scope.
+struct InDirectory {
+  explicit InDirectory(const fs::path& dir) : before_(fs::current_path()) { fs::current_path(dir); }
+  ~InDirectory() { fs::current_path(before_); }
+  fs::path before_;
+};
+
+TEST(CliPlace, PlanInputsResolveFromThePlansDirectory) {
+  // Placed with paths relative to the source tree, re-simulated from another working directory.
+  TempDir tmp;
+  {
+    InDirectory in(MOIRAI_SOURCE_DIR);
+    const RunResult r = moirai("place models/squeezenet1_1.onnx -c clusters/edge-4.json --method heft --out " +
+                               quote(tmp / "p"));
+    ASSERT_EQ(r.rc, 0) << r.describe();
+  }
+  const auto plan = parse_json(read_text(tmp / "p/plan.json"));
+  const std::string model = plan["inputs"]["model"].get<std::string>();
+  EXPECT_NE(model, "models/squeezenet1_1.onnx");
+  EXPECT_TRUE(fs::exists(fs::path(tmp / "p") / model)) << model;  // relative to the plan's directory
+  InDirectory in(tmp.path());
+  const RunResult s = moirai("simulate p/plan.json");
+  EXPECT_EQ(s.rc, 0) << s.describe();
+}
+
 TEST(CliPlace, GeneflowSplitsOperatorsOnEdgeBoards) {
   TempDir tmp;
   const RunResult r = moirai("place " + quote(src("models/vgg19.onnx")) + " -c " + quote(src("clusters/edge-cpu-4.json")) +
