@@ -2,9 +2,6 @@
 // for a 10,000-operator graph on 8 devices in under 2 s each. Counters: the simulated latency of the plan.
 #include <benchmark/benchmark.h>
 
-#include <random>
-#include <stdexcept>
-
 #include "moirai/placer.h"
 #include "moirai/simulate.h"
 #include "support/random_table.h"
@@ -39,27 +36,8 @@ void place_random(benchmark::State& state, const std::string& method) {
   state.SetLabel(mode);
 }
 
-// A wide layered DAG (100 operators per layer, each reading two of the previous layer): large ready sets.
-moirai::CostTable layered(int ops, int devices) {
-  moirai::testing::RandomTableSpec spec;
-  spec.ops = ops;
-  spec.devices = devices;
-  spec.edge_probability = 0;
-  moirai::CostTable t = moirai::testing::random_table(7, spec);
-  std::mt19937_64 rng(7);
-  for (auto& item : t.data) {
-    const int i = item.producer, width = 100;
-    const int next_layer = (i / width + 1) * width;
-    item.consumers.clear();
-    for (int c = 0; c < 2 && next_layer < ops; ++c)
-      item.consumers.push_back(std::min(ops - 1, next_layer + static_cast<int>(rng() % width)));
-  }
-  if (auto st = t.finalize(); !st.ok()) throw std::logic_error(st.error().message);
-  return t;
-}
-
 void place_layered(benchmark::State& state, const std::string& method) {
-  const moirai::CostTable table = layered(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  const moirai::CostTable table = moirai::testing::layered_table(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
   auto placer = moirai::make_placer(method);
   moirai::PlaceOptions options;
   moirai::Placement placement;

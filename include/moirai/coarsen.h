@@ -43,7 +43,8 @@ struct Contraction {
 /// Contracts a cost table (no graph needed: profiled instances, the MILP's multilevel solve): merges operators
 /// along edges (chains first, then the lightest pairs, one matching per round) until at most `target` remain or no
 /// merge is safe. Never closes a cycle; a merged operator's time is the sum of its members' on each device, its
-/// parameters their sum; tensors inside a group vanish, those crossing groups stay (sent once per device).
+/// parameters their sum; tensors inside a group vanish, and those leaving a group for the same reader groups
+/// travel as one bundle (bytes and transfer times add up).
 Contraction contract_table(const CostTable& table, int target);
 
 }  // namespace moirai

@@ -2,6 +2,7 @@
 // the MILP's multilevel solve. Works on the table alone, so it applies wherever there is no graph.
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <set>
 #include <tuple>
 
@@ -126,16 +127,28 @@ Contraction contract_table(const CostTable& t, int target) {
     ct.param_bytes.push_back(p);
     ct.flops.push_back(flops);
   }
+  // Tensors with the same producer group and the same reader groups travel as one bundle (bytes and transfer
+  // times add up): between two groups there is then one item, not one per tensor, which keeps a coarse level's
+  // exact model small.
+  std::map<std::pair<OpId, std::vector<OpId>>, size_t> bundle;
   for (const auto& d : t.data) {
     const OpId gp = c.group[static_cast<size_t>(d.producer)];
     std::set<OpId> readers;
     for (OpId r : d.consumers)
       if (c.group[static_cast<size_t>(r)] != gp) readers.insert(c.group[static_cast<size_t>(r)]);
     if (!d.consumers.empty() && readers.empty()) continue;  // lives inside its group
-    DataItem item = d;
-    item.producer = gp;
-    item.consumers.assign(readers.begin(), readers.end());
-    ct.data.push_back(std::move(item));
+    std::vector<OpId> to(readers.begin(), readers.end());
+    const auto [it, fresh] = bundle.try_emplace({gp, to}, ct.data.size());
+    if (fresh) {
+      DataItem item = d;
+      item.producer = gp;
+      item.consumers = std::move(to);
+      ct.data.push_back(std::move(item));
+      continue;
+    }
+    DataItem& item = ct.data[it->second];
+    item.bytes += d.bytes;
+    for (size_t x = 0; x < item.transfer_ms.size(); ++x) item.transfer_ms[x] += d.transfer_ms[x];
   }
   const auto status = ct.finalize();
   MOIRAI_CHECK(status.ok(), "contract_table: " + (status.ok() ? std::string() : status.error().message));

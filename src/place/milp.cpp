@@ -126,8 +126,11 @@ WarmStart warm_start(const CostTable& t, const std::vector<MilpEdge>& edges, con
     if (!plan || !fits_memory_reserve(t, plan->device)) return;
     if (!w.plan || plan->makespan < w.plan->makespan) w.plan = plan, w.plan_from = from;
   };
+  const auto t0 = Clock::now();
   for (const auto& name : placer_names()) {
     if (name == "milp" || name == "placeto" || name == "geneflow") continue;
+    // On huge graphs the heuristics alone can eat the budget: once one plan fits, stop at 30% of it.
+    if (w.fallback && since(t0) > 0.3 * options.time_limit_s) break;
     try {
       auto placer = make_placer(name);
       if (!placer.ok()) continue;
@@ -233,6 +236,10 @@ MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& 
 // The exact MILP proves optima of this size in seconds on the bundled clusters: the multilevel solve's coarsest level.
 constexpr int kCoarsestLevel = 40;
 constexpr int kCycles = 3;
+constexpr size_t kMaxExactEdges = 400;
+// Contraction costs up to O(n^2) path checks: beyond this size it would eat the budget (measured: 20,000
+// operators, 11 s).
+constexpr int kMaxMultilevelOps = 5000;
 
 class MilpPlacer : public Placer {
  public:
@@ -345,6 +352,9 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     result.mode = "multilevel + lns";
     // Multilevel first (a share of the time): a global reassignment the windows below cannot make.
     auto exact_at = [&](const CostTable& level, const MilpPlan& start, double seconds) {
+      // Transfer pairs grow with the square of the edges: beyond this the model alone outgrows the budget.
+      if (milp_edges(level).size() > kMaxExactEdges)
+        return std::pair<std::optional<MilpPlan>, std::string>{start, "too many edges for the exact model"};
       FormulationOptions lo;
       lo.contention = contention;
       lo.upper_bound = start.makespan * (1 + 1e-7) + 1e-9;
@@ -356,7 +366,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     // V-cycles (as in KaHIP): each lifts the incumbent, solves the coarsest level and projects back; the next
     // starts from the improved plan with another seed; a cycle without a gain ends them.
     const double cycle_s = 0.4 * remaining / kCycles;
-    for (int cycle = 0; cycle < kCycles; ++cycle) {
+    for (int cycle = 0; cycle < kCycles && t.num_ops() <= kMaxMultilevelOps; ++cycle) {
       std::vector<LevelResult> levels;
       PlaceOptions co = options;
       co.seed = options.seed + static_cast<uint64_t>(cycle);

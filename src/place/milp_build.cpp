@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <string>
 #include <tuple>
 
@@ -337,8 +338,35 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
     const auto slot = static_cast<size_t>(i * K + inc->device[static_cast<size_t>(j)]);
     return nearest_before[slot] != j && nearest_after[slot] != j;
   };
-  for (OpId a = 0; a < n && !opt.relaxation; ++a)
-    for (OpId b = a + 1; b < n; ++b) {
+  // The pairs that may carry a row: all of them in the exact model; in a window, the near pairs with a free
+  // operator, the neighbours in each device's chain, and each free operator's nearest fixed ones. Enumerating
+  // only those keeps a window's build proportional to the window, not to n^2.
+  std::vector<std::pair<int, int>> op_candidates;
+  if (opt.relaxation) {
+    // no order rows at all
+  } else if (!inc) {
+    for (OpId a = 0; a < n; ++a)
+      for (OpId b = a + 1; b < n; ++b) op_candidates.push_back({a, b});
+  } else {
+    std::vector<OpId> near_ops, by_chain(static_cast<size_t>(n), kNone);
+    for (OpId i = 0; i < n; ++i) {
+      if (is_near(i)) near_ops.push_back(i);
+      if (!is_free(i)) by_chain[static_cast<size_t>(chain_pos[static_cast<size_t>(i)])] = i;
+    }
+    for (size_t x = 0; x < near_ops.size(); ++x)
+      for (size_t y = x + 1; y < near_ops.size(); ++y)
+        if (is_free(near_ops[x]) || is_free(near_ops[y])) op_candidates.push_back({near_ops[x], near_ops[y]});
+    for (size_t p = 1; p < by_chain.size() && by_chain[p] != kNone; ++p)
+      op_candidates.push_back(std::minmax(by_chain[p - 1], by_chain[p]));
+    for (OpId i = 0; i < n; ++i)
+      for (DeviceId k = 0; is_free(i) && k < K; ++k)
+        for (OpId j : {nearest_before[static_cast<size_t>(i * K + k)], nearest_after[static_cast<size_t>(i * K + k)]})
+          if (j != kNone) op_candidates.push_back(std::minmax(i, j));
+    std::sort(op_candidates.begin(), op_candidates.end());
+    op_candidates.erase(std::unique(op_candidates.begin(), op_candidates.end()), op_candidates.end());
+  }
+  for (const auto& [a, b] : op_candidates) {
+    {
       if (ordered(a, b) || ordered(b, a)) continue;
       std::vector<DeviceId> common;
       for (DeviceId k = 0; k < K; ++k)
@@ -359,6 +387,7 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
                     f.start[static_cast<size_t>(b)], f.finish[static_cast<size_t>(b)], act, static_cast<int>(act.size()), pair.col, a_first);
       }
     }
+  }
   if (!opt.contention) return f;
   // Valid rows under port contention: the transfers out of one producer share its send port, the transfers
   // into one consumer share its receive port, and each device's ports carry at most T of work.
@@ -419,8 +448,66 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
     send_pos = fixed_chain_positions(E, [&](int q) { return port_of(q, true); }, inc->comm_start, inc->comm_finish);
     recv_pos = fixed_chain_positions(E, [&](int q) { return port_of(q, false); }, inc->comm_start, inc->comm_finish);
   }
-  for (int q = 0; q < E; ++q)
-    for (int r = q + 1; r < E; ++r) {
+  auto comm_first = [&](int q, int r) {
+    return inc->comm_finish[static_cast<size_t>(q)] <= inc->comm_start[static_cast<size_t>(r)] || inc->comm_start[static_cast<size_t>(q)] < inc->comm_start[static_cast<size_t>(r)];
+  };
+  // Candidate pairs, as for operators: all in the exact model; in a window the near pairs with a free end, the
+  // neighbours on each port's chain, and per transfer with a free end its nearest fixed non-near transfers on
+  // each port (keyed by port: device * 2 + send).
+  std::vector<std::pair<int, int>> comm_candidates;
+  std::map<std::pair<int, int>, std::pair<int, int>> nearest_on_port;  // (edge, port) -> (before, after)
+  auto has_free_end = [&](int q) { return !fixed_edge(q); };
+  auto is_near_edge = [&](int q) { return is_near(f.edges[static_cast<size_t>(q)].from) || is_near(f.edges[static_cast<size_t>(q)].to); };
+  if (!inc) {
+    for (int q = 0; q < E; ++q)
+      for (int r = q + 1; r < E; ++r) comm_candidates.push_back({q, r});
+  } else {
+    std::vector<int> near_edges, loose;
+    for (int q = 0; q < E; ++q)
+      if (crosses[static_cast<size_t>(q)] && is_near_edge(q)) near_edges.push_back(q);
+    for (int q = 0; q < E; ++q)
+      if (crosses[static_cast<size_t>(q)] && has_free_end(q)) loose.push_back(q);
+    for (size_t x = 0; x < near_edges.size(); ++x)
+      for (size_t y = x + 1; y < near_edges.size(); ++y)
+        if (has_free_end(near_edges[x]) || has_free_end(near_edges[y])) comm_candidates.push_back({near_edges[x], near_edges[y]});
+    for (const auto* pos : {&send_pos, &recv_pos}) {
+      std::vector<int> by_chain(static_cast<size_t>(E), -1);
+      for (int q = 0; q < E; ++q)
+        if ((*pos)[static_cast<size_t>(q)] >= 0) by_chain[static_cast<size_t>((*pos)[static_cast<size_t>(q)])] = q;
+      for (size_t p = 1; p < by_chain.size() && by_chain[p] >= 0; ++p) comm_candidates.push_back(std::minmax(by_chain[p - 1], by_chain[p]));
+    }
+    for (int r = 0; r < E; ++r) {
+      if (!crosses[static_cast<size_t>(r)] || !fixed_edge(r) || is_near_edge(r)) continue;
+      const auto& er = f.edges[static_cast<size_t>(r)];
+      const DeviceId a = inc->device[static_cast<size_t>(er.from)], b = inc->device[static_cast<size_t>(er.to)];
+      if (a == b) continue;
+      for (int q : loose)
+        for (const auto& [port, pos] : {std::pair{a * 2 + 1, &send_pos}, std::pair{b * 2, &recv_pos}}) {
+          auto [it, fresh] = nearest_on_port.try_emplace({q, port}, std::pair{-1, -1});
+          auto& [before, after] = it->second;
+          const int pr = (*pos)[static_cast<size_t>(r)];
+          if (comm_first(r, q)) {
+            if (before < 0 || pr > (*pos)[static_cast<size_t>(before)]) before = r;
+          } else if (after < 0 || pr < (*pos)[static_cast<size_t>(after)]) {
+            after = r;
+          }
+        }
+    }
+    for (const auto& [key, ends] : nearest_on_port)
+      for (int r : {ends.first, ends.second})
+        if (r >= 0) comm_candidates.push_back(std::minmax(key.first, r));
+    std::sort(comm_candidates.begin(), comm_candidates.end());
+    comm_candidates.erase(std::unique(comm_candidates.begin(), comm_candidates.end()), comm_candidates.end());
+  }
+  // A fixed-order row between a transfer with a free end and a fixed one matters on a port only when the fixed
+  // one is its nearest there (the port's chain implies the rest).
+  auto nearest_there = [&](int q, int r, DeviceId k, bool send) {
+    const int loose_end = has_free_end(q) ? q : r, fixed = has_free_end(q) ? r : q;
+    const auto it = nearest_on_port.find({loose_end, k * 2 + (send ? 1 : 0)});
+    return it != nearest_on_port.end() && (it->second.first == fixed || it->second.second == fixed);
+  };
+  for (const auto& [q, r] : comm_candidates) {
+    {
       if (!crosses[static_cast<size_t>(q)] || !crosses[static_cast<size_t>(r)]) continue;
       const auto& eq = f.edges[static_cast<size_t>(q)];
       const auto& er = f.edges[static_cast<size_t>(r)];
@@ -437,7 +524,7 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
       Formulation::Pair pair{q, r, -1};
       bool q_first = true;
       if (binary) pair.col = m.add_col(fmt::format("p_{}_{}", q, r), 0, 1, true), f.comm_pairs.push_back(pair);
-      else q_first = inc->comm_finish[static_cast<size_t>(q)] <= inc->comm_start[static_cast<size_t>(r)] || inc->comm_start[static_cast<size_t>(q)] < inc->comm_start[static_cast<size_t>(r)];
+      else q_first = comm_first(q, r);
       for (const auto& [k, send] : ports) {
         Terms act;
         int indicators = port_terms(q, send ? eq.from : eq.to, k, act);
@@ -447,11 +534,13 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
         if (!fr && inc->device[static_cast<size_t>(er.from)] == inc->device[static_cast<size_t>(er.to)]) continue;
         const auto& pos = send ? send_pos : recv_pos;
         if (!binary && fixed_edge(q) && fixed_edge(r) && std::abs(pos[static_cast<size_t>(q)] - pos[static_cast<size_t>(r)]) != 1) continue;
+        if (!binary && fixed_edge(q) != fixed_edge(r) && !nearest_there(q, r, k, send)) continue;
         disjunction(fmt::format("pt_{}_{}_{}{}", q, r, send ? "s" : "r", k), f.comm_start[static_cast<size_t>(q)],
                     f.comm_finish[static_cast<size_t>(q)], f.comm_start[static_cast<size_t>(r)], f.comm_finish[static_cast<size_t>(r)],
                     act, indicators, pair.col, q_first);
       }
     }
+  }
   return f;
 }
 

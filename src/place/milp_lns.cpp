@@ -123,7 +123,9 @@ MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& 
   // A window whose solver crashes keeps the incumbent; after a few crashes the solver is not worth the time.
   constexpr int kMaxCrashes = 3;
   // Stop after every kind of window failed to improve at the largest size, twice over.
-  while (left() > 0.3 && crashes < kMaxCrashes && stale < 8 * static_cast<int>(std::size(kPicks))) {
+  // A window needs its solve plus the 1 s the solver child may overrun before it is killed.
+  constexpr double kKillMargin = 1.0;
+  while (left() > kKillMargin + 0.3 && crashes < kMaxCrashes && stale < 8 * static_cast<int>(std::size(kPicks))) {
     const Pick pick = kPicks[windows % std::size(kPicks)];
     const auto window = choose_window(t, edges, best, pick, size, slide, rng);
     FormulationOptions fo;
@@ -143,7 +145,8 @@ MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& 
     auto f = build_formulation(t, fo);
     if (!f.ok()) break;
     MilpSolveOptions so;
-    so.time_limit_s = std::min(left(), 1.0);
+    so.time_limit_s = std::min(left() - kKillMargin, 1.0);
+    so.kill_margin_s = kKillMargin;
     so.gap = options.gap;
     so.threads = options.threads;
     so.start = plan_to_values(*f, best);

@@ -76,6 +76,7 @@ std::optional<MilpPlan> milp_multilevel(const CostTable& t, const MilpPlan& incu
   std::deque<Contraction> chain;
   std::vector<const CostTable*> tables{&t};
   while (tables.back()->num_ops() > coarsest) {
+    if (left() <= 0) return std::nullopt;  // contraction is not free on big graphs: keep the promise
     const int now = tables.back()->num_ops();
     chain.push_back(contract_table(*tables.back(), std::max(coarsest, now / 2)));
     if (chain.back().table.num_ops() >= now) {

@@ -1,7 +1,6 @@
 // Multilevel solve for the Moirai MILP (as METIS and KaHIP do for partitioning): contract the problem until
 // the exact MILP proves it quickly, solve it there, then project the plan one level finer and improve it by
-// local search, down to the original table. Contraction never closes a cycle and keeps every tensor that
-// crosses groups (sent once per destination device, as before).
+// local search, down to the original table (contraction: contract_table in moirai/coarsen.h).
 #pragma once
 
 #include <functional>

@@ -1,7 +1,9 @@
 // Test support: random placement problems (DAG cost tables) for property tests, and fixture paths.
 #pragma once
 
+#include <algorithm>
 #include <random>
+#include <stdexcept>
 #include <string>
 
 #include "moirai/cost.h"
@@ -77,6 +79,28 @@ inline CostTable random_table(uint64_t seed, const RandomTableSpec& spec = {}) {
   t.capacity.assign(static_cast<size_t>(k), total_param + total_data + 1);
   auto status = t.finalize();
   if (!status.ok()) throw std::logic_error(status.error().message);
+  return t;
+}
+
+/// A wide layered DAG (`width` operators per layer, each reading two operators of the previous layer): large
+/// ready sets, the shape of the scale benchmarks.
+inline CostTable layered_table(int ops, int devices, int width = 100) {
+  RandomTableSpec spec;
+  spec.ops = ops;
+  spec.devices = devices;
+  spec.edge_probability = 0;
+  CostTable t = random_table(7, spec);
+  std::mt19937_64 rng(7);
+  for (auto& item : t.data) {
+    const int i = item.producer;
+    const int next_layer = (i / width + 1) * width;
+    item.consumers.clear();
+    for (int c = 0; c < 2 && next_layer < ops; ++c)
+      item.consumers.push_back(std::min(ops - 1, next_layer + static_cast<int>(rng() % static_cast<uint64_t>(width))));
+    std::sort(item.consumers.begin(), item.consumers.end());
+    item.consumers.erase(std::unique(item.consumers.begin(), item.consumers.end()), item.consumers.end());
+  }
+  if (auto st = t.finalize(); !st.ok()) throw std::logic_error(st.error().message);
   return t;
 }
 
