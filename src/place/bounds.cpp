@@ -90,6 +90,9 @@ LowerBounds lower_bounds(const CostTable& t, const BoundOptions& o) {
   so.time_limit_s = o.time_limit_s;
   so.threads = o.threads;
   so.gap = 1e-6;
+  // CBC can overrun its limit inside the root's cut loop, and the root bound is most of what this solve is for:
+  // allow it more slack than a search (the caller's budget absorbs it: bounds come first).
+  so.kill_margin_s = std::max(1.0, 0.5 * o.time_limit_s);
   const auto r = solve_with_cbc(f->model, so);
   // The model is restricted to T <= upper bound, so its bound never exceeds it; "infeasible" means no plan is
   // faster than the upper bound, a bound equal to it.
