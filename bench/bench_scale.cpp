@@ -87,11 +87,25 @@ int main(int argc, char** argv) {
   std::vector<std::string> sizes{"1000", "5000", "10000", "20000"};
   std::vector<std::string> methods{"heft", "cpop", "m-topo", "m-etf", "m-sct", "getf", "milp"};
   double limit = 10;
+  auto usage = [](const std::string& why) {
+    std::fprintf(stderr, "bench_scale: %s (usage: bench_scale [--sizes N,N,...] [--methods M,M,...] [--time-limit S])\n",
+                 why.c_str());
+    return 2;
+  };
+  if (argc % 2 == 0) return usage("every option takes a value");
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--sizes")) sizes = split(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--methods")) methods = split(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--time-limit")) limit = std::atof(argv[i + 1]);
+    else return usage(std::string("unknown option ") + argv[i]);
   }
+  if (!(limit > 0 && limit <= 1e6)) return usage("--time-limit must be a number of seconds from 0 to 1e6");
+  for (const auto& size : sizes)
+    if (size.empty() || size.size() > 7 || size.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(size) < 2)
+      return usage("--sizes: '" + size + "' is not an operator count from 2 to 9999999");
+  for (const auto& m : methods)
+    if (auto placer = moirai::make_placer(m); !placer.ok()) return usage("--methods: " + placer.error().message);
   std::printf("Layered DAGs (100 operators per layer), 8 devices, time limit %.3g s (search methods).\n\n", limit);
   std::printf("| operators | method | wall s | within limit + 1 s | peak RSS MiB | latency ms | mode |\n");
   std::printf("|---|---|---|---|---|---|---|\n");

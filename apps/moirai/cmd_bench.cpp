@@ -96,7 +96,8 @@ const bool registered = register_command(70, [](CLI::App& app) {
       ->check(within(1, 256, true));
   cmd->add_option("--fusion", args->options.coarsen.fusion, "Fusion rules: onnxruntime, tensorrt, tvm or none")
       ->capture_default_str();
-  cmd->add_option("--max-nodes", args->options.coarsen.max_nodes, "Coarsen every model to at most N nodes (0: off)");
+  cmd->add_option("--max-nodes", args->options.coarsen.max_nodes, "Coarsen every model to at most N nodes (0: off)")
+      ->check(within(0, 1e7, true));
   add_place_options(*cmd, args->options.place, args->no_contention);
   cmd->add_option("--kill-after", args->options.kill_after_s,
                   "Kill a method still running after S seconds (default 3 x time limit + 60)")

@@ -78,7 +78,8 @@ const bool registered = register_command(15, [](CLI::App& app) {
   auto* cmd = app.add_subcommand("coarsen", "Contract what an inference backend fuses; print node counts per step");
   cmd->add_option("MODEL", args->model, "ONNX model")->required();
   cmd->add_option("--fusion", args->fusion, "Fusion rules: onnxruntime, tensorrt, tvm or none")->capture_default_str();
-  cmd->add_option("--max-nodes", args->max_nodes, "After fusion, merge further until at most N nodes remain (0: off)");
+  cmd->add_option("--max-nodes", args->max_nodes, "After fusion, merge further until at most N nodes remain (0: off)")
+      ->check(within(0, 1e7, true));
   cmd->add_option("--cluster,-c", args->cluster, "Cluster file whose link and device speeds guide --max-nodes");
   cmd->add_option("--dim", args->dims, "Fix a dynamic dimension, NAME=VALUE (repeatable)");
   cmd->add_option("--top", args->top, "How many fused groups to list")->capture_default_str();

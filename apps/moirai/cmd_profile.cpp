@@ -51,7 +51,8 @@ const bool registered = register_command(55, [](CLI::App& app) {
   cmd->add_option("model", args->model, "ONNX model with weights")->required();
   cmd->add_option("--out,-o", args->out, "profile.json to write")->check(non_empty())->required();
   cmd->add_option("--fusion", args->fusion, "Fusion rules: onnxruntime, tensorrt, tvm or none")->capture_default_str();
-  cmd->add_option("--max-nodes", args->max_nodes, "Coarsening node budget (needs --cluster)");
+  cmd->add_option("--max-nodes", args->max_nodes, "Coarsening node budget (needs --cluster)")
+      ->check(within(0, 1e7, true));
   cmd->add_option("--dim", args->dims, "Fix a dynamic dimension, NAME=VALUE (repeatable)");
   cmd->add_option("--device", args->device, "Device name written into the profile")->capture_default_str();
   cmd->add_option("--cluster,-c", args->cluster, "Cluster whose --device gives the analytic times to compare with");

@@ -210,7 +210,7 @@ TEST(CliErrors, OptionValuesOutOfRange) {
       {"--time-limit", "-1"},   {"--time-limit", "0"},  {"--time-limit", "nan"},   {"--time-limit", "inf"},
       {"--time-limit", "1e300"}, {"--time-limit", "abc"}, {"--threads", "0"},       {"--threads", "-4"},
       {"--threads", "2.5"},     {"--gap", "-1"},        {"--episodes", "0"},       {"--generations", "-3"},
-      {"--population", "0"}};
+      {"--population", "0"},    {"--max-nodes", "-5"}};
   for (const auto& [option, value] : cases) {
     SCOPED_TRACE(option + " " + value);
     const RunResult r = moirai(place + option + " " + quote(value));
@@ -223,6 +223,8 @@ TEST(CliErrors, OptionValuesOutOfRange) {
   expect_clean_error(moirai("bench --models " + quote(kExample) + " --out " + quote(tmp / "bench") + " --jobs 0"),
                      {"--jobs", "0"});
   expect_clean_error(moirai("bench --models " + quote(kExample) + " --out ''"), {"--out", "empty"});
+  expect_clean_error(moirai("bench --models " + quote(kExample) + " --out " + quote(tmp / "bench") + " --max-nodes -1"),
+                     {"--max-nodes", "-1"});
   EXPECT_TRUE(absent_or_empty(tmp / "bench"));
 }
 

@@ -14,25 +14,38 @@ namespace {
 
 constexpr int64_t kRows = 64, kChannels = 8;
 
-// x -> conv3x3/s1/p1 -> relu -> conv3x3/s1/p1 -> y (NCHW, float32).
-Graph conv_relu_conv() {
+// Builds small graphs tersely: named tensors and single-output operators.
+struct GraphBuilder {
   Graph g;
-  g.name = "conv-relu-conv";
-  auto tensor = [&](const char* name, std::vector<int64_t> shape, TensorKind kind = TensorKind::Activation) {
+  explicit GraphBuilder(const char* name) { g.name = name; }
+  TensorId tensor(const char* name, std::vector<int64_t> shape, TensorKind kind = TensorKind::Activation) {
     Tensor t;
     t.name = name;
     t.shape = std::move(shape);
     t.kind = kind;
     return g.add_tensor(std::move(t));
-  };
-  auto op = [&](const char* name, const char* type, std::vector<TensorId> in, TensorId out) {
+  }
+  void op(const char* name, const char* type, std::vector<TensorId> in, TensorId out, IntAttrs attrs = {}) {
     Operator o;
     o.name = name;
     o.type = type;
     o.inputs = std::move(in);
     o.outputs = {out};
-    if (o.type == "Conv") o.attrs = {{"kernel_shape", {3, 3}}, {"pads", {1, 1, 1, 1}}, {"strides", {1, 1}}};
+    o.attrs = std::move(attrs);
     g.add_op(std::move(o));
+  }
+};
+
+// x -> conv3x3/s1/p1 -> relu -> conv3x3/s1/p1 -> y (NCHW, float32).
+Graph conv_relu_conv() {
+  GraphBuilder b("conv-relu-conv");
+  Graph& g = b.g;
+  auto tensor = [&](const char* name, std::vector<int64_t> shape, TensorKind kind = TensorKind::Activation) {
+    return b.tensor(name, std::move(shape), kind);
+  };
+  const IntAttrs conv3x3{{"kernel_shape", {3, 3}}, {"pads", {1, 1, 1, 1}}, {"strides", {1, 1}}};
+  auto op = [&](const char* name, const char* type, std::vector<TensorId> in, TensorId out) {
+    b.op(name, type, std::move(in), out, std::string(type) == "Conv" ? conv3x3 : IntAttrs{});
   };
   const TensorId x = tensor("x", {1, kChannels, kRows, kRows}, TensorKind::Input);
   const TensorId a = tensor("a", {1, kChannels, kRows, kRows});
@@ -114,23 +127,13 @@ TEST(MergedGroupSplit, RowSplitOfTheMergedGroupPassesTheValidator) {
 
 // RMSNorm over the last axis of x [1, 16, 32]: x / sqrt(mean(x * x) + eps) * w, merged into one node.
 TEST(MergedGroupSplit, RmsNormGroupSplitsByTokensOnly) {
-  Graph g;
-  g.name = "rmsnorm";
+  GraphBuilder b("rmsnorm");
+  Graph& g = b.g;
   auto tensor = [&](const char* name, std::vector<int64_t> shape, TensorKind kind = TensorKind::Activation) {
-    Tensor t;
-    t.name = name;
-    t.shape = std::move(shape);
-    t.kind = kind;
-    return g.add_tensor(std::move(t));
+    return b.tensor(name, std::move(shape), kind);
   };
   auto op = [&](const char* name, const char* type, std::vector<TensorId> in, TensorId out, IntAttrs attrs = {}) {
-    Operator o;
-    o.name = name;
-    o.type = type;
-    o.inputs = std::move(in);
-    o.outputs = {out};
-    o.attrs = std::move(attrs);
-    g.add_op(std::move(o));
+    b.op(name, type, std::move(in), out, std::move(attrs));
   };
   const TensorId x = tensor("x", {1, 16, 32}, TensorKind::Input);
   const TensorId sq = tensor("sq", {1, 16, 32}), mean = tensor("mean", {1, 16, 1}), var = tensor("var", {1, 16, 1});

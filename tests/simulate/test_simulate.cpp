@@ -262,18 +262,23 @@ Placement random_orders(const CostTable& t, Placement p, std::mt19937_64& rng, b
   return p;
 }
 
+// A random table (fan-out 1 to 4 by seed) and a random device per operator.
+std::pair<CostTable, Placement> random_problem(uint64_t seed, int ops, int devices, std::mt19937_64& rng) {
+  RandomTableSpec spec;
+  spec.ops = ops;
+  spec.devices = devices;
+  spec.max_fanout = 1 + static_cast<int>(seed % 4);
+  CostTable t = random_table(seed, spec);
+  Placement p;
+  for (int op = 0; op < t.num_ops(); ++op) p.device.push_back(static_cast<DeviceId>(rng() % static_cast<uint64_t>(devices)));
+  return {std::move(t), std::move(p)};
+}
+
 TEST(SimulateProperty, RandomProblemsPassTheValidator) {
   int checked = 0;
   for (uint64_t seed = 1; seed <= 24; ++seed) {
     std::mt19937_64 rng(seed * 7919);
-    RandomTableSpec spec;
-    spec.ops = 20 + static_cast<int>(seed % 5) * 15;
-    spec.devices = 1 + static_cast<int>(seed % 8);
-    spec.max_fanout = 1 + static_cast<int>(seed % 4);
-    const CostTable t = random_table(seed, spec);
-    Placement p;
-    for (int op = 0; op < t.num_ops(); ++op)
-      p.device.push_back(static_cast<DeviceId>(rng() % static_cast<uint64_t>(spec.devices)));
+    const auto [t, p] = random_problem(seed, 20 + static_cast<int>(seed % 5) * 15, 1 + static_cast<int>(seed % 8), rng);
     for (bool contention : {true, false}) {
       const SimOptions opt{contention};
       const Schedule list = simulate(t, p, opt);
@@ -334,14 +339,7 @@ TEST(SimulateProperty, ValidatorMemoryAgreesWithTheSimulator) {
   int compared = 0;
   for (uint64_t seed = 1; seed <= 30; ++seed) {
     std::mt19937_64 rng(seed * 104729);
-    RandomTableSpec spec;
-    spec.ops = 10 + static_cast<int>(seed % 4) * 10;
-    spec.devices = 1 + static_cast<int>(seed % 5);
-    spec.max_fanout = 1 + static_cast<int>(seed % 4);
-    const CostTable t = random_table(seed, spec);
-    Placement p;
-    for (int op = 0; op < t.num_ops(); ++op)
-      p.device.push_back(static_cast<DeviceId>(rng() % static_cast<uint64_t>(spec.devices)));
+    const auto [t, p] = random_problem(seed, 10 + static_cast<int>(seed % 4) * 10, 1 + static_cast<int>(seed % 5), rng);
     for (bool contention : {true, false}) {
       const SimOptions opt{contention};
       for (const Placement& q : {p, random_orders(t, p, rng, true)}) {
