@@ -80,7 +80,7 @@ Expected<Problem> load_problem(const ProblemOptions& options) {
     auto coarse = coarsen(*graph, *cluster, options.coarsen);
     if (!coarse) return coarse.error();
     auto table = build_cost_table(coarse->graph, *cluster);
-    if (!table) return table.error();
+    if (!table) return Error{options.cluster_path + ": " + table.error().message};  // a device without figures
     problem.table = std::move(*table);
     problem.steps = std::move(coarse->steps);
     problem.coarse = std::move(coarse->graph);
