@@ -43,8 +43,7 @@ void run(const SimulateArgs& args) {
   SimOptions sim;
   sim.contention = file.contention && !args.no_contention;
   // Two separate verdicts: the plan as its file writes it, and the schedule re-simulated from its order.
-  const bool split = std::any_of(file.ops.begin(), file.ops.end(), [](const PlanFileOp& op) { return !op.parts.empty(); });
-  const std::vector<std::string> written = split ? std::vector<std::string>{} : unwrap(validate_as_written(problem, file, sim));
+  const std::vector<std::string> written = unwrap(validate_as_written(problem, file, sim));
   MethodRun run = unwrap(resimulate(problem, file, sim));
   run.result.status = run.violations.empty() ? "valid" : "invalid";
   const Plan plan = plan_of(problem, run, sim,
@@ -54,10 +53,7 @@ void run(const SimulateArgs& args) {
   if (file.makespan_ms > 0)
     std::cout << fmt::format("plan file said {:.4f} ms; re-simulated {:.4f} ms\n", file.makespan_ms,
                              run.schedule.makespan_ms);
-  if (split)
-    std::cout << "as written: not checked (split operators are judged by re-simulation only)\n";
-  else
-    print_verdict("as written", written, "");
+  print_verdict("as written", written, "");
   print_verdict("re-simulated from its order", run.violations, fmt::format("{:.4f} ms, ", run.schedule.makespan_ms));
   // The re-simulated plan is written whenever it is valid: that is how a hand-edited plan gets consistent times.
   if (run.violations.empty() && !args.out.empty()) {

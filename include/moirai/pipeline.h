@@ -75,8 +75,8 @@ MethodRun run_method(const Problem& problem, const std::string& method, const Pl
 Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, const SimOptions& sim);
 
 /// Validates a plan file exactly as written (its operators' and transfers' times and devices, makespan and peak
-/// memory) against the problem's cost table; each message names the file's field. Empty = valid. Split
-/// operators' parts are not covered: such plans are judged by resimulate() only.
+/// memory) against the problem's cost table; each message names the file's field. Empty = valid. A split
+/// operator's parts are checked one by one on the expanded problem (fields "ops[i].parts[k]").
 Expected<std::vector<std::string>> validate_as_written(const Problem& problem, const PlanFile& plan,
                                                        const SimOptions& sim);
 

@@ -204,15 +204,8 @@ Expected<SplitDim> parse_split_dim(const std::string& name) {
   return Error{"unknown split '" + name + "' (known: channels, rows, tokens)"};
 }
 
-}  // namespace
-
-Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, const SimOptions& sim) {
-  const CostTable& table = problem.table;
-  auto placement = resolve_placement(plan, table);
-  if (!placement) return placement.error();
-  MethodRun run;
-  run.method = plan.method;
-  run.result.placement = std::move(*placement);
+/// The plan's split operators (dim None for whole ones); empty when nothing is split.
+Expected<std::vector<Split>> splits_of(const PlanFile& plan, const CostTable& table) {
   std::vector<Split> splits(static_cast<size_t>(table.num_ops()));
   bool any_split = false;
   for (const PlanFileOp& op : plan.ops) {
@@ -231,6 +224,74 @@ Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, con
     }
     any_split = true;
   }
+  if (!any_split) splits.clear();
+  return splits;
+}
+
+/// A split plan as its file writes it: every whole operator's and every part's times, mapped onto the expanded
+/// problem (one operator per part) and validated there, each message naming the file's field.
+Expected<std::vector<std::string>> validate_split_as_written(const Problem& problem, const PlanFile& plan,
+                                                             Placement whole, const std::vector<Split>& splits,
+                                                             const SimOptions& sim) {
+  if (!problem.coarse) return Error{plan.path + ": split operators need the model's graph, not an instance"};
+  whole.order.clear();
+  whole.transfer_priority.clear();
+  auto expanded = expand_splits(problem.table, *problem.coarse, whole, splits, problem.cluster ? &*problem.cluster : nullptr);
+  if (!expanded) return Error{plan.path + ": " + expanded.error().message};
+  const CostTable& table = problem.table;
+  PlanFile flat = plan;  // one entry per expanded operator, named as the expanded table names it
+  flat.ops.clear();
+  std::vector<std::string> fields;  // per flat entry: its field in the file
+  std::vector<std::string> problems;
+  for (size_t i = 0; i < plan.ops.size(); ++i) {
+    const PlanFileOp& op = plan.ops[i];
+    const auto at = std::find(table.op_names.begin(), table.op_names.end(), op.name);
+    if (at == table.op_names.end()) continue;  // resolve_placement reported it
+    const auto& ids = expanded->parts_of[static_cast<size_t>(at - table.op_names.begin())];
+    if (op.parts.empty()) {
+      flat.ops.push_back(op);
+      flat.ops.back().name = expanded->table.op_names[static_cast<size_t>(ids.front())];
+      fields.push_back(fmt::format("ops[{}]", i));
+      continue;
+    }
+    if (op.parts.size() != ids.size()) {
+      problems.push_back(fmt::format("ops[{}].parts: {} parts, the split makes {}", i, op.parts.size(), ids.size()));
+      continue;
+    }
+    for (size_t k = 0; k < ids.size(); ++k) {
+      PlanFileOp part = op;
+      part.name = expanded->table.op_names[static_cast<size_t>(ids[k])];
+      part.device = op.parts[k].first;
+      part.start_ms = op.parts[k].second.start_ms;
+      part.end_ms = op.parts[k].second.end_ms;
+      part.parts.clear();
+      flat.ops.push_back(std::move(part));
+      fields.push_back(fmt::format("ops[{}].parts[{}]", i, k));
+    }
+  }
+  WrittenSchedule written = written_schedule(flat, expanded->table);
+  for (size_t j = 0; j < flat.ops.size(); ++j) {
+    const auto at = std::find(expanded->table.op_names.begin(), expanded->table.op_names.end(), flat.ops[j].name);
+    written.names.ops[static_cast<size_t>(at - expanded->table.op_names.begin())] = fields[j];
+  }
+  for (auto& v : written.problems) problems.push_back(std::move(v));
+  for (auto& v : validate(expanded->table, expanded->placement, written.schedule, sim, &written.names))
+    problems.push_back(std::move(v));
+  return problems;
+}
+
+}  // namespace
+
+Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, const SimOptions& sim) {
+  const CostTable& table = problem.table;
+  auto placement = resolve_placement(plan, table);
+  if (!placement) return placement.error();
+  MethodRun run;
+  run.method = plan.method;
+  run.result.placement = std::move(*placement);
+  auto splits = splits_of(plan, table);
+  if (!splits) return splits.error();
+  const bool any_split = !splits->empty();
   if (!any_split) {
     if (auto stuck = order_deadlock(table, run.result.placement)) {
       // The order comes from the start times, so name the operator's start_ms in the file.
@@ -251,7 +312,7 @@ Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, con
   Placement whole = run.result.placement;
   whole.order.clear();  // a split changes the operator set: the partition stage orders its parts itself
   whole.transfer_priority.clear();
-  auto result = evaluate_splits(table, *problem.coarse, whole, splits, sim, problem.cluster ? &*problem.cluster : nullptr);
+  auto result = evaluate_splits(table, *problem.coarse, whole, *splits, sim, problem.cluster ? &*problem.cluster : nullptr);
   if (!result) return Error{plan.path + ": " + result.error().message};
   auto partition = std::make_shared<PartitionResult>(std::move(*result));
   run.violations = validate(partition->expanded.table, partition->expanded.placement, partition->schedule, sim);
@@ -266,6 +327,9 @@ Expected<std::vector<std::string>> validate_as_written(const Problem& problem, c
                                                        const SimOptions& sim) {
   auto placement = resolve_placement(plan, problem.table);
   if (!placement) return placement.error();
+  auto splits = splits_of(plan, problem.table);
+  if (!splits) return splits.error();
+  if (!splits->empty()) return validate_split_as_written(problem, plan, std::move(*placement), *splits, sim);
   const WrittenSchedule written = written_schedule(plan, problem.table);
   auto violations = written.problems;
   for (auto& v : validate(problem.table, *placement, written.schedule, sim, &written.names))

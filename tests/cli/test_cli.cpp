@@ -421,7 +421,22 @@ TEST(CliPlace, GeneflowPlanResimulatesToSameMakespan) {
   const double makespan = makespan_of(tmp / "p/plan.json");
   const RunResult s = moirai("simulate " + quote(tmp / "p/plan.json") + " --out " + quote(tmp / "s"));
   ASSERT_EQ(s.rc, 0) << s.describe();
+  EXPECT_NE(s.out.find("as written: valid"), std::string::npos) << s.out;
   EXPECT_NEAR(makespan_of(tmp / "s/plan.json"), makespan, 1e-9 * makespan) << s.out;
+
+  // The parts are judged as written: one part moved later no longer matches the schedule's precedence or its
+  // device's timeline, and the message names that part's field.
+  auto plan = parse_json(read_text(tmp / "p/plan.json"));
+  size_t i = 0;
+  while (!plan["ops"][i].contains("parts")) ++i;
+  auto& part = plan["ops"][i]["parts"][0];
+  part["start_ms"] = part["start_ms"].get<double>() + 0.5 * makespan;
+  part["end_ms"] = part["end_ms"].get<double>() + 0.5 * makespan;
+  std::ofstream(tmp / "p/plan.json") << plan.dump(1);
+  const RunResult t = moirai("simulate " + quote(tmp / "p/plan.json"));
+  EXPECT_NE(t.rc, 0) << t.describe();
+  EXPECT_NE(t.out.find("as written: INVALID"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("ops[" + std::to_string(i) + "].parts[0]"), std::string::npos) << t.out;
 }
 
 }  // namespace
