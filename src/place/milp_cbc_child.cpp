@@ -59,7 +59,10 @@ void inject_fault(int fd) {
   setrlimit(RLIMIT_CORE, &no_core);  // an injected crash leaves no core file behind
   const std::string f = fault;
   if (f == "abort") std::abort();
-  if (f == "segv") std::raise(SIGSEGV);
+  if (f == "segv") {
+    std::signal(SIGSEGV, SIG_DFL);  // die on the signal even when a sanitizer's handler is installed
+    std::raise(SIGSEGV);
+  }
   if (f == "exit") _exit(7);
   if (f == "hang")
     for (;;) pause();
