@@ -38,6 +38,8 @@ using run_detail::RunLayout;
 
 constexpr const char* kReference = "__reference__";  // the original model, as a stage of the first worker
 constexpr uint64_t kReferenceRequest = 0;
+constexpr double kConnectMs = 5000;   // bound of a ping (connection set-up included)
+constexpr double kSetupMs = 120000;   // bound of loading stages and of the reference run (cold sessions)
 
 double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -152,8 +154,8 @@ class Attempt {
  private:
   Failure connect();
   Failure load();
-  Failure request(uint64_t id, bool reference, std::vector<pb::Tensor>* outputs, double* latency_ms,
-                  double* start_ms);
+  Failure request(uint64_t id, bool reference, double deadline_ms, std::vector<pb::Tensor>* outputs,
+                  double* latency_ms, double* start_ms);
   Failure collect_trace(Measured& m);
   std::string pending_stage(const std::string& device, const std::set<std::string>& done) const;
   std::string worker_name(const Worker& w) const { return fmt::format("worker {} (device {})", w.address, w.device); }
@@ -184,8 +186,9 @@ Failure Attempt::connect() {
     w.stub = pb::Worker::NewStub(w.channel);
     workers_.push_back(std::move(w));
   }
-  // Ping each worker a few times; the fastest round trip gives the clock offset (midpoint method).
-  const double timeout = std::min(options_.deadline_ms, 5000.0);
+  // Ping each worker a few times; the fastest round trip gives the clock offset (midpoint method). Set-up calls
+  // have their own bounds (connecting: 5 s), the deadline is per request.
+  const double timeout = kConnectMs;
   for (auto& w : workers_) {
     double best_rtt = 1e300;
     for (int k = 0; k < 5; ++k) {
@@ -269,7 +272,7 @@ Failure Attempt::load() {
   for (size_t i = 0; i < workers_.size(); ++i)
     threads.emplace_back([&, i] {
       grpc::ClientContext ctx;
-      ctx.set_deadline(deadline_in(std::max(options_.deadline_ms, 60000.0)));
+      ctx.set_deadline(deadline_in(std::max(options_.deadline_ms, kSetupMs)));
       pb::LoadReply reply;
       status[i] = workers_[i].stub->Load(&ctx, loads[i], &reply);
     });
@@ -293,8 +296,8 @@ Failure Attempt::load() {
   return {};
 }
 
-Failure Attempt::request(uint64_t id, bool reference, std::vector<pb::Tensor>* outputs, double* latency_ms,
-                         double* start_ms) {
+Failure Attempt::request(uint64_t id, bool reference, double deadline_ms, std::vector<pb::Tensor>* outputs,
+                         double* latency_ms, double* start_ms) {
   // Which workers take part, and with which stages.
   std::vector<std::pair<size_t, std::vector<std::string>>> parts;
   if (reference) {
@@ -319,7 +322,7 @@ Failure Attempt::request(uint64_t id, bool reference, std::vector<pb::Tensor>* o
     }
   } shared;
   const double t0 = now_ms();
-  const auto deadline = deadline_in(options_.deadline_ms);
+  const auto deadline = deadline_in(deadline_ms);
   shared.status.resize(parts.size());
   for (size_t p = 0; p < parts.size(); ++p) {
     shared.contexts.push_back(std::make_unique<grpc::ClientContext>());
@@ -396,6 +399,10 @@ Failure Attempt::request(uint64_t id, bool reference, std::vector<pb::Tensor>* o
   const std::string what = reference ? "the reference run" : fmt::format("request {}", id);
   if (!push_status.ok()) {
     const Worker& w = workers_[push_worker];
+    if (push_status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+      return {fmt::format("{}, stage {}: {} exceeded the deadline of {:g} ms while its inputs were sent",
+                          worker_name(w), push_worker_stage, what, deadline_ms),
+              ""};
     const bool lost = push_status.error_code() == grpc::StatusCode::UNAVAILABLE;
     return {fmt::format("{}, stage {}: {}: sending the inputs failed: {}", worker_name(w), push_worker_stage, what,
                         push_status.error_message()),
@@ -415,7 +422,7 @@ Failure Attempt::request(uint64_t id, bool reference, std::vector<pb::Tensor>* o
       const std::string first = reference ? kReference : pending_stage("", shared.done);
       const std::string dev = reference ? w.device : layout_.stage_device[first];
       late = {fmt::format("worker {} (device {}), stage {}: {} exceeded the deadline of {:g} ms",
-                          layout_.worker.at(dev), dev, first, what, options_.deadline_ms),
+                          layout_.worker.at(dev), dev, first, what, deadline_ms),
               ""};
     } else if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED && aborted.message.empty())
       aborted = {fmt::format("{}: {}: {}", worker_name(w), what, st.error_message()), ""};
@@ -446,7 +453,7 @@ Failure Attempt::collect_trace(Measured& m) {
   for (const auto& w : workers_) device_of_address[w.address] = w.device;
   for (const auto& w : workers_) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(deadline_in(std::min(options_.deadline_ms, 10000.0)));
+    ctx.set_deadline(deadline_in(kSetupMs));
     pb::TraceRequest req;
     req.set_clear(true);
     pb::TraceReply reply;
@@ -475,7 +482,7 @@ Failure Attempt::run(Measured& m) {
   inputs_ = std::move(*inputs);
 
   std::vector<pb::Tensor> reference;
-  if (Failure f = request(kReferenceRequest, true, &reference, nullptr, nullptr); !f.message.empty()) return f;
+  if (Failure f = request(kReferenceRequest, true, std::max(options_.deadline_ms, kSetupMs), &reference, nullptr, nullptr); !f.message.empty()) return f;
   std::map<std::string, std::vector<double>> expected;
   for (const auto& t : reference) {
     expected[t.name()] = values(t);
@@ -483,7 +490,7 @@ Failure Attempt::run(Measured& m) {
   }
   for (uint64_t id = 1; id <= static_cast<uint64_t>(options_.warmup); ++id) {
     std::vector<pb::Tensor> out;
-    if (Failure f = request(id, false, &out, nullptr, nullptr); !f.message.empty()) return f;
+    if (Failure f = request(id, false, options_.deadline_ms, &out, nullptr, nullptr); !f.message.empty()) return f;
   }
 
   // Measured requests, `concurrency` in flight: each thread takes the next id until all are sent.
@@ -504,7 +511,7 @@ Failure Attempt::run(Measured& m) {
     clients.emplace_back([&] {
       for (size_t i; !stop && (i = next++) < n;) {
         m.request_ids[i] = first + i;
-        Failure f = request(first + i, false, &outputs[i], &m.latency_ms[i], &m.start_ms[i]);
+        Failure f = request(first + i, false, options_.deadline_ms, &outputs[i], &m.latency_ms[i], &m.start_ms[i]);
         if (!f.message.empty()) {
           std::lock_guard lock(fail_mu);
           if (failure.message.empty()) failure = f;
