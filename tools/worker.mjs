@@ -9,12 +9,14 @@
 // Bad input (an unknown stage, a mis-shaped tensor, a model that does not load) is answered with a gRPC error
 // naming the stage and tensor; the worker keeps serving. One stage runs at a time (the device executes one
 // operator group at a time, as the simulator assumes) and one tensor is sent at a time (one send port).
+// ONNX Runtime runs in a thread of its own: its session.run blocks the thread that calls it, and the main thread
+// must keep receiving and sending tensors while a stage computes (ports and compute overlap, as simulated).
 import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
+import { Worker as Thread, isMainThread, parentPort } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import * as ort from 'onnxruntime-node';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -58,7 +60,7 @@ class RpcError extends Error {
   }
 }
 
-/// A proto Tensor as an ort.Tensor, checked against the stage's input spec.
+/// A proto Tensor as {type, dims, data} (what ort.Tensor takes), checked against the stage's input spec.
 function fromProto(t, spec, stage) {
   const where = `stage '${stage}', tensor '${t.name}'`;
   if (t.dtype !== spec.dtype) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${where}: element type ${t.dtype || '(none)'}, expected ${spec.dtype}`);
@@ -72,17 +74,86 @@ function fromProto(t, spec, stage) {
   const bytes = t.data ?? Buffer.alloc(0);
   if (bytes.length !== n * size)
     throw new RpcError(grpc.status.INVALID_ARGUMENT, `${where}: ${bytes.length} bytes of data, expected ${n * size} (${n} x ${t.dtype})`);
-  let view = bytes;
-  if (bytes.byteOffset % size !== 0) {  // typed arrays need aligned offsets
-    view = new Uint8Array(bytes.length);
-    view.set(bytes);
-  }
-  return new ort.Tensor(t.dtype, new Ctor(view.buffer, view.byteOffset, n), shape);
+  const data = new Ctor(n);  // an owned, aligned copy (the message buffer may be a slice of a larger one)
+  new Uint8Array(data.buffer).set(bytes);
+  return { type: t.dtype, dims: shape, data };
 }
 
 function toProto(name, tensor) {
   const d = tensor.data;
   return { name, dtype: tensor.type, shape: tensor.dims, data: Buffer.from(d.buffer, d.byteOffset, d.byteLength) };
+}
+
+/// The compute thread: owns the ONNX Runtime sessions; answers {id, op: 'load'|'run'} messages.
+async function computeThread() {
+  const ort = await import('onnxruntime-node');
+  let sessions = new Map();
+  parentPort.on('message', async (msg) => {
+    try {
+      if (msg.op === 'load') {
+        const next = new Map();
+        for (const s of msg.stages) {
+          let session;
+          try {
+            session = await ort.InferenceSession.create(s.model, msg.options);
+          } catch (e) {
+            for (const made of next.values()) await made.release?.();
+            throw new Error(`stage '${s.name}': the model does not load: ${e.message ?? e}`);
+          }
+          next.set(s.name, session);
+          const have = [...session.inputNames].sort().join(', ');
+          const want = [...s.inputs].sort().join(', ');
+          let problem = have === want ? '' : `stage '${s.name}': the model's inputs (${have}) differ from the stage's (${want})`;
+          for (const o of s.outputs)
+            if (!problem && !session.outputNames.includes(o)) problem = `stage '${s.name}': the model has no output '${o}'`;
+          if (problem) {
+            for (const made of next.values()) await made.release?.();
+            throw new Error(problem);
+          }
+        }
+        for (const old of sessions.values()) await old.release?.();
+        sessions = next;
+        parentPort.postMessage({ id: msg.id });
+      } else if (msg.op === 'run') {
+        const feeds = {};
+        for (const [k, t] of Object.entries(msg.feeds)) feeds[k] = new ort.Tensor(t.type, t.data, t.dims);
+        const start = nowMs();
+        const out = await sessions.get(msg.stage).run(feeds);
+        const end = nowMs();
+        const outputs = {};
+        for (const [k, t] of Object.entries(out)) outputs[k] = { type: t.type, dims: t.dims, data: t.data };
+        parentPort.postMessage({ id: msg.id, outputs, start, end });
+      }
+    } catch (e) {
+      parentPort.postMessage({ id: msg.id, error: e.message ?? String(e) });
+    }
+  });
+}
+
+/// The main thread's handle on the compute thread: call(message) -> promise of the answer.
+class Compute {
+  constructor() {
+    this.thread = new Thread(fileURLToPath(import.meta.url));
+    this.next = 1;
+    this.pending = new Map();
+    this.thread.on('message', (msg) => {
+      const p = this.pending.get(msg.id);
+      this.pending.delete(msg.id);
+      if (msg.error !== undefined) p.reject(new Error(msg.error));
+      else p.resolve(msg);
+    });
+    this.thread.on('error', (e) => {
+      console.error(`worker.mjs: error: the ONNX Runtime thread failed: ${e.message ?? e}`);
+      process.exit(2);
+    });
+  }
+  call(msg) {
+    return new Promise((resolve, reject) => {
+      const id = this.next++;
+      this.pending.set(id, { resolve, reject });
+      this.thread.postMessage({ ...msg, id });
+    });
+  }
 }
 
 const CHANNEL_OPTIONS = { 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': -1 };
@@ -92,7 +163,8 @@ class Worker {
     this.opts = opts;
     this.device = opts.device;
     this.service = service;
-    this.stages = new Map();    // name -> {spec, session, inputs: Map(name -> spec), routes: Map(tensor -> [route])}
+    this.compute = new Compute();
+    this.stages = new Map();    // name -> {spec, inputs: Map(name -> spec), routes: Map(tensor -> [route])}
     this.requests = new Map();  // id -> request state
     this.queue = [];            // [request id, stage name] ready to run, in arrival order
     this.running = false;
@@ -133,33 +205,33 @@ class Worker {
 
   async load(req) {
     const t0 = nowMs();
-    const stages = new Map();
+    const seen = new Set();
     for (const s of req.stages) {
       if (!s.name) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'a stage without a name');
-      if (stages.has(s.name)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `stage '${s.name}' is listed twice`);
-      let session;
-      try {
-        session = await ort.InferenceSession.create(s.model, this.sessionOptions());
-      } catch (e) {
-        throw new RpcError(grpc.status.INVALID_ARGUMENT, `stage '${s.name}': the model does not load: ${e.message ?? e}`);
-      }
-      const want = s.inputs.map((t) => t.name).sort().join(', ');
-      const have = [...session.inputNames].sort().join(', ');
-      if (want !== have)
-        throw new RpcError(grpc.status.INVALID_ARGUMENT, `stage '${s.name}': the model's inputs (${have}) differ from the stage's (${want})`);
-      for (const o of s.outputs)
-        if (!session.outputNames.includes(o.name))
-          throw new RpcError(grpc.status.INVALID_ARGUMENT, `stage '${s.name}': the model has no output '${o.name}'`);
-      const routes = new Map();
-      for (const r of s.routes) {
+      if (seen.has(s.name)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `stage '${s.name}' is listed twice`);
+      seen.add(s.name);
+      for (const r of s.routes)
         if (!s.outputs.some((o) => o.name === r.tensor))
           throw new RpcError(grpc.status.INVALID_ARGUMENT, `stage '${s.name}': a route for '${r.tensor}', which is not an output`);
+    }
+    // The thread builds every session and checks its inputs and outputs before replacing the old ones.
+    try {
+      await this.compute.call({
+        op: 'load', options: this.sessionOptions(),
+        stages: req.stages.map((s) => ({ name: s.name, model: s.model, inputs: s.inputs.map((t) => t.name), outputs: s.outputs.map((t) => t.name) })),
+      });
+    } catch (e) {
+      throw new RpcError(grpc.status.INVALID_ARGUMENT, e.message);
+    }
+    const stages = new Map();
+    for (const s of req.stages) {
+      const routes = new Map();
+      for (const r of s.routes) {
         if (!routes.has(r.tensor)) routes.set(r.tensor, []);
         routes.get(r.tensor).push(r);
       }
-      stages.set(s.name, { spec: s, session, inputs: new Map(s.inputs.map((t) => [t.name, t])), routes });
+      stages.set(s.name, { spec: s, inputs: new Map(s.inputs.map((t) => [t.name, t])), routes });
     }
-    for (const st of this.stages.values()) await st.session.release?.();
     this.stages = stages;
     this.device = req.device || this.device;
     this.requests.clear();
@@ -222,15 +294,13 @@ class Worker {
     if (!r || !st || r.error) return;
     const feeds = Object.fromEntries(r.inputs.get(name));
     r.inputs.delete(name);
-    let out;
-    const start = nowMs();
+    let out, start, end;
     try {
-      out = await st.session.run(feeds);
+      ({ outputs: out, start, end } = await this.compute.call({ op: 'run', stage: name, feeds }));
     } catch (e) {
       this.fail(id, `stage '${name}' failed: ${e.message ?? e}`);
       return;
     }
-    const end = nowMs();
     this.stageRuns.push({ request: id, stage: name, start_ms: start, end_ms: end });
     for (const o of st.spec.outputs) {
       const tensor = out[o.name];
@@ -366,7 +436,11 @@ async function main() {
   });
 }
 
-main().catch((err) => {
-  console.error(`worker.mjs: error: ${err.message ?? err}`);
-  process.exit(2);
-});
+if (isMainThread) {
+  main().catch((err) => {
+    console.error(`worker.mjs: error: ${err.message ?? err}`);
+    process.exit(2);
+  });
+} else {
+  computeThread();
+}
