@@ -283,7 +283,11 @@ class Worker {
     this.running = true;
     while (this.queue.length) {
       const [id, s] = this.queue.shift();
-      await this.runStage(id, s);
+      try {
+        await this.runStage(id, s);
+      } catch (e) {  // a bug here must fail the request, not the worker
+        this.fail(id, `stage '${s}': ${e.message ?? e}`);
+      }
     }
     this.running = false;
   }
@@ -292,7 +296,7 @@ class Worker {
     const r = this.requests.get(id);
     const st = this.stages.get(name);
     if (!r || !st || r.error) return;
-    const feeds = Object.fromEntries(r.inputs.get(name));
+    const feeds = Object.fromEntries(r.inputs.get(name) ?? []);
     r.inputs.delete(name);
     let out, start, end;
     try {
@@ -354,6 +358,13 @@ class Worker {
       return;
     }
     const r = this.request(id);
+    // A stage without inputs (e.g. one that only reads constants) starts when the request reaches this worker.
+    for (const s of wanted)
+      if (this.stages.get(s).inputs.size === 0 && !r.started.has(s)) {
+        r.started.add(s);
+        this.queue.push([id, s]);
+      }
+    this.drain();
     const reported = new Set();
     let finished = false;
     const check = () => {

@@ -117,16 +117,16 @@ const bool registered = register_command(60, [](CLI::App& app) {
   cmd->add_option("--concurrency", args->plan.concurrency, "Requests in flight at once")->capture_default_str()->check(within(1, 1024, true));
   cmd->add_option("--threads", args->plan.threads, "Intra-op threads of each --local worker")->capture_default_str()->check(within(1, 1024, true));
   cmd->add_option("--provider", args->plan.provider, "Execution provider of --local workers: cpu or cuda:K")->capture_default_str();
-  cmd->add_option("--deadline-ms", args->plan.deadline_ms, "Deadline of each request (and each set-up call)")->capture_default_str()->check(within(1, 1e9));
+  cmd->add_option("--deadline-ms", args->plan.deadline_ms, "Deadline of each request in ms (connecting: 5 s; loading and the reference run: 120 s)")->capture_default_str()->check(within(1, 1e9));
   cmd->add_option("--tol", args->plan.tolerance, "Max |diff| allowed, relative to the largest reference value")->capture_default_str()->check(within(0, 1));
   cmd->add_flag("--replan-on-failure", args->plan.replan_on_failure, "When a device is lost, place again on the others and retry");
   cmd->add_option("--original", args->original, "MANIFEST form: original model to compare with (default: the one in the manifest)");
   cmd->add_option("--repeats,-r", args->repeats, "MANIFEST form: timed repetitions (median reported)")->capture_default_str();
   cmd->add_option("--seed", args->seed, "Seed of the random inputs")->capture_default_str();
-  cmd->add_option("--cluster,-c", args->cluster, "Cluster file describing this machine")->capture_default_str();
-  cmd->add_option("--device", args->device, "Device of that cluster that runs everything")->capture_default_str();
-  cmd->add_option("--profile", args->profile, "Measured profile (moirai profile) to predict with");
-  cmd->add_flag("--fastest", args->fastest, "Report the fastest repetition instead of the median (busy machines)");
+  cmd->add_option("--cluster,-c", args->cluster, "MANIFEST form: cluster file describing this machine")->capture_default_str();
+  cmd->add_option("--device", args->device, "MANIFEST form: device of that cluster that runs everything")->capture_default_str();
+  cmd->add_option("--profile", args->profile, "MANIFEST form: measured profile (moirai profile) to predict with");
+  cmd->add_flag("--fastest", args->fastest, "MANIFEST form: report the fastest repetition instead of the median");
   cmd->callback([args] { run(*args); });
 });
 

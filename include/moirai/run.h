@@ -25,7 +25,7 @@ struct RunOptions {
   int requests = 10;        ///< measured requests
   int warmup = 2;           ///< requests run before measuring (not reported)
   int concurrency = 1;      ///< requests in flight at once
-  double deadline_ms = 30000;  ///< per request (and per set-up call); a request past it fails the run
+  double deadline_ms = 30000;  ///< per request; a request past it fails the run (set-up calls have own bounds)
   uint64_t seed = 1;        ///< inputs: same generator as tools/run_plan.mjs
   double tolerance = 1e-4;  ///< max |diff| allowed, relative to the largest reference magnitude
   bool replan_on_failure = false;  ///< a lost device: place again on the others (same method), retry

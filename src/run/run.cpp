@@ -413,11 +413,13 @@ Failure Attempt::request(uint64_t id, bool reference, double deadline_ms, std::v
     const Worker& w = workers_[parts[p].first];
     const grpc::Status& st = shared.status[p];
     const std::string stage = reference ? kReference : pending_stage(w.device, shared.done);
-    if (st.error_code() == grpc::StatusCode::UNAVAILABLE && lost.message.empty())
-      lost = {fmt::format("{} was lost during {} (stage {} unfinished): {}", worker_name(w), what, stage,
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      if (lost.message.empty())
+        lost = {fmt::format("{} was lost during {} (stage {} unfinished): {}", worker_name(w), what, stage,
                           st.error_message()),
-              w.device};
-    else if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && late.message.empty()) {
+                w.device};
+    } else if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      if (!late.message.empty()) continue;
       // The first unfinished stage in run order is where the request stalled.
       const std::string first = reference ? kReference : pending_stage("", shared.done);
       const std::string dev = reference ? w.device : layout_.stage_device[first];

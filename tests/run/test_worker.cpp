@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
+#include <onnx/onnx_pb.h>
+
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -152,6 +155,71 @@ TEST_F(WorkerTest, ResultForAnUnknownStageFails) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(st.error_message(), "unknown stage 'ghost' (this worker runs: none loaded)");
   EXPECT_TRUE(alive());
+}
+
+/// An ONNX model without inputs: one Constant node whose value [1.5, -2] is the graph output "c".
+std::string constant_model() {
+  onnx::ModelProto model;
+  model.set_ir_version(8);
+  model.add_opset_import()->set_version(13);
+  onnx::GraphProto* g = model.mutable_graph();
+  g->set_name("constant");
+  onnx::NodeProto* node = g->add_node();
+  node->set_op_type("Constant");
+  node->add_output("c");
+  onnx::AttributeProto* attr = node->add_attribute();
+  attr->set_name("value");
+  attr->set_type(onnx::AttributeProto::TENSOR);
+  onnx::TensorProto* t = attr->mutable_t();
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(2);
+  t->add_float_data(1.5f);
+  t->add_float_data(-2.0f);
+  onnx::ValueInfoProto* out = g->add_output();
+  out->set_name("c");
+  out->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  out->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(2);
+  return model.SerializeAsString();
+}
+
+TEST_F(WorkerTest, AStageWithoutInputsRunsWhenItsRequestArrives) {
+  // Such stages occur in exported plans (e.g. positional embeddings gathered from constants on another device).
+  pb::LoadRequest load;
+  pb::Stage* s = load.add_stages();
+  s->set_name("const");
+  s->set_model(constant_model());
+  pb::TensorSpec* out = s->add_outputs();
+  out->set_name("c");
+  out->set_dtype("float32");
+  out->add_shape(2);
+  pb::Route* r = s->add_routes();
+  r->set_tensor("c");
+  r->set_coordinator(true);
+  {
+    grpc::ClientContext ctx;
+    pb::LoadReply reply;
+    const grpc::Status st = stub_->Load(&ctx, load, &reply);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  for (uint64_t request : {7u, 8u}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    pb::ResultRequest req;
+    req.set_request(request);
+    req.add_stages("const");
+    auto reader = stub_->Result(&ctx, req);
+    pb::ResultEvent ev, last;
+    while (reader->Read(&ev)) last = ev;
+    const grpc::Status st = reader->Finish();
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_TRUE(last.last());
+    ASSERT_EQ(last.outputs_size(), 1);
+    float v[2];
+    ASSERT_EQ(last.outputs(0).data().size(), sizeof v);
+    std::memcpy(v, last.outputs(0).data().data(), sizeof v);
+    EXPECT_EQ(v[0], 1.5f);
+    EXPECT_EQ(v[1], -2.0f);
+  }
 }
 
 }  // namespace
