@@ -275,7 +275,8 @@ class Worker {
         throw new RpcError(grpc.status.INVALID_ARGUMENT, `stage '${s}' has no input '${req.tensor.name}' (inputs: ${[...st.inputs.keys()].join(', ')})`);
       tensor = fromProto(req.tensor, spec, s);
     }
-    this.deliver(id, req.stages, req.tensor.name, tensor);
+    // Acknowledge first (the sender times the transfer up to the acknowledgement), then hand it to the stages.
+    setImmediate(() => this.deliver(id, req.stages, req.tensor.name, tensor));
   }
 
   async drain() {
