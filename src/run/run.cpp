@@ -646,7 +646,8 @@ Expected<RunSummary> run_plan(const RunOptions& options) {
   const fs::path out = options.out_dir;
   fs::create_directories(out, ec);
   if (ec) return Error{fmt::format("{}: cannot create the output directory: {}", options.out_dir, ec.message())};
-  fs::remove(out / "run.json", ec);  // a failed run leaves no (stale) run.json
+  fs::remove(out / "run.json", ec);  // a failed run leaves no (stale) run.json or trace
+  fs::remove(out / "trace.json", ec);
 
   run_detail::LocalWorkers local;
   std::vector<RunAttempt> attempts;
@@ -688,7 +689,7 @@ Expected<RunSummary> run_plan(const RunOptions& options) {
     if (!options.replan_on_failure || f.lost_device.empty() || lost_devices.count(f.lost_device))
       return Error{f.message};
     lost_devices.insert(f.lost_device);
-    if (lost_devices.size() >= layout->plan.devices.size())
+    if (layout->plan.devices.size() <= 1)
       return Error{fmt::format("{} (no device left to replan on)", f.message)};
     std::cerr << fmt::format("moirai run: {}; replanning without device {}\n", f.message, f.lost_device);
     dir = (out / fmt::format("replan{}", lost_devices.size())).string();

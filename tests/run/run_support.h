@@ -56,6 +56,8 @@ class WorkerProcess {
 
   const std::string& address() const { return address_; }
   pid_t pid() const { return pid_; }
+  /// The caller has reaped the process (waitpid): nothing left to kill.
+  void forget() { pid_ = 0; }
   void kill() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);

@@ -217,6 +217,16 @@ TEST(Run, ReplanOnFailurePlacesAgainWithoutTheLostDevice) {
   EXPECT_TRUE(run["links"].empty());
 }
 
+TEST(Run, ReplanStopsWhenNoDeviceIsLeft) {
+  TempDir dir;
+  const std::string plan = place(dir, "local-2.json", "heft");
+  const auto r = moirai(fmt::format("run {} {} --workers w0=127.0.0.1:1,w1=127.0.0.1:1 --replan-on-failure --out {}",
+                                    quote(plan), quote(kModel), quote(dir / "out")));
+  expect_clean_error(r, {"worker 127.0.0.1:1 (device w1)", "not reachable", "(no device left to replan on)"});
+  EXPECT_NE(r.err.find("replanning without device w0"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "out/run.json"));
+}
+
 /// Children of `parent` (from /proc), with their command lines.
 std::vector<std::pair<pid_t, std::string>> children_of(pid_t parent) {
   std::vector<std::pair<pid_t, std::string>> out;

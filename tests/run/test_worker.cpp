@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "run/run_support.h"
 #include "worker.grpc.pb.h"
@@ -155,6 +156,19 @@ TEST_F(WorkerTest, ResultForAnUnknownStageFails) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(st.error_message(), "unknown stage 'ghost' (this worker runs: none loaded)");
   EXPECT_TRUE(alive());
+}
+
+TEST_F(WorkerTest, ShutdownEndsTheProcess) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  pb::ShutdownReply reply;
+  ASSERT_TRUE(stub_->Shutdown(&ctx, pb::ShutdownRequest{}, &reply).ok());
+  int status = -1;
+  for (int i = 0; i < 100 && ::waitpid(worker_->pid(), &status, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(WIFEXITED(status)) << "the worker is still running 5 s after Shutdown";
+  worker_->forget();
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 /// An ONNX model without inputs: one Constant node whose value [1.5, -2] is the graph output "c".
