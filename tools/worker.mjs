@@ -234,8 +234,11 @@ class Worker {
     }
     this.stages = stages;
     this.device = req.device || this.device;
+    // A new load starts a new run: its request ids start again, so earlier state and records must go.
     this.requests.clear();
     this.queue = [];
+    this.stageRuns = [];
+    this.transfers = [];
     return { load_ms: nowMs() - t0 };
   }
 

@@ -355,8 +355,10 @@ Failure Attempt::request(uint64_t id, bool reference, double deadline_ms, std::v
   std::string push_worker_stage;
   size_t push_worker = 0;
   for (const auto& t : inputs_) {
-    std::vector<std::pair<size_t, std::vector<std::string>>> targets =
-        reference ? std::vector<std::pair<size_t, std::vector<std::string>>>{{0, {kReference}}} : input_targets_[t.name()];
+    // Read-only here (requests run concurrently): find, never operator[]. An input no stage reads goes nowhere.
+    std::vector<std::pair<size_t, std::vector<std::string>>> targets;
+    if (reference) targets = {{0, {kReference}}};
+    else if (auto it = input_targets_.find(t.name()); it != input_targets_.end()) targets = it->second;
     for (const auto& [w, stages] : targets) {
       {
         std::lock_guard lock(shared.mu);
@@ -421,8 +423,10 @@ Failure Attempt::request(uint64_t id, bool reference, double deadline_ms, std::v
     } else if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
       if (!late.message.empty()) continue;
       // The first unfinished stage in run order is where the request stalled.
-      const std::string first = reference ? kReference : pending_stage("", shared.done);
-      const std::string dev = reference ? w.device : layout_.stage_device[first];
+      // (All stages done: the request waited for its last transfers or outputs on this worker.)
+      std::string first = reference ? kReference : pending_stage("", shared.done);
+      const std::string dev = first.empty() ? w.device : reference ? w.device : layout_.stage_device.at(first);
+      if (first.empty()) first = "(its outputs)";
       late = {fmt::format("worker {} (device {}), stage {}: {} exceeded the deadline of {:g} ms",
                           layout_.worker.at(dev), dev, first, what, deadline_ms),
               ""};
