@@ -164,7 +164,7 @@ class Worker {
     this.device = opts.device;
     this.service = service;
     this.compute = new Compute();
-    this.stages = new Map();    // name -> {spec, inputs: Map(name -> spec), routes: Map(tensor -> [route])}
+    this.stages = new Map();    // name -> {outputs, inputs: Map(name -> spec), routes: Map(tensor -> [route])}
     this.requests = new Map();  // id -> request state
     this.queue = [];            // [request id, stage name] ready to run, in arrival order
     this.running = false;
@@ -230,7 +230,7 @@ class Worker {
         if (!routes.has(r.tensor)) routes.set(r.tensor, []);
         routes.get(r.tensor).push(r);
       }
-      stages.set(s.name, { spec: s, inputs: new Map(s.inputs.map((t) => [t.name, t])), routes });
+      stages.set(s.name, { outputs: s.outputs, inputs: new Map(s.inputs.map((t) => [t.name, t])), routes });  // model bytes: thread only
     }
     this.stages = stages;
     this.device = req.device || this.device;
@@ -310,7 +310,7 @@ class Worker {
       return;
     }
     this.stageRuns.push({ request: id, stage: name, start_ms: start, end_ms: end });
-    for (const o of st.spec.outputs) {
+    for (const o of st.outputs) {
       const tensor = out[o.name];
       for (const route of st.routes.get(o.name) ?? []) {
         if (route.coordinator) r.held.push(toProto(o.name, tensor));
