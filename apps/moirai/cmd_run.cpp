@@ -1,4 +1,6 @@
-// `moirai run MANIFEST`: runs exported sub-models in order on this machine (ONNX Runtime through node), checks
+// `moirai run PLAN.json MODEL.onnx (--workers ...|--local)`: runs a plan for real, one gRPC worker per device
+// (src/run), and compares the measured latency, busy times and transfers with the plan's predictions.
+// `moirai run MANIFEST`: runs exported sub-models in order in one process (ONNX Runtime through node), checks
 // them against the original model, and puts the measured time next to the simulator's prediction for the same
 // machine (every operator on one device of a local cluster file, with a measured profile when given).
 #include <fmt/format.h>
@@ -9,12 +11,16 @@
 #include "commands.h"
 #include "moirai/export.h"
 #include "moirai/pipeline.h"
+#include "moirai/run.h"
 
 namespace moirai::cli {
 namespace {
 
 struct RunArgs {
+  std::vector<std::string> inputs;  // MANIFEST, or PLAN MODEL
   std::string manifest;
+  std::string workers;
+  RunOptions plan;
   std::string original;
   std::string cluster = "clusters/local-cpu.json";
   std::string device = "cpu";
@@ -24,7 +30,27 @@ struct RunArgs {
   bool fastest = false;
 };
 
-void run(const RunArgs& args) {
+void run_distributed(RunArgs args) {
+  RunOptions& o = args.plan;
+  o.plan_path = args.inputs[0];
+  o.model_path = args.inputs[1];
+  o.seed = args.seed;
+  o.argv0 = "/proc/self/exe";
+  if (o.local == !args.workers.empty()) fail("moirai run PLAN MODEL needs exactly one of --workers and --local");
+  if (o.out_dir.empty()) fail("moirai run PLAN MODEL needs --out DIR");
+  if (!o.local) o.workers = unwrap(parse_workers(args.workers));
+  const RunSummary r = unwrap(run_plan(o));
+  for (size_t i = 0; i + 1 < r.attempts.size(); ++i)
+    std::cout << fmt::format("plan {} failed: {}\n", r.attempts[i].plan, r.attempts[i].error);
+  if (r.attempts.size() > 1) std::cout << fmt::format("replanned: {}\n", r.attempts.back().plan);
+  std::cout << r.table << fmt::format("wrote {}\n", r.run_json);
+  if (!r.outputs_match) fail(fmt::format("{}: the outputs differ from the original model", r.run_json));
+}
+
+void run(RunArgs args) {
+  if (args.inputs.size() == 2) return run_distributed(std::move(args));
+  if (args.inputs.size() != 1) fail("moirai run takes MANIFEST, or PLAN.json MODEL.onnx");
+  args.manifest = args.inputs[0];
   const Manifest manifest = unwrap(read_manifest(args.manifest));
   RuntimeOptions options;
   options.original = args.original;
@@ -61,20 +87,46 @@ void run(const RunArgs& args) {
 
 const bool registered = register_command(60, [](CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
-  auto* cmd = app.add_subcommand("run", "Run exported sub-models on this machine and compare with the simulator");
+  auto* cmd = app.add_subcommand("run", "Run a plan on one worker per device (or exported sub-models in one process)");
   cmd->footer(
-      "Example:\n"
-      "  moirai export plan/plan.json models/squeezenet1_1.weights.onnx --out split/\n"
-      "  moirai run split/manifest.json --repeats 20 --profile squeezenet.profile.json\n"
-      "Needs node and the npm package onnxruntime-node (scripts/setup installs it).");
-  cmd->add_option("manifest", args->manifest, "manifest.json written by 'moirai export'")->required();
-  cmd->add_option("--original", args->original, "Original model to compare with (default: the one in the manifest)");
-  cmd->add_option("--repeats,-r", args->repeats, "Timed repetitions (median reported)")->capture_default_str();
+      "Two forms:\n"
+      "  moirai run PLAN.json MODEL.onnx (--workers DEV=HOST:PORT,... | --local) --out DIR\n"
+      "    exports the plan into DIR/submodels, loads each device's stages on its worker (moirai worker), sends\n"
+      "    --warmup then --requests requests of seeded random inputs (--concurrency at once), and checks every\n"
+      "    output against the original model, which the first worker runs in one session. Workers send\n"
+      "    activations to each other directly; the coordinator sends graph inputs and fetches graph outputs only.\n"
+      "    Writes DIR/run.json (predicted vs measured latency, per-device busy time, per-link bytes and time,\n"
+      "    per-request latency, throughput) and DIR/trace.json (measured, in the format of 'place's trace), and\n"
+      "    prints the comparison. --local starts one worker per device on this machine and stops them at the\n"
+      "    end, on error and on Ctrl-C. A worker that is unreachable, dies or misses --deadline-ms ends the run\n"
+      "    with one line naming it, its device and the stage; with --replan-on-failure a lost device is dropped,\n"
+      "    the model placed again on the others with the plan's method (DIR/replanN/plan.json) and the run retried.\n"
+      "  moirai run MANIFEST\n"
+      "    runs the sub-models of 'moirai export' in order in one process and compares with the simulator.\n"
+      "Examples:\n"
+      "  moirai place models/squeezenet1_1.onnx -c cluster.json -m heft --out plan/\n"
+      "  moirai run plan/plan.json models/squeezenet1_1.weights.onnx --local --requests 50 --out run/\n"
+      "  moirai run plan/plan.json models/squeezenet1_1.weights.onnx --workers a=10.0.0.2:7000,b=10.0.0.3:7000 --out run/\n"
+      "Needs node and the npm packages of package.json (scripts/setup installs them).");
+  cmd->add_option("inputs", args->inputs, "MANIFEST, or PLAN.json MODEL.onnx")->required()->expected(1, 2);
+  cmd->add_option("--workers", args->workers, "DEVICE=HOST:PORT,... : the worker of each device of the plan");
+  cmd->add_flag("--local", args->plan.local, "Start one worker per device of the plan on this machine");
+  cmd->add_option("--out,-o", args->plan.out_dir, "Output directory (run.json, trace.json, submodels/)");
+  cmd->add_option("--requests", args->plan.requests, "Measured requests")->capture_default_str()->check(within(1, 1e6, true));
+  cmd->add_option("--warmup", args->plan.warmup, "Requests run before measuring")->capture_default_str()->check(within(0, 1e6, true));
+  cmd->add_option("--concurrency", args->plan.concurrency, "Requests in flight at once")->capture_default_str()->check(within(1, 1024, true));
+  cmd->add_option("--threads", args->plan.threads, "Intra-op threads of each --local worker")->capture_default_str()->check(within(1, 1024, true));
+  cmd->add_option("--provider", args->plan.provider, "Execution provider of --local workers: cpu or cuda:K")->capture_default_str();
+  cmd->add_option("--deadline-ms", args->plan.deadline_ms, "Deadline of each request in ms (connecting: 5 s; loading and the reference run: 120 s)")->capture_default_str()->check(within(1, 1e9));
+  cmd->add_option("--tol", args->plan.tolerance, "Max |diff| allowed, relative to the largest reference value")->capture_default_str()->check(within(0, 1));
+  cmd->add_flag("--replan-on-failure", args->plan.replan_on_failure, "When a device is lost, place again on the others and retry");
+  cmd->add_option("--original", args->original, "MANIFEST form: original model to compare with (default: the one in the manifest)");
+  cmd->add_option("--repeats,-r", args->repeats, "MANIFEST form: timed repetitions (median reported)")->capture_default_str();
   cmd->add_option("--seed", args->seed, "Seed of the random inputs")->capture_default_str();
-  cmd->add_option("--cluster,-c", args->cluster, "Cluster file describing this machine")->capture_default_str();
-  cmd->add_option("--device", args->device, "Device of that cluster that runs everything")->capture_default_str();
-  cmd->add_option("--profile", args->profile, "Measured profile (moirai profile) to predict with");
-  cmd->add_flag("--fastest", args->fastest, "Report the fastest repetition instead of the median (busy machines)");
+  cmd->add_option("--cluster,-c", args->cluster, "MANIFEST form: cluster file describing this machine")->capture_default_str();
+  cmd->add_option("--device", args->device, "MANIFEST form: device of that cluster that runs everything")->capture_default_str();
+  cmd->add_option("--profile", args->profile, "MANIFEST form: measured profile (moirai profile) to predict with");
+  cmd->add_flag("--fastest", args->fastest, "MANIFEST form: report the fastest repetition instead of the median");
   cmd->callback([args] { run(*args); });
 });
 

@@ -1,0 +1,60 @@
+// Run: executes a plan for real. One worker per device (tools/worker.mjs: Node + ONNX Runtime behind the gRPC
+// service of proto/worker.proto) hosts that device's exported stages; workers push activations to each other
+// directly, and this coordinator only sends graph inputs, fetches graph outputs, checks them against the
+// original model (run in one session as a reference stage), and collects measured times into run.json, a
+// Perfetto trace in the simulator's format and a predicted-vs-measured table. gRPC types stay in src/run.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "moirai/error.h"
+
+namespace moirai {
+
+struct RunOptions {
+  std::string plan_path;
+  std::string model_path;  ///< ONNX model with weights (the plan's model may be weight-stripped)
+  std::string out_dir;
+  std::map<std::string, std::string> workers;  ///< device -> "host:port" (ignored with local)
+  bool local = false;       ///< start one worker per device of the plan on this machine
+  int threads = 1;          ///< intra-op threads of each local worker
+  std::string provider = "cpu";
+  int requests = 10;        ///< measured requests
+  int warmup = 2;           ///< requests run before measuring (not reported)
+  int concurrency = 1;      ///< requests in flight at once
+  double deadline_ms = 30000;  ///< per request; a request past it fails the run (set-up calls have own bounds)
+  uint64_t seed = 1;        ///< inputs: same generator as tools/run_plan.mjs
+  double tolerance = 1e-4;  ///< max |diff| allowed, relative to the largest reference magnitude
+  bool replan_on_failure = false;  ///< a lost device: place again on the others (same method), retry
+  double replan_time_limit_s = 10;  ///< search budget of that placement
+  std::string argv0;        ///< to find tools/worker.mjs next to the executable
+};
+
+/// One plan the run tried: the first, then one per replan.
+struct RunAttempt {
+  std::string plan;   ///< plan.json path
+  std::string error;  ///< why it failed (empty for the attempt that completed)
+  std::string lost_device;
+};
+
+struct RunSummary {
+  std::string run_json;  ///< path of DIR/run.json
+  std::string table;     ///< terminal table: predicted vs measured, per device and end to end
+  bool outputs_match = false;
+  std::vector<RunAttempt> attempts;
+};
+
+/// Runs the plan; errors are one line naming the worker, device and stage. On any error no run.json is written.
+Expected<RunSummary> run_plan(const RunOptions& options);
+
+/// "dev=host:port,dev2=host:port" -> map; the error names the bad entry.
+Expected<std::map<std::string, std::string>> parse_workers(const std::string& text);
+
+/// `moirai worker`: replaces this process with `node tools/worker.mjs ...` (returns only on failure).
+Status exec_worker(const std::string& listen, int threads, const std::string& provider, const std::string& device,
+                   const std::string& argv0);
+
+}  // namespace moirai

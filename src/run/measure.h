@@ -1,0 +1,64 @@
+// What one run measured, and how it is reported (private to src/run): run.json, the measured Perfetto trace and
+// the predicted-vs-measured table.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "moirai/export.h"
+#include "moirai/report.h"
+#include "moirai/run.h"
+
+namespace moirai::run_detail {
+
+/// A stage run or a transfer on the coordinator's clock (ms), for one request.
+struct StageSpan {
+  uint64_t request = 0;
+  std::string stage, device;
+  double start_ms = 0, end_ms = 0;
+};
+struct TransferSpanMeasured {
+  uint64_t request = 0;
+  std::string tensor, src, dst;  ///< devices
+  int64_t bytes = 0;
+  double start_ms = 0, end_ms = 0;
+};
+
+/// Everything a completed attempt measured.
+struct Measured {
+  std::vector<uint64_t> request_ids;    ///< measured requests
+  std::vector<double> start_ms;         ///< per measured request: coordinator clock when its inputs were sent
+  std::vector<double> latency_ms;       ///< per measured request
+  double wall_ms = 0;                   ///< first measured request sent to last one answered
+  double max_abs_diff = 0, max_reference = 0, tolerance = 0;
+  bool outputs_match = false;
+  std::vector<StageSpan> stages;
+  std::vector<TransferSpanMeasured> transfers;
+  std::vector<double> clock_offset_ms;  ///< per worker (device order): worker clock - coordinator clock
+  // What passed through the coordinator (graph inputs out, graph outputs in; never activations).
+  std::map<std::string, int64_t> coordinator_sent, coordinator_received;  ///< tensor -> bytes
+};
+
+/// The plan as run: stages per device, workers, and the plan's own predictions.
+struct RunLayout {
+  PlanFile plan;
+  Manifest manifest;
+  std::vector<std::string> devices;          ///< devices that run stages, in plan order
+  std::map<std::string, std::string> worker;  ///< device -> address
+  std::map<std::string, std::string> stage_device;
+};
+
+/// Bytes of one tensor of the manifest (element size x elements).
+int64_t tensor_bytes(const ManifestTensor& t);
+
+/// run.json text.
+std::string run_json(const RunOptions& options, const RunLayout& layout, const Measured& m,
+                     const std::vector<RunAttempt>& attempts);
+/// Measured Perfetto trace (same writer and format as the simulated one: report's trace_json).
+std::string measured_trace(const RunLayout& layout, const Measured& m);
+/// Terminal table: predicted vs measured, per device, per link and end to end.
+std::string run_table(const RunOptions& options, const RunLayout& layout, const Measured& m);
+
+}  // namespace moirai::run_detail
