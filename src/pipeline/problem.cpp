@@ -215,7 +215,9 @@ MethodRun geneflow_from(const Problem& problem, MethodRun seed, const PlaceOptio
                             run.fits ? "is invalid: " + run.violations.front() : "does not fit in memory");
     return run;
   }
-  // The seed's ablation fields describe the seed's own search; GenEFlow's are where it started.
+  // The seed's status and ablation fields describe the seed's own search (a MILP's "solver crashed"...);
+  // GenEFlow's are where it started.
+  run.result.status = "ok";
   run.result.warm_start_method = seed_method;
   run.result.warm_start_ms = run.schedule.makespan_ms;
   run.result.polished_ms = 0;
