@@ -130,7 +130,7 @@ const bool registered = register_command(20, [](CLI::App& app) {
                 "Let GenEFlow refine each method's plan by splitting single operators across devices; the plan's "
                 "lower bound is then the split relaxation's (work divisible across devices, free transfers)");
   std::string seeds;
-  for (const auto& n : seed_method_names()) seeds += (seeds.empty() ? "" : ", ") + n;
+  for (const auto& n : placer_names()) seeds += (seeds.empty() ? "" : ", ") + n;
   cmd->add_option("--seed-method", args->seed_method,
                   "GenEFlow (--method geneflow) refines this method's plan: 'best' (default: the best of the list "
                   "heuristics and the MILP), 'heuristics' (the list heuristics only) or a method: " + seeds);

@@ -166,8 +166,8 @@ struct PartitionResult {
 
 /// Simulates a fixed set of splits and fills a PartitionResult (schedule and view); no search. Devices run their
 /// operators by the list policy, or, with `start_ms` (start time per expanded operator name: "op" for a whole
-/// operator, "op#k" for part k, as a plan file gives them), in the order of those times (an error names the
-/// operator when they order a device against precedence).
+/// operator, "op#k" for part k, as a plan file gives them), in the order of those times when that order respects
+/// precedence (otherwise by the list policy); an operator without a start time is an error naming it.
 Expected<PartitionResult> evaluate_splits(const CostTable& table, const Graph& graph, const Placement& base,
                                           const std::vector<Split>& splits, const SimOptions& sim = {},
                                           const Cluster* cluster = nullptr,

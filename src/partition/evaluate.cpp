@@ -92,10 +92,7 @@ Expected<PartitionResult> evaluate_splits(const CostTable& table, const Graph& g
     p.order.assign(static_cast<size_t>(t.num_devices()), {});
     p.transfer_priority.clear();
     for (const auto& [start, op] : by_start) p.order[static_cast<size_t>(p.device[static_cast<size_t>(op)])].push_back(op);
-    if (auto stuck = order_deadlock(t, p))
-      return Error{fmt::format("operator '{}' starts before its input '{}' can be produced: the start times order "
-                               "the devices against precedence", t.op_names[static_cast<size_t>(stuck->op)],
-                               t.data[static_cast<size_t>(stuck->data)].name)};
+    if (order_deadlock(t, p)) p.order.clear();  // against precedence: the list policy decides
   }
   Schedule schedule = simulate(expanded->table, expanded->placement, sim);
   return finish_partition(table, splits, std::move(*expanded), std::move(schedule),

@@ -3,7 +3,10 @@
 // (or none), the device set and the proportions; fitness = simulated makespan x (1 + 10 x relative memory
 // overflow), so infeasible individuals still guide the search. Tournament selection (size 3), uniform
 // crossover per operator, mutation of method / devices / proportions, elitism (2), then a short local polish of
-// the best plan's proportions (one device's share in all split operators at once, then operator by operator).
+// the best plan's proportions (parts of each operator balanced to finish together from the plan's own schedule;
+// one device's share in all split operators at once, then operator by operator). Each candidate is simulated in
+// the seed's device order (or the list policy) and, where a device overflows, in BTSearch's memory-optimal
+// order of that device's operators (schedule.h, fit_with_memory_orders; cached per operator set).
 // Departures from the paper: (1) fitness comes from our discrete-event simulator on the expanded problem (ports,
 // halo exchange and gathers included) instead of an analytic latency formula; (2) operators the seed keeps whole
 // stay on the seed's device (GenEFlow re-places only what it splits); (3) besides random individuals the first
@@ -257,6 +260,65 @@ class Search {
     }
   }
 
+  // Balancing polish: re-derive every split operator's proportions from the best plan's own schedule so that its
+  // parts finish together. A part that started at s and ran e - s for share w progresses at r = w / (e - s); the
+  // common finish T with sum r (T - s) = 1 gives the new shares r (T - s) (0 for a part that would start after
+  // T). Start times move once the shares do, so the step repeats (full and half steps) while it helps.
+  void balance(double time_left_s, const std::function<double()>& elapsed) {
+    const double stop = elapsed() + time_left_s;
+    for (int round = 0; round < 20 && best_feasible_.feasible && elapsed() < stop; ++round) {
+      auto r = run(splits_of(best_feasible_));
+      if (!r) return;
+      const PartitionedProblem& e = r->first;
+      const Schedule& s = r->second.schedule;
+      Individual target = best_feasible_;
+      bool changed = false;
+      for (size_t g = 0; g < ops_.size(); ++g) {
+        const auto& specs = e.specs[static_cast<size_t>(ops_[g])];
+        const auto& ids = e.parts_of[static_cast<size_t>(ops_[g])];
+        if (specs.size() < 2) continue;
+        double sum_rate = 0, sum_rate_start = 0;
+        std::vector<double> rate(specs.size()), start(specs.size());
+        for (size_t i = 0; i < specs.size(); ++i) {
+          const OpSpan& span = s.ops[static_cast<size_t>(ids[i])];
+          start[i] = span.start_ms;
+          rate[i] = span.end_ms > span.start_ms ? specs[i].share / (span.end_ms - span.start_ms) : 0.0;
+          sum_rate += rate[i];
+          sum_rate_start += rate[i] * start[i];
+        }
+        if (!(sum_rate > 0)) continue;
+        const double finish = (1 + sum_rate_start) / sum_rate;
+        Gene& gene = target.genes[g];
+        std::fill(gene.weight.begin(), gene.weight.end(), 0.0);
+        int used = 0;
+        for (size_t i = 0; i < specs.size(); ++i) {
+          const double w = std::max(0.0, rate[i] * (finish - start[i]));
+          gene.weight[static_cast<size_t>(specs[i].device)] += w;
+          used += w > 0;
+        }
+        if (used < 2) gene = best_feasible_.genes[g];  // a one-device "split" is no split: keep it
+        changed = changed || !(gene == best_feasible_.genes[g]);
+      }
+      if (!changed) return;
+      const double before = best_feasible_.makespan;
+      for (double step : {1.0, 0.5}) {
+        Individual cand = best_feasible_;
+        for (size_t g = 0; g < cand.genes.size(); ++g) {
+          Gene& gene = cand.genes[g];
+          if (gene.dim == SplitDim::None) continue;
+          const double old_sum = std::accumulate(gene.weight.begin(), gene.weight.end(), 0.0);
+          const double new_sum = std::accumulate(target.genes[g].weight.begin(), target.genes[g].weight.end(), 0.0);
+          if (!(old_sum > 0 && new_sum > 0)) continue;
+          for (size_t d = 0; d < gene.weight.size(); ++d)
+            gene.weight[d] = (1 - step) * gene.weight[d] / old_sum + step * target.genes[g].weight[d] / new_sum;
+        }
+        evaluate(cand);
+        if (best_feasible_.makespan < before) break;
+      }
+      if (!(best_feasible_.makespan < before * (1 - 1e-9))) return;
+    }
+  }
+
   // Local polish of the best plan: scale one device's proportion in every split operator at once (the GA moves
   // genes one by one; balancing a fused run needs them to move together). Stops when no step improves.
   void polish(double time_left_s, const std::function<double()>& elapsed) {
@@ -350,12 +412,15 @@ Expected<PartitionResult> geneflow(const CostTable& table, const Graph* coarse_g
       }
       pop = std::move(next);
       if (options.progress)
-        options.progress(fmt::format("geneflow: generation {}/{}, best {:.4f} ms (seed {:.4f} ms), {} evaluations",
+        options.progress(fmt::format("geneflow: generation {}/{}, best {:.4f} ms (seed {:.4f} ms), {} evaluations, "
+                                     "{} BTSearch runs, {} cache hits",
                                      generation, options.generations, search.best_feasible_.makespan, seed_ms,
-                                     search.evaluations_));
+                                     search.evaluations_, search.cache().misses(), search.cache().hits()));
     }
     generation = std::min(generation - 1, options.generations);
+    search.balance(std::max(0.0, options.time_limit_s - elapsed()), elapsed);
     search.polish(std::max(0.0, options.time_limit_s - elapsed()), elapsed);
+    search.balance(std::max(0.0, options.time_limit_s - elapsed()), elapsed);
   }
 
   PartitionResult result;
