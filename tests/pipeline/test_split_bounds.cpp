@@ -48,7 +48,9 @@ TEST(SplitBounds, NoPlanReportsABoundAboveItsLatency) {
       if (partition || method == "geneflow") {  // a plan of the split problem
         EXPECT_EQ(r.lower_bound_source, "split relaxation");
         EXPECT_GT(r.lower_bound_ms, 0);
-        if (r.status == "optimal") EXPECT_LE(run.schedule.makespan_ms, r.lower_bound_ms * (1 + 1e-9));
+        if (r.status == "optimal") {
+          EXPECT_LE(run.schedule.makespan_ms, r.lower_bound_ms * (1 + 1e-9));
+        }
       }
       if (run.partition) {
         ++split_plans;
