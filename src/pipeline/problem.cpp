@@ -218,6 +218,7 @@ MethodRun geneflow_from(const Problem& problem, MethodRun seed, const PlaceOptio
   // The seed's status and ablation fields describe the seed's own search (a MILP's "solver crashed"...);
   // GenEFlow's are where it started.
   run.result.status = "ok";
+  if (!run.result.mode.empty()) run.result.mode = seed_method + " seed: " + run.result.mode;
   run.result.warm_start_method = seed_method;
   run.result.warm_start_ms = run.schedule.makespan_ms;
   run.result.polished_ms = 0;
