@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The standard evaluation: every model in models/ (*.onnx, not *.weights.onnx) x the clusters hetero-gpu-server,
-# edge-4, edge-cpu-4 and workstation-mixed x every method, into out/bench; then docs/results.md (summary.md with
+# edge-4, edge-cpu-4, workstation-mixed and home-iot-4 (MemoriaNova's memory-poor devices) x every method, into out/bench; then docs/results.md (summary.md with
 # the date and the git commit) and the plots in docs/results/. Resumable: run it again after an interruption
 # and it continues where it stopped (delete out/bench to start over).
 #
-# Budget (2 cores, under 45 minutes): 17 models x 4 clusters = 68 problems. Loading a problem takes < 1.5 s and
-# the list heuristics < 1 s together; Placeto, the MILP and GenEFlow stop at the time limit. Two combinations run at once (the MILP then gets 1 thread each), and the
+# Budget (2 cores, under 45 minutes): 17 models x 5 clusters = 85 problems. Loading a problem takes < 1.5 s and
+# the list heuristics < 1 s together; Placeto, the MILP and GenEFlow stop at the time limit. GenEFlow starts
+# from the best plan of the heuristics and the MILP, so its row runs the MILP too (twice the time limit). Two combinations run at once (the MILP then gets 1 thread each), and the
 # limits are wall clock, so time-limited work overlaps. The estimate below is printed before starting.
 #
 # Placeto trains until the time limit, like every search method (EPISODES is only a cap; its plans record the
@@ -26,7 +27,7 @@ METHODS="${METHODS:-all}"
 OUT="${OUT:-out/bench}"
 MOIRAI="${MOIRAI:-build/moirai}"
 DOCS="${DOCS:-docs}"
-read -r -a CLUSTERS <<< "${CLUSTERS:-clusters/hetero-gpu-server.json clusters/edge-4.json clusters/edge-cpu-4.json clusters/workstation-mixed.json}"
+read -r -a CLUSTERS <<< "${CLUSTERS:-clusters/hetero-gpu-server.json clusters/edge-4.json clusters/edge-cpu-4.json clusters/workstation-mixed.json clusters/home-iot-4.json}"
 
 if [[ ! -x "$MOIRAI" ]]; then
   echo "building $MOIRAI ..." >&2
@@ -45,15 +46,15 @@ fi
 problems=$(( ${#models[@]} * ${#CLUSTERS[@]} ))
 
 # Estimate: per problem 2 s (load + heuristics) + Placeto (limit) + MILP (limit + 1 s) + GenEFlow
-# (limit, when registered), divided by the jobs running at once.
+# (its seed's MILP, then its own limit), divided by the jobs running at once.
 known="$("$MOIRAI" place --help | grep -o 'compare every method: .*' | sed 's/^[^:]*: //')"
 if [[ "$METHODS" == all ]]; then methods="$known"; else methods="$METHODS"; fi
 per_problem=2
 [[ "$methods" == *placeto* ]] && per_problem=$(( per_problem + TIME_LIMIT ))
 [[ "$methods" == *milp* ]] && per_problem=$(( per_problem + TIME_LIMIT + 1 ))
-[[ "$methods" == *geneflow* ]] && per_problem=$(( per_problem + TIME_LIMIT ))
+[[ "$methods" == *geneflow* ]] && per_problem=$(( per_problem + 2 * TIME_LIMIT + 1 ))
 estimate=$(( problems * per_problem / JOBS ))
-worst=$(( problems * (2 + 3 * (TIME_LIMIT + 1)) / JOBS ))
+worst=$(( problems * (2 + 4 * (TIME_LIMIT + 1)) / JOBS ))
 echo "bench: ${#models[@]} models x ${#CLUSTERS[@]} clusters = $problems problems; methods: $methods" >&2
 echo "bench: time limit $TIME_LIMIT s, Placeto $EPISODES episodes, $JOBS jobs: about $(( estimate / 60 )) min" \
      "(at most $(( worst / 60 )) min if every search method runs to its limit)" >&2

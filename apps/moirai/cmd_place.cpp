@@ -17,6 +17,7 @@ struct PlaceArgs {
   std::string out;
   bool no_contention = false;
   bool partition = false;
+  std::string seed_method;
   PlaceOptions options;
 };
 
@@ -31,17 +32,40 @@ void run(const PlaceArgs& args) {
   options.sim.contention = !args.no_contention;
 
   std::vector<std::string> methods{args.method};
-  if (args.method == "all") methods = method_names();
+  if (args.method == "all") methods = method_names();  // geneflow last: it refines the best plan of the others
+  if (!args.seed_method.empty() && args.method != "geneflow")
+    fail("--seed-method applies to --method geneflow only (with --method all GenEFlow starts from the best plan "
+         "of every other method)");
   for (const auto& step : problem.steps)
     std::cerr << fmt::format("coarsen {}: {} -> {} nodes\n", step.name, step.nodes_before, step.nodes_after);
 
   std::vector<ComparisonRow> rows;
   std::optional<Plan> best;
-  std::string first_error;
+  // GenEFlow's seed under --method all: the best whole-operator plan, or with --partition the one whose
+  // refinement was best (GenEFlow's search is deterministic per --seed, so it can only match or improve on it).
+  std::optional<MethodRun> best_whole;
+  double best_key = 0;
   for (const auto& method : methods) {
     options.progress = progress_printer(method);
     if (methods.size() > 1) std::cerr << fmt::format("placing with {}...\n", method);
-    MethodRun run = run_method(problem, method, options, args.partition);
+    MethodRun run;
+    if (methods.size() > 1 && method == "geneflow") {
+      if (!best_whole) {
+        rows.push_back(ComparisonRow{method, "no other method produced a plan that fits to start from", "failed", 0, 0, {}, false});
+        continue;
+      }
+      run = geneflow_from(problem, *best_whole, options);
+    } else if (methods.size() > 1) {
+      run = run_method(problem, method, options);
+      if (run.ok() && run.fits) {
+        MethodRun whole = run;
+        if (args.partition) run = refine_run(problem, std::move(run), options);
+        const double key = run.ok() && run.fits ? run.schedule.makespan_ms : whole.schedule.makespan_ms;
+        if (!best_whole || key < best_key) best_whole = std::move(whole), best_key = key;
+      }
+    } else {
+      run = run_method(problem, method, options, args.partition, args.seed_method);
+    }
     if (!run.error.empty()) {
       if (methods.size() == 1) fail(run.error);
       rows.push_back(ComparisonRow{method, run.error, "failed", 0, run.placement_time_s, {}, false});
@@ -86,7 +110,8 @@ const bool registered = register_command(20, [](CLI::App& app) {
   for (const auto& n : placer_names())
     if (auto placer = make_placer(n)) methods += fmt::format("  {:<20} {}\n", n, (*placer)->summary());
   methods += fmt::format("  {:<20} {}\n\n", "geneflow",
-                         "GenEFlow (MemoriaNova): the best heuristic plan, refined by splitting single operators");
+                         "GenEFlow (MemoriaNova): the best plan of the heuristics and the MILP (--seed-method; "
+                         "with --method all, of every other method), refined by splitting single operators");
   cmd->footer(
       methods +
       "Examples:\n"
@@ -102,7 +127,13 @@ const bool registered = register_command(20, [](CLI::App& app) {
   cmd->add_option("--out,-o", args->out, "Directory for plan.json, trace.json, gantt.svg, report.html")->check(non_empty());
   add_place_options(*cmd, args->options, args->no_contention);
   cmd->add_flag("--partition", args->partition,
-                "Let GenEFlow refine the plan by splitting single operators across devices");
+                "Let GenEFlow refine each method's plan by splitting single operators across devices; the plan's "
+                "lower bound is then the split relaxation's (work divisible across devices, free transfers)");
+  std::string seeds;
+  for (const auto& n : placer_names()) seeds += (seeds.empty() ? "" : ", ") + n;
+  cmd->add_option("--seed-method", args->seed_method,
+                  "GenEFlow (--method geneflow) refines this method's plan: 'best' (default: the best of the list "
+                  "heuristics and the MILP), 'heuristics' (the list heuristics only) or a method: " + seeds);
   cmd->add_option("--export-mps", args->options.export_mps, "MILP: also write the model as an MPS file");
   cmd->add_option("--import-solution", args->options.import_solution,
                   "MILP: read a solution (name value lines) instead of solving");

@@ -21,8 +21,12 @@
 //   MatMul, Gemm (no transA)              | yes, last axis (B columns)    | no                     | yes (rows of A)
 //   Softmax (last axis), LayerNormalization| no                           | no                     | yes
 //   ReduceMean (last axis, keepdims)      | no                            | no                     | yes
+//   fused self-attention group            | no                            | no                     | yes (query rows;
+//     (q, k, v -> MatMul -> Softmax ->    |   Heads: yes, whole heads: columns [h0, h1) x E/H of   |  k, v whole)
+//      MatMul -> [B, S, E])               |   q, k, v and of the output                            |
 //   anything else (Reshape, Concat, ...)  | no                            | no                     | no
 //
+// (docs/splits.md gives the same table with the transfers each split implies.)
 // A dimension needs an extent of at least 2 and every output of the operator must have the same shape. Inside a
 // fused group an elementwise member follows the group's axis (the bias and GELU after a MatMul split by columns).
 // Channel splits divide the parameters (each device holds its share of the weights); row and token splits
@@ -31,6 +35,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,9 +56,10 @@ enum class SplitDim : uint8_t {
   Channels,  ///< output channels (Conv axis 1) or output columns (MatMul/Gemm last axis)
   Rows,      ///< spatial rows of an NCHW output (axis 2); window operators read a halo of input rows
   Tokens,    ///< rows of a MatMul / attention / token-wise operator (axis -2 of the output)
+  Heads,     ///< attention heads of a fused self-attention group (blocks of E/H columns of its [B, S, E] output)
 };
 
-/// "none", "channels", "rows", "tokens".
+/// "none", "channels", "rows", "tokens", "heads".
 const char* split_dim_name(SplitDim dim);
 
 /// The split dimensions legal for one operator of the (coarse) graph, per the table above; never includes None.
@@ -115,6 +121,12 @@ struct PartitionedProblem {
 Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& graph, const Placement& base,
                                            const std::vector<Split>& splits, const Cluster* cluster = nullptr);
 
+/// The split relaxation (bound.cpp): a lower bound on the makespan of every plan that may split operators, with
+/// each operator divisible across devices in any proportions, free transfers and unbounded memory: the
+/// unrelated-machines load LP, evaluated through its dual (any device weighting gives a bound; the best found
+/// by mirror ascent is returned). Whole-operator bounds (the MILP's) do not hold for split plans: use this one.
+double split_relaxation_bound(const CostTable& table);
+
 /// One piece of a split operator as the report shows it (same fields as report.h's OpPart, which the report
 /// stage builds from this: partition sits before report in the pipeline).
 struct PartView {
@@ -135,6 +147,9 @@ struct PartitionResult {
   int genes = 0;                ///< operators the search considered splitting
   int generations = 0;          ///< generations run
   int evaluations = 0;          ///< simulations run
+  bool memory_ordered = false;  ///< the plan fits only with BTSearch's per-device orders (expanded.placement.order)
+  long long order_searches = 0; ///< BTSearch runs during the search (cache misses)
+  long long order_cache_hits = 0;
   double search_time_s = 0;
 
   /// The plan in the original table's terms, for plan.json and the Gantt: `view_table` is the original table
@@ -149,10 +164,14 @@ struct PartitionResult {
   std::vector<std::vector<PartView>> parts;
 };
 
-/// Simulates a fixed set of splits and fills a PartitionResult (schedule and view); no search.
+/// Simulates a fixed set of splits and fills a PartitionResult (schedule and view); no search. Devices run their
+/// operators by the list policy, or, with `start_ms` (start time per expanded operator name: "op" for a whole
+/// operator, "op#k" for part k, as a plan file gives them), in the order of those times when that order respects
+/// precedence (otherwise by the list policy); an operator without a start time is an error naming it.
 Expected<PartitionResult> evaluate_splits(const CostTable& table, const Graph& graph, const Placement& base,
                                           const std::vector<Split>& splits, const SimOptions& sim = {},
-                                          const Cluster* cluster = nullptr);
+                                          const Cluster* cluster = nullptr,
+                                          const std::map<std::string, double>* start_ms = nullptr);
 
 /// GenEFlow: genetic search over per-operator splits (method, device set, proportions), seeded with `seed`
 /// (a whole-operator plan, typically the best other method's), so the result is never slower than the seed.

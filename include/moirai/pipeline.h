@@ -65,10 +65,24 @@ std::vector<std::string> method_names();
 
 /// Places with `method`, simulates the placement and validates the schedule. Never throws on a method failure:
 /// the error is recorded in the run (the bench needs a row for every method).
-/// "geneflow" = GenEFlow seeded with the best whole-operator heuristic plan; `refine_with_geneflow` (--partition)
-/// lets GenEFlow refine any method's plan.
+/// "geneflow" = GenEFlow seeded with the plan of `seed_method` (one of seed_method_names(); empty = "best": the
+/// best whole-operator plan of the list heuristics and the MILP); `refine_with_geneflow` (--partition) lets
+/// GenEFlow refine any method's plan. A refined plan answers the split problem: its lower bound is the split
+/// relaxation's and its status is "optimal" only when it meets that bound.
 MethodRun run_method(const Problem& problem, const std::string& method, const PlaceOptions& options,
-                     bool refine_with_geneflow = false);
+                     bool refine_with_geneflow = false, const std::string& seed_method = {});
+
+/// GenEFlow's seeds: "best" (the list heuristics and the MILP), "heuristics" (the list heuristics only), or any
+/// registered placer.
+std::vector<std::string> seed_method_names();
+
+/// GenEFlow on top of a finished whole-operator run of any method (`--method all` seeds it with the best plan
+/// of every other method): method "geneflow", never slower than the seed; the time includes the seed's.
+MethodRun geneflow_from(const Problem& problem, MethodRun seed, const PlaceOptions& options);
+
+/// `--partition` on a finished run: GenEFlow refines its plan (a run that failed or does not fit is returned as
+/// it is); the method's name is kept.
+MethodRun refine_run(const Problem& problem, MethodRun run, const PlaceOptions& options);
 
 /// Re-simulates a plan file on its problem (`moirai simulate`): whole operators through the simulator, split
 /// operators (plan `parts` + `split`) through the partition stage. Errors name the file and the mismatch.

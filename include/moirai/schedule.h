@@ -22,10 +22,13 @@
 #pragma once
 
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "moirai/cost.h"
 #include "moirai/graph.h"
+#include "moirai/placement.h"
+#include "moirai/simulate.h"
 
 namespace moirai {
 
@@ -96,6 +99,51 @@ std::vector<std::vector<OpId>> order_parts(const CostTable& table, const std::ve
 /// deadlock) does an operator run early: the ready one closest to the front of its device's order. Returns
 /// that order's per-device projections, which equal the given orders whenever they never deadlock.
 std::vector<std::vector<OpId>> merge_device_orders(const CostTable& table, const std::vector<std::vector<OpId>>& orders);
+
+/// BTSearch results remembered by the content of the ordering problem (precedence, items, bytes, parameters
+/// and the search options): GenEFlow evaluates many candidates whose devices mostly run the same operator sets,
+/// and a problem met again costs one fingerprint instead of a search. Not thread-safe; keeps at most
+/// kMaxEntries problems (then starts afresh).
+class OrderCache {
+ public:
+  static constexpr size_t kMaxEntries = 20000;
+  /// btsearch(table, ops, options), or the remembered result of an identical problem.
+  OrderResult btsearch(const CostTable& table, const std::vector<OpId>& ops, const SearchOptions& options);
+  long long hits() const { return hits_; }
+  long long misses() const { return misses_; }
+
+ private:
+  std::unordered_map<std::string, OrderResult> entries_;  ///< orders in local indices (sorted operator ids)
+  long long hits_ = 0, misses_ = 0;
+};
+
+/// Per-device orders of a placement in which the devices flagged in `search` run BTSearch's order of their
+/// operators and the others keep `current` (e.g. the simulator's order), merged so they run together
+/// (merge_device_orders). Peaks and lower bounds are BTSearch's (its memory model), 0 for devices not searched.
+struct MemoryOrders {
+  std::vector<std::vector<OpId>> order;  ///< per device: Placement::order
+  std::vector<double> peak_bytes;        ///< per device: BTSearch's peak of its order
+  std::vector<double> lower_bound;       ///< per device: BTSearch's proven lower bound (the peak when optimal)
+};
+MemoryOrders memory_orders(const CostTable& table, const Placement& placement,
+                           const std::vector<std::vector<OpId>>& current, const std::vector<char>& search,
+                           const SearchOptions& options, OrderCache* cache = nullptr);
+
+/// Sum over devices of (peak - capacity) / capacity where the peak exceeds the capacity (1 per device of
+/// capacity 0); 0 when every device fits.
+double relative_overflow(const CostTable& table, const std::vector<double>& peak);
+
+/// A placement's schedule, with memory-optimal orders where they make it fit (memory_fit.cpp): simulated in its
+/// own order first; when a device overflows, the overflowing devices run BTSearch's order (then every device,
+/// if that is not enough), and `placement.order` takes the merged orders only when the plan then fits.
+struct MemoryFit {
+  Schedule schedule;          ///< of `placement` as it is on return
+  bool ordered = false;       ///< placement.order now holds the BTSearch orders: the plan fits only with them
+  double overflow = 0;        ///< relative_overflow of the best schedule tried (0 = fits)
+  double bound_overflow = 0;  ///< relative_overflow with BTSearch's lower bounds on the searched devices
+};
+MemoryFit fit_with_memory_orders(const CostTable& table, Placement& placement, const SimOptions& sim,
+                                 const SearchOptions& search, OrderCache* cache = nullptr);
 
 /// file, dfs, bfs, greedy and btsearch orders of the same operators, in that order.
 std::vector<OrderResult> compare_orders(const CostTable& table, const std::vector<OpId>& ops = {},

@@ -2,6 +2,8 @@
 // operators (the view that plan.json and the Gantt show, with each split operator's parts).
 #include <algorithm>
 
+#include <fmt/format.h>
+
 #include "moirai/partition.h"
 #include "partition/internal.h"
 
@@ -59,19 +61,42 @@ void fill_view(const CostTable& table, PartitionResult& r) {
   }
 }
 
-Expected<PartitionResult> evaluate_splits(const CostTable& table, const Graph& graph, const Placement& base,
-                                          const std::vector<Split>& splits, const SimOptions& sim,
-                                          const Cluster* cluster) {
-  auto expanded = expand_splits(table, graph, base, splits, cluster);
-  if (!expanded) return expanded.error();
+PartitionResult finish_partition(const CostTable& table, std::vector<Split> splits, PartitionedProblem expanded,
+                                 Schedule schedule, double seed_ms) {
   PartitionResult r;
-  r.splits = splits;
-  r.expanded = std::move(*expanded);
-  r.schedule = simulate(r.expanded.table, r.expanded.placement, sim);
+  r.splits = std::move(splits);
+  r.expanded = std::move(expanded);
+  r.schedule = std::move(schedule);
   r.makespan_ms = r.schedule.makespan_ms;
-  r.seed_makespan_ms = simulate(table, base, sim).makespan_ms;
+  r.seed_makespan_ms = seed_ms;
   fill_view(table, r);
   return r;
+}
+
+Expected<PartitionResult> evaluate_splits(const CostTable& table, const Graph& graph, const Placement& base,
+                                          const std::vector<Split>& splits, const SimOptions& sim,
+                                          const Cluster* cluster, const std::map<std::string, double>* start_ms) {
+  auto expanded = expand_splits(table, graph, base, splits, cluster);
+  if (!expanded) return expanded.error();
+  if (start_ms) {  // each device runs its operators in the order of the given start times
+    const CostTable& t = expanded->table;
+    std::vector<std::pair<double, OpId>> by_start;
+    for (OpId op : t.topo_order) {  // ties keep a topological order
+      const auto it = start_ms->find(t.op_names[static_cast<size_t>(op)]);
+      if (it == start_ms->end())
+        return Error{fmt::format("no start time for operator '{}'", t.op_names[static_cast<size_t>(op)])};
+      by_start.emplace_back(it->second, op);
+    }
+    std::stable_sort(by_start.begin(), by_start.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    Placement& p = expanded->placement;
+    p.order.assign(static_cast<size_t>(t.num_devices()), {});
+    p.transfer_priority.clear();
+    for (const auto& [start, op] : by_start) p.order[static_cast<size_t>(p.device[static_cast<size_t>(op)])].push_back(op);
+    if (order_deadlock(t, p)) p.order.clear();  // against precedence: the list policy decides
+  }
+  Schedule schedule = simulate(expanded->table, expanded->placement, sim);
+  return finish_partition(table, splits, std::move(*expanded), std::move(schedule),
+                          simulate(table, base, sim).makespan_ms);
 }
 
 }  // namespace moirai

@@ -3,7 +3,10 @@
 // (or none), the device set and the proportions; fitness = simulated makespan x (1 + 10 x relative memory
 // overflow), so infeasible individuals still guide the search. Tournament selection (size 3), uniform
 // crossover per operator, mutation of method / devices / proportions, elitism (2), then a short local polish of
-// the best plan's proportions (one device's share in all split operators at once, then operator by operator).
+// the best plan's proportions (parts of each operator balanced to finish together from the plan's own schedule;
+// one device's share in all split operators at once, then operator by operator). Each candidate is simulated in
+// the seed's device order (or the list policy) and, where a device overflows, in BTSearch's memory-optimal
+// order of that device's operators (schedule.h, fit_with_memory_orders; cached per operator set).
 // Departures from the paper: (1) fitness comes from our discrete-event simulator on the expanded problem (ports,
 // halo exchange and gathers included) instead of an analytic latency formula; (2) operators the seed keeps whole
 // stay on the seed's device (GenEFlow re-places only what it splits); (3) besides random individuals the first
@@ -16,11 +19,13 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
 
 #include "moirai/partition.h"
+#include "moirai/schedule.h"
 #include "partition/internal.h"
 
 namespace moirai {
@@ -41,13 +46,49 @@ struct Individual {
   double fitness = std::numeric_limits<double>::infinity();
   double makespan = std::numeric_limits<double>::infinity();
   bool feasible = false;
+  bool ordered = false;  // fits only with BTSearch's orders
 };
 
 class Search {
  public:
-  Search(const CostTable& table, const Graph& graph, const Placement& seed, const PlaceOptions& options,
-         const Cluster* cluster)
-      : table_(table), graph_(graph), seed_(seed), options_(options), cluster_(cluster), rng_(options.seed) {}
+  Search(const CostTable& table, const Graph& graph, const Placement& seed, const Schedule& seed_schedule,
+         const PlaceOptions& options, const Cluster* cluster)
+      : table_(table), graph_(graph), seed_(seed), options_(options), cluster_(cluster), rng_(options.seed) {
+    // A device's BTSearch is short: most candidates' devices are chains cut into tiny parts, and the cache
+    // answers the sets met again; a search cut short still returns its best order.
+    order_search_.time_limit_s = std::clamp(options.time_limit_s / 500, 0.01, 0.5);
+    const int n = table.num_ops();
+    std::vector<int> pos(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) pos[static_cast<size_t>(table.topo_order[static_cast<size_t>(i)])] = i;
+    seed_rank_.resize(static_cast<size_t>(n));
+    for (OpId o = 0; o < n; ++o)
+      seed_rank_[static_cast<size_t>(o)] = {seed_schedule.ops[static_cast<size_t>(o)].start_ms, pos[static_cast<size_t>(o)]};
+  }
+
+  // A seed that came with its own device orders (the MILP's, or BTSearch's memory orders) keeps them when
+  // operators are split: every device runs its operators, parts included, in the order the seed started their
+  // originals (ties: topological position). Start times respect precedence, so the orders cannot deadlock.
+  void keep_seed_order(PartitionedProblem& e) const {
+    if (seed_.order.empty() || !e.placement.order.empty()) return;
+    std::vector<OpId> ids(e.origin.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    std::stable_sort(ids.begin(), ids.end(), [&](OpId a, OpId b) {
+      return seed_rank_[static_cast<size_t>(e.origin[static_cast<size_t>(a)])] <
+             seed_rank_[static_cast<size_t>(e.origin[static_cast<size_t>(b)])];
+    });
+    e.placement.order.assign(static_cast<size_t>(table_.num_devices()), {});
+    for (OpId x : ids) e.placement.order[static_cast<size_t>(e.placement.device[static_cast<size_t>(x)])].push_back(x);
+  }
+
+  // The candidate's expanded problem and schedule: in the seed's order (or the list policy), and where a device
+  // overflows, in BTSearch's memory-optimal order of its operators when that makes the plan fit.
+  Expected<std::pair<PartitionedProblem, MemoryFit>> run(const std::vector<Split>& splits) {
+    auto e = expand_splits(table_, graph_, seed_, splits, cluster_);
+    if (!e) return e.error();
+    keep_seed_order(*e);
+    MemoryFit fit = fit_with_memory_orders(e->table, e->placement, options_.sim, order_search_, &cache_);
+    return std::make_pair(std::move(*e), std::move(fit));
+  }
 
   void choose_genes(double seed_ms) {
     const int n = table_.num_ops();
@@ -89,20 +130,16 @@ class Search {
 
   void evaluate(Individual& ind) {
     ++evaluations_;
-    auto e = expand_splits(table_, graph_, seed_, splits_of(ind), cluster_);
-    if (!e) return;  // an illegal combination: worst fitness
-    const Schedule s = simulate(e->table, e->placement, options_.sim);
-    double overflow = 0;
-    for (int d = 0; d < table_.num_devices(); ++d) {
-      const double cap = table_.capacity[static_cast<size_t>(d)];
-      const double over = s.peak_memory[static_cast<size_t>(d)] - cap;
-      if (over > 1e-9 * std::max(1.0, cap)) overflow += cap > 0 ? over / cap : 1.0;
-    }
-    ind.makespan = s.makespan_ms;
-    ind.feasible = overflow == 0;
-    ind.fitness = s.makespan_ms * (1 + kPenalty * overflow);
+    auto r = run(splits_of(ind));
+    if (!r) return;  // an illegal combination: worst fitness
+    const MemoryFit& fit = r->second;
+    ind.makespan = fit.schedule.makespan_ms;
+    ind.feasible = fit.overflow == 0;
+    ind.ordered = fit.ordered;
+    ind.fitness = ind.makespan * (1 + kPenalty * fit.overflow);
     if (ind.feasible && ind.makespan < best_feasible_.makespan) best_feasible_ = ind;
   }
+  const OrderCache& cache() const { return cache_; }
 
   // Proportions of speed on this operator (1 / time), with a little noise when asked.
   Gene speed_gene(int g, SplitDim dim, const std::vector<DeviceId>& devices, double noise) {
@@ -142,7 +179,7 @@ class Search {
 
     std::vector<Individual> pop;
     pop.push_back(seed_individual());
-    for (SplitDim dim : {SplitDim::Rows, SplitDim::Tokens, SplitDim::Channels})
+    for (SplitDim dim : {SplitDim::Rows, SplitDim::Tokens, SplitDim::Heads, SplitDim::Channels})
       for (int m = table_.num_devices(); m >= 2 && static_cast<int>(pop.size()) < size; --m) {
         Individual ind = seed_individual();
         const std::vector<DeviceId> devices(fastest_.begin(), fastest_.begin() + m);
@@ -223,6 +260,65 @@ class Search {
     }
   }
 
+  // Balancing polish: re-derive every split operator's proportions from the best plan's own schedule so that its
+  // parts finish together. A part that started at s and ran e - s for share w progresses at r = w / (e - s); the
+  // common finish T with sum r (T - s) = 1 gives the new shares r (T - s) (0 for a part that would start after
+  // T). Start times move once the shares do, so the step repeats (full and half steps) while it helps.
+  void balance(double time_left_s, const std::function<double()>& elapsed) {
+    const double stop = elapsed() + time_left_s;
+    for (int round = 0; round < 20 && best_feasible_.feasible && elapsed() < stop; ++round) {
+      auto r = run(splits_of(best_feasible_));
+      if (!r) return;
+      const PartitionedProblem& e = r->first;
+      const Schedule& s = r->second.schedule;
+      Individual target = best_feasible_;
+      bool changed = false;
+      for (size_t g = 0; g < ops_.size(); ++g) {
+        const auto& specs = e.specs[static_cast<size_t>(ops_[g])];
+        const auto& ids = e.parts_of[static_cast<size_t>(ops_[g])];
+        if (specs.size() < 2) continue;
+        double sum_rate = 0, sum_rate_start = 0;
+        std::vector<double> rate(specs.size()), start(specs.size());
+        for (size_t i = 0; i < specs.size(); ++i) {
+          const OpSpan& span = s.ops[static_cast<size_t>(ids[i])];
+          start[i] = span.start_ms;
+          rate[i] = span.end_ms > span.start_ms ? specs[i].share / (span.end_ms - span.start_ms) : 0.0;
+          sum_rate += rate[i];
+          sum_rate_start += rate[i] * start[i];
+        }
+        if (!(sum_rate > 0)) continue;
+        const double finish = (1 + sum_rate_start) / sum_rate;
+        Gene& gene = target.genes[g];
+        std::fill(gene.weight.begin(), gene.weight.end(), 0.0);
+        int used = 0;
+        for (size_t i = 0; i < specs.size(); ++i) {
+          const double w = std::max(0.0, rate[i] * (finish - start[i]));
+          gene.weight[static_cast<size_t>(specs[i].device)] += w;
+          used += w > 0;
+        }
+        if (used < 2) gene = best_feasible_.genes[g];  // a one-device "split" is no split: keep it
+        changed = changed || !(gene == best_feasible_.genes[g]);
+      }
+      if (!changed) return;
+      const double before = best_feasible_.makespan;
+      for (double step : {1.0, 0.5}) {
+        Individual cand = best_feasible_;
+        for (size_t g = 0; g < cand.genes.size(); ++g) {
+          Gene& gene = cand.genes[g];
+          if (gene.dim == SplitDim::None) continue;
+          const double old_sum = std::accumulate(gene.weight.begin(), gene.weight.end(), 0.0);
+          const double new_sum = std::accumulate(target.genes[g].weight.begin(), target.genes[g].weight.end(), 0.0);
+          if (!(old_sum > 0 && new_sum > 0)) continue;
+          for (size_t d = 0; d < gene.weight.size(); ++d)
+            gene.weight[d] = (1 - step) * gene.weight[d] / old_sum + step * target.genes[g].weight[d] / new_sum;
+        }
+        evaluate(cand);
+        if (best_feasible_.makespan < before) break;
+      }
+      if (!(best_feasible_.makespan < before * (1 - 1e-9))) return;
+    }
+  }
+
   // Local polish of the best plan: scale one device's proportion in every split operator at once (the GA moves
   // genes one by one; balancing a fused run needs them to move together). Stops when no step improves.
   void polish(double time_left_s, const std::function<double()>& elapsed) {
@@ -272,6 +368,9 @@ class Search {
   std::vector<OpId> ops_;
   std::vector<std::vector<SplitDim>> dims_;
   std::vector<DeviceId> fastest_;
+  std::vector<std::pair<double, int>> seed_rank_;  // per operator: (seed start, topological position)
+  SearchOptions order_search_;
+  OrderCache cache_;
 };
 
 }  // namespace
@@ -292,7 +391,7 @@ Expected<PartitionResult> geneflow(const CostTable& table, const Graph* coarse_g
     return seed_result;
   }
 
-  Search search(table, graph, seed, options, cluster);
+  Search search(table, graph, seed, seed_result->schedule, options, cluster);
   search.choose_genes(seed_ms);
   const int population = std::max(4, options.population);
   int generation = 0;
@@ -313,21 +412,30 @@ Expected<PartitionResult> geneflow(const CostTable& table, const Graph* coarse_g
       }
       pop = std::move(next);
       if (options.progress)
-        options.progress(fmt::format("geneflow: generation {}/{}, best {:.4f} ms (seed {:.4f} ms), {} evaluations",
+        options.progress(fmt::format("geneflow: generation {}/{}, best {:.4f} ms (seed {:.4f} ms), {} evaluations, "
+                                     "{} BTSearch runs, {} cache hits",
                                      generation, options.generations, search.best_feasible_.makespan, seed_ms,
-                                     search.evaluations_));
+                                     search.evaluations_, search.cache().misses(), search.cache().hits()));
     }
     generation = std::min(generation - 1, options.generations);
+    search.balance(std::max(0.0, options.time_limit_s - elapsed()), elapsed);
     search.polish(std::max(0.0, options.time_limit_s - elapsed()), elapsed);
+    search.balance(std::max(0.0, options.time_limit_s - elapsed()), elapsed);
   }
 
   PartitionResult result;
   const Individual& best = search.best_feasible_;
+  std::optional<std::pair<PartitionedProblem, MemoryFit>> chosen;
   if (best.feasible && best.makespan < seed_ms * (1 - 1e-9)) {
-    std::vector<Split> splits = search.splits_of(best);
-    auto r = evaluate_splits(table, graph, seed, splits, options.sim, cluster);
+    auto r = search.run(search.splits_of(best));  // the cache returns the orders the search found
     if (!r) return r.error();
-    result = std::move(*r);
+    // A BTSearch cut by its time limit after the cache was emptied may order differently: keep the seed then.
+    if (r->second.overflow == 0 && r->second.schedule.makespan_ms < seed_ms * (1 - 1e-9)) chosen = std::move(*r);
+  }
+  if (chosen) {
+    result = finish_partition(table, search.splits_of(best), std::move(chosen->first), std::move(chosen->second.schedule),
+                              seed_ms);
+    result.memory_ordered = chosen->second.ordered;
   } else {
     result = std::move(*seed_result);
   }
@@ -335,6 +443,8 @@ Expected<PartitionResult> geneflow(const CostTable& table, const Graph* coarse_g
   result.genes = search.genes();
   result.generations = generation;
   result.evaluations = search.evaluations_;
+  result.order_searches = search.cache().misses();
+  result.order_cache_hits = search.cache().hits();
   result.search_time_s = elapsed();
   return result;
 }

@@ -55,7 +55,8 @@ struct InputRule {
 struct Rule {
   bool legal = false;
   int out_axis = -1;
-  int64_t extent = 0;
+  int64_t extent = 0;     // in units: proportions divide [0, extent)
+  int64_t unit = 1;       // elements of the output axis per unit (a head's width for head splits)
   bool split_params = false;
   std::vector<InputRule> inputs;
 };
@@ -73,6 +74,7 @@ bool window_matches(const Operator& op, const Window& w, int64_t in_rows, int64_
 }
 
 Rule fused_rule(const Graph& g, const Operator& op, SplitDim dim);
+Rule attention_rule(const Graph& g, const Operator& op, SplitDim dim);
 
 /// `follow_axis` (members of a fused group): the output axis the member's readers split; an elementwise member
 /// splits along it, whatever the dimension.
@@ -83,7 +85,11 @@ Rule rule_for(const Graph& g, OpId id, SplitDim dim, int follow_axis = -1) {
   const std::vector<int64_t>& out = g.tensor(op.outputs.front()).shape;
   for (TensorId t : op.outputs)
     if (g.tensor(t).shape != out) return r;
-  if (op.members) return fused_rule(g, op, dim);
+  if (op.members) {
+    Rule attention = attention_rule(g, op, dim);
+    return attention.legal || dim == SplitDim::Heads ? attention : fused_rule(g, op, dim);
+  }
+  if (dim == SplitDim::Heads) return r;
   const Kind kind = kind_of(op);
   if (kind == Kind::Other) return r;
   const int rank = static_cast<int>(out.size());
@@ -254,6 +260,63 @@ Rule fused_rule(const Graph& g, const Operator& op, SplitDim dim) {
   return r;
 }
 
+// Self-attention fused into one group (ONNX Runtime's attention fusion): q, k and v [B, S, E] reshaped and
+// transposed to [B, H, S, E/H], MatMul(q, k^T) -> scale / mask -> Softmax -> MatMul(., v) -> transpose ->
+// reshape to [B, S, E]. By heads, a part computes heads [h0, h1): it reads columns [h0, h1) x E/H of q, k and v
+// and writes the same columns of the output. By tokens, a part computes query rows: it reads those rows of q and
+// all of k and v. Anything else the group reads (a mask) is read whole.
+Rule attention_rule(const Graph& g, const Operator& op, SplitDim dim) {
+  Rule r;
+  if (dim != SplitDim::Heads && dim != SplitDim::Tokens) return r;
+  const Graph& sub = *op.members;
+  std::vector<OpId> matmuls;
+  bool softmax = false;
+  for (OpId m = 0; m < sub.num_ops(); ++m) {
+    const Operator& member = sub.op(m);
+    softmax = softmax || member.type == "Softmax";
+    if (member.type == "MatMul" && member.inputs.size() == 2 && !is_param(sub.tensor(member.inputs[0])) &&
+        !is_param(sub.tensor(member.inputs[1])))
+      matmuls.push_back(m);
+  }
+  if (matmuls.size() != 2 || !softmax || op.outputs.size() != 1) return r;
+  const std::vector<int64_t>& out = g.tensor(op.outputs.front()).shape;
+  const Operator& scores_op = sub.op(matmuls[0]);
+  const std::vector<int64_t>& scores = sub.tensor(scores_op.outputs.front()).shape;
+  if (out.size() != 3 || scores.size() != 4) return r;
+  const int64_t heads = scores[1], tokens = out[1], embed = out[2];
+  if (scores[2] != tokens || heads < 1 || embed % heads != 0) return r;
+  // The group input an operand comes from, through reshapes and transposes (kNone: computed otherwise).
+  auto source = [&](TensorId t) {
+    while (sub.tensor(t).producer != kNone) {
+      const Operator& m = sub.op(sub.tensor(t).producer);
+      if ((m.type != "Reshape" && m.type != "Transpose") || m.inputs.empty()) return kNone;
+      t = m.inputs.front();
+    }
+    return t;
+  };
+  const TensorId q = source(scores_op.inputs[0]), k = source(scores_op.inputs[1]),
+                 v = source(sub.op(matmuls[1]).inputs[1]);
+  if (q == kNone || k == kNone || v == kNone || q == k || q == v) return r;
+  const std::vector<TensorId> qkv = {q, k, v};
+  for (TensorId t : op.inputs) {
+    const TensorId member_input = sub.find_tensor(g.tensor(t).name);
+    const bool operand = std::find(qkv.begin(), qkv.end(), member_input) != qkv.end();
+    if (operand && g.tensor(t).shape != out) return r;  // q, k, v must be [B, S, E] like the output
+    if (dim == SplitDim::Heads) r.inputs.push_back(operand ? InputRule{2} : InputRule{});
+    else r.inputs.push_back(member_input == q ? InputRule{1} : InputRule{});
+  }
+  if (dim == SplitDim::Heads) {
+    r.out_axis = 2;
+    r.extent = heads;
+    r.unit = embed / heads;
+  } else {
+    r.out_axis = 1;
+    r.extent = tokens;
+  }
+  r.legal = r.extent >= 2;
+  return r;
+}
+
 double region_fraction(const Tensor& t, const Region& region) {
   if (region.whole()) return 1.0;
   const int64_t extent = t.shape[static_cast<size_t>(region.axis)];
@@ -268,6 +331,7 @@ const char* split_dim_name(SplitDim dim) {
     case SplitDim::Channels: return "channels";
     case SplitDim::Rows: return "rows";
     case SplitDim::Tokens: return "tokens";
+    case SplitDim::Heads: return "heads";
   }
   return "?";
 }
@@ -281,7 +345,7 @@ std::pair<int64_t, int64_t> window_input_rows(int64_t out_begin, int64_t out_end
 
 std::vector<SplitDim> legal_splits(const Graph& graph, OpId op) {
   std::vector<SplitDim> out;
-  for (SplitDim d : {SplitDim::Channels, SplitDim::Rows, SplitDim::Tokens})
+  for (SplitDim d : {SplitDim::Channels, SplitDim::Rows, SplitDim::Tokens, SplitDim::Heads})
     if (rule_for(graph, op, d).legal) out.push_back(d);
   return out;
 }
@@ -318,7 +382,7 @@ Expected<std::vector<PartSpec>> plan_parts(const Graph& graph, OpId id, const Sp
     PartSpec p;
     p.device = split.devices[i];
     p.share = static_cast<double>(end - begin) / static_cast<double>(rule.extent);
-    p.output = {rule.out_axis, begin, end};
+    p.output = {rule.out_axis, begin * rule.unit, end * rule.unit};
     p.param_fraction = rule.split_params ? p.share : 1.0;
     double bytes = 0;
     for (size_t j = 0; j < op.inputs.size(); ++j) {
@@ -327,8 +391,8 @@ Expected<std::vector<PartSpec>> plan_parts(const Graph& graph, OpId id, const Sp
       Region region;
       if (!in.whole()) {
         const Window& w = in.window;
-        const auto [first, last] = window_input_rows(begin, end, w.kernel, w.stride, w.pad, w.dilation,
-                                                     t.shape[static_cast<size_t>(in.axis)]);
+        const auto [first, last] = window_input_rows(begin * rule.unit, end * rule.unit, w.kernel, w.stride, w.pad,
+                                                     w.dilation, t.shape[static_cast<size_t>(in.axis)]);
         region = {in.axis, first, last};
       }
       p.inputs.push_back(region);

@@ -14,25 +14,16 @@ namespace {
 
 bool is_instance(const std::string& path) { return std::filesystem::path(path).extension() == ".json"; }
 
-// A plan over capacity may fit when each device runs its operators in a memory-optimal order (BTSearch):
-// the order decides which activations are live together. Orders found device by device may deadlock jointly,
-// so they are merged into one global order first. Adopt the orders only if the plan then fits.
+// A plan over capacity may fit when its devices run their operators in a memory-optimal order (BTSearch): the
+// order decides which activations are live together. Adopt the orders only if the plan then fits.
 void reorder_for_memory(const CostTable& table, const PlaceOptions& options, MethodRun& run) {
-  const int n = table.num_devices();
-  std::vector<std::vector<OpId>> ops_on(static_cast<size_t>(n));
-  for (OpId op : table.topo_order) ops_on[static_cast<size_t>(run.result.placement.device[op])].push_back(op);
-  Placement reordered = run.result.placement;
-  reordered.order.assign(static_cast<size_t>(n), {});
-  reordered.transfer_priority.clear();
   SearchOptions search;
-  search.time_limit_s = std::min(10.0, options.time_limit_s / n);
-  for (DeviceId d = 0; d < n; ++d)
-    if (!ops_on[d].empty()) reordered.order[d] = btsearch(table, ops_on[d], search).order;
-  reordered.order = merge_device_orders(table, reordered.order);
-  Schedule schedule = simulate(table, reordered, options.sim);
-  if (!schedule.over_capacity(table).empty()) return;
-  run.result.placement = std::move(reordered);
-  run.schedule = std::move(schedule);
+  search.time_limit_s = std::min(10.0, options.time_limit_s / table.num_devices());
+  Placement placement = run.result.placement;
+  MemoryFit fit = fit_with_memory_orders(table, placement, options.sim, search);
+  if (!fit.ordered) return;
+  run.result.placement = std::move(placement);
+  run.schedule = std::move(fit.schedule);
   run.fits = true;
   run.memory_ordered = true;
 }
@@ -104,7 +95,8 @@ std::vector<std::string> method_names() {
 
 namespace {
 
-// Heuristics cheap enough to seed GenEFlow with (the MILP and Placeto are not: --partition refines those).
+// Heuristics cheap enough to seed GenEFlow with; the default seed adds the MILP (Placeto trains for its whole
+// time limit and has not beaten the MILP's plan in the standard evaluation: refine it with --partition).
 const char* const kSeedMethods[] = {"heft", "cpop", "m-etf", "getf", "m-sct", "m-topo", "single", "memory-proportional"};
 
 MethodRun place_whole(const Problem& problem, const std::string& method, const PlaceOptions& options) {
@@ -134,21 +126,44 @@ MethodRun place_whole(const Problem& problem, const std::string& method, const P
   return run;
 }
 
-// The best valid plan that fits among the cheap heuristics: GenEFlow's seed.
-MethodRun best_seed(const Problem& problem, const PlaceOptions& options) {
+// The best valid plan that fits among the cheap heuristics (and the MILP, with `with_milp`): GenEFlow's seed.
+MethodRun best_seed(const Problem& problem, const PlaceOptions& options, bool with_milp) {
   PlaceOptions quiet = options;
   quiet.progress = nullptr;
   MethodRun best;
-  best.error = "geneflow: no heuristic produced a plan to start from that fits: " + problem.table.memory_summary();
-  for (const char* method : kSeedMethods) {
+  best.error = "geneflow: no method produced a plan to start from that fits: " + problem.table.memory_summary();
+  std::vector<std::string> methods(std::begin(kSeedMethods), std::end(kSeedMethods));
+  if (with_milp) methods.emplace_back("milp");
+  double spent = 0;
+  for (const auto& method : methods) {
     MethodRun run = place_whole(problem, method, quiet);
+    spent += run.placement_time_s;
     if (run.ok() && run.fits && (!best.error.empty() || run.schedule.makespan_ms < best.schedule.makespan_ms))
       best = std::move(run);
   }
+  best.placement_time_s = spent;  // the seed cost every method tried
   return best;
 }
 
-// Refines a whole-operator run with GenEFlow; keeps the run unchanged when nothing is split.
+// A plan of the split problem (GenEFlow's answer, split or not) is judged against that problem: the seed's
+// bound and "optimal" hold for whole operators only, so it gets the split relaxation's bound, and "optimal" only
+// when it meets it.
+void split_status(const CostTable& table, MethodRun& run) {
+  PlaceResult& r = run.result;
+  const bool whole_optimum = r.status.rfind("optimal", 0) == 0;
+  r.lower_bound_ms = split_relaxation_bound(table);
+  r.lower_bound_source = "split relaxation";
+  r.objective_ms = 0;  // the seed's own objective is not this plan's
+  const int split = run.partition ? run.partition->split_ops : 0;
+  std::string note = split > 0 ? fmt::format("{} operators split by GenEFlow", split) : "no operator split pays";
+  if (run.partition && run.partition->memory_ordered) note += ", BTSearch orders";
+  if (whole_optimum) note += split > 0 ? ", seed optimal over whole operators" : ", optimal over whole operators";
+  r.mode = r.mode.empty() ? note : r.mode + "; " + note;
+  if (run.schedule.makespan_ms <= r.lower_bound_ms * (1 + 1e-9)) r.status = "optimal";
+  else if (whole_optimum) r.status = "feasible";
+}
+
+// Refines a whole-operator run with GenEFlow: the plan is then one of the split problem.
 void refine(const Problem& problem, const PlaceOptions& options, MethodRun& run) {
   if (!problem.coarse) return;  // instances have no operator shapes to split
   const auto start = std::chrono::steady_clock::now();
@@ -159,49 +174,98 @@ void refine(const Problem& problem, const PlaceOptions& options, MethodRun& run)
     run.error = "geneflow: " + result.error().message;
     return;
   }
-  if (result->split_ops == 0) return;
-  auto partition = std::make_shared<PartitionResult>(std::move(*result));
-  run.violations = validate(partition->expanded.table, partition->expanded.placement, partition->schedule,
-                            options.sim);
-  run.fits = partition->schedule.over_capacity(partition->expanded.table).empty();
-  run.result.placement = partition->view_placement;
-  run.schedule = partition->view_schedule;
-  run.partition = std::move(partition);
+  if (result->split_ops > 0) {
+    auto partition = std::make_shared<PartitionResult>(std::move(*result));
+    run.violations = validate(partition->expanded.table, partition->expanded.placement, partition->schedule,
+                              options.sim);
+    run.fits = partition->schedule.over_capacity(partition->expanded.table).empty();
+    run.result.placement = partition->view_placement;
+    run.schedule = partition->view_schedule;
+    run.memory_ordered = partition->memory_ordered;
+    run.partition = std::move(partition);
+  }
+  split_status(problem.table, run);
+}
+
+bool known(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+std::string listed(const std::vector<std::string>& names) {
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  return list;
 }
 
 }  // namespace
 
+std::vector<std::string> seed_method_names() {
+  std::vector<std::string> names{"best", "heuristics"};
+  for (const auto& n : placer_names()) names.push_back(n);
+  return names;
+}
+
+MethodRun geneflow_from(const Problem& problem, MethodRun seed, const PlaceOptions& options) {
+  MethodRun run = std::move(seed);
+  const std::string seed_method = run.method;
+  run.method = "geneflow";
+  if (!run.error.empty()) return run;
+  if (!run.ok() || !run.fits) {
+    run.error = fmt::format("geneflow: the seed plan ({}) {}", seed_method,
+                            run.fits ? "is invalid: " + run.violations.front() : "does not fit in memory");
+    return run;
+  }
+  // The seed's status and ablation fields describe the seed's own search (a MILP's "solver crashed"...);
+  // GenEFlow's are where it started.
+  run.result.status = "ok";
+  if (!run.result.mode.empty()) run.result.mode = seed_method + " seed: " + run.result.mode;
+  run.result.warm_start_method = seed_method;
+  run.result.warm_start_ms = run.schedule.makespan_ms;
+  run.result.polished_ms = 0;
+  run.result.levels.clear();
+  refine(problem, options, run);
+  return run;
+}
+
+MethodRun refine_run(const Problem& problem, MethodRun run, const PlaceOptions& options) {
+  if (run.ok() && run.fits) refine(problem, options, run);
+  return run;
+}
+
 MethodRun run_method(const Problem& problem, const std::string& method, const PlaceOptions& options,
-                     bool refine_with_geneflow) {
+                     bool refine_with_geneflow, const std::string& seed_method) {
   MethodRun run;
-  const auto names = method_names();
-  if (std::find(names.begin(), names.end(), method) == names.end()) {
-    std::string list;
-    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-    run.method = method;
-    run.error = "unknown method '" + method + "' (known: " + list + ")";
+  run.method = method;
+  if (!known(method_names(), method)) {
+    run.error = "unknown method '" + method + "' (known: " + listed(method_names()) + ")";
     return run;
   }
   if (method == "geneflow") {
-    const auto start = std::chrono::steady_clock::now();
-    run = best_seed(problem, options);
-    run.method = method;
-    run.placement_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (!run.error.empty()) return run;
-    refine_with_geneflow = true;
-  } else {
-    run = place_whole(problem, method, options);
+    const std::string seed = seed_method.empty() ? "best" : seed_method;
+    if (!known(seed_method_names(), seed)) {
+      run.error = "unknown seed method '" + seed + "' (known: " + listed(seed_method_names()) + ")";
+      return run;
+    }
+    if (seed == "best" || seed == "heuristics") {
+      MethodRun best = best_seed(problem, options, seed == "best");
+      if (!best.error.empty()) {
+        run.error = best.error;
+        return run;
+      }
+      return geneflow_from(problem, std::move(best), options);
+    }
+    return geneflow_from(problem, place_whole(problem, seed, options), options);
   }
-  if (refine_with_geneflow && run.ok() && run.fits) refine(problem, options, run);
-  return run;
+  run = place_whole(problem, method, options);
+  return refine_with_geneflow ? refine_run(problem, std::move(run), options) : run;
 }
 
 namespace {
 
 Expected<SplitDim> parse_split_dim(const std::string& name) {
-  for (SplitDim dim : {SplitDim::Channels, SplitDim::Rows, SplitDim::Tokens})
+  for (SplitDim dim : {SplitDim::Channels, SplitDim::Rows, SplitDim::Tokens, SplitDim::Heads})
     if (name == split_dim_name(dim)) return dim;
-  return Error{"unknown split '" + name + "' (known: channels, rows, tokens)"};
+  return Error{"unknown split '" + name + "' (known: channels, rows, tokens, heads)"};
 }
 
 /// The plan's split operators (dim None for whole ones); empty when nothing is split.
@@ -312,7 +376,17 @@ Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, con
   Placement whole = run.result.placement;
   whole.order.clear();  // a split changes the operator set: the partition stage orders its parts itself
   whole.transfer_priority.clear();
-  auto result = evaluate_splits(table, *problem.coarse, whole, *splits, sim, problem.cluster ? &*problem.cluster : nullptr);
+  // Devices run their operators and parts in the order the file starts them (GenEFlow's plans may keep a seed's
+  // order or BTSearch's memory order, which the list policy would not reproduce).
+  std::map<std::string, double> start_ms;
+  for (const PlanFileOp& op : plan.ops) {
+    if (op.parts.empty()) start_ms[op.name] = op.start_ms;
+    for (size_t k = 0; k < op.parts.size(); ++k) start_ms[fmt::format("{}#{}", op.name, k)] = op.parts[k].second.start_ms;
+  }
+  const Cluster* cluster = problem.cluster ? &*problem.cluster : nullptr;
+  // Start times that order a device against precedence (a part moved by hand) cannot be re-run as they are:
+  // evaluate_splits then uses the list policy, and the as-written verdict names the fields that broke.
+  auto result = evaluate_splits(table, *problem.coarse, whole, *splits, sim, cluster, &start_ms);
   if (!result) return Error{plan.path + ": " + result.error().message};
   auto partition = std::make_shared<PartitionResult>(std::move(*result));
   run.violations = validate(partition->expanded.table, partition->expanded.placement, partition->schedule, sim);

@@ -99,11 +99,12 @@ std::vector<std::vector<OpId>> order_parts(const CostTable& table, const std::ve
   return out;
 }
 
-OrderResult btsearch(const CostTable& table, const std::vector<OpId>& ops, const SearchOptions& options) {
-  const auto start = Clock::now();
+namespace {
+
+/// BTSearch on a built problem; the result's order is in the problem's local indices.
+OrderResult btsearch_local(const sched::MemProblem& whole, const SearchOptions& options, Clock::time_point start) {
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
                                     std::chrono::duration<double>(std::max(0.0, options.time_limit_s)));
-  const auto whole = sched::build_problem(table, sched::resolve_ops(table, ops), options.memory);
   std::vector<std::vector<int>> groups;
   if (options.partition) {
     groups = sched::cut_parts(whole);
@@ -175,11 +176,87 @@ OrderResult btsearch(const CostTable& table, const std::vector<OpId>& ops, const
   r.peak_bytes = sched::peak_of(whole, local);
   MOIRAI_CHECK(std::abs(r.peak_bytes - max_part) <= 1e-9 * std::max(1.0, r.peak_bytes),
                "peak of the concatenation differs from the parts' peaks");
-  r.order = to_global(whole, local);
+  r.order = std::move(local);
   r.optimal = all_proven || r.peak_bytes <= bound;
   r.lower_bound = r.optimal ? r.peak_bytes : bound;
   r.time_s = seconds_since(start);
   return r;
+}
+
+/// Every field of the ordering problem that its peak depends on, as bytes: equal keys, equal problems (local
+/// indices follow the sorted operator ids, so one key maps to one local order).
+std::string fingerprint(const sched::MemProblem& p, const SearchOptions& o) {
+  std::string key;
+  auto put = [&key](const auto& v) { key.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put(o.time_limit_s), put(o.partition), put(o.memory.in_place), put(o.memory.sent_outputs_until_end);
+  put(p.base), put(p.size());
+  for (int i = 0; i < p.size(); ++i) {
+    put(p.saving[static_cast<size_t>(i)]);
+    put(p.preds[static_cast<size_t>(i)].size());
+    for (int q : p.preds[static_cast<size_t>(i)]) put(q);
+  }
+  put(p.items.size());
+  for (const auto& item : p.items) {
+    put(item.bytes), put(item.at_start), put(item.at_end), put(item.users.size());
+    for (int u : item.users) put(u);
+  }
+  return key;
+}
+
+}  // namespace
+
+OrderResult btsearch(const CostTable& table, const std::vector<OpId>& ops, const SearchOptions& options) {
+  const auto start = Clock::now();
+  const auto whole = sched::build_problem(table, sched::resolve_ops(table, ops), options.memory);
+  OrderResult r = btsearch_local(whole, options, start);
+  r.order = to_global(whole, r.order);
+  return r;
+}
+
+OrderResult OrderCache::btsearch(const CostTable& table, const std::vector<OpId>& ops, const SearchOptions& options) {
+  const auto start = Clock::now();
+  const auto whole = sched::build_problem(table, sched::resolve_ops(table, ops), options.memory);
+  std::string key = fingerprint(whole, options);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    ++misses_;
+    if (entries_.size() >= kMaxEntries) entries_.clear();  // bounds memory; a long search rarely revisits old sets
+    it = entries_.emplace(std::move(key), btsearch_local(whole, options, start)).first;
+  } else {
+    ++hits_;
+  }
+  OrderResult r = it->second;
+  r.order = to_global(whole, r.order);
+  r.time_s = seconds_since(start);
+  return r;
+}
+
+MemoryOrders memory_orders(const CostTable& table, const Placement& placement,
+                           const std::vector<std::vector<OpId>>& current, const std::vector<char>& search,
+                           const SearchOptions& options, OrderCache* cache) {
+  const int k = table.num_devices();
+  MOIRAI_CHECK(static_cast<int>(current.size()) == k && static_cast<int>(search.size()) == k,
+               "memory_orders: one current order and one search flag per device");
+  std::vector<std::vector<OpId>> ops_on(static_cast<size_t>(k));
+  for (OpId op : table.topo_order) ops_on[static_cast<size_t>(placement.device[static_cast<size_t>(op)])].push_back(op);
+  MemoryOrders out;
+  out.peak_bytes.assign(static_cast<size_t>(k), 0.0);
+  out.lower_bound.assign(static_cast<size_t>(k), 0.0);
+  std::vector<std::vector<OpId>> orders(static_cast<size_t>(k));
+  for (DeviceId d = 0; d < k; ++d) {
+    const auto& ops = ops_on[static_cast<size_t>(d)];
+    if (ops.empty()) continue;
+    if (!search[static_cast<size_t>(d)]) {
+      orders[static_cast<size_t>(d)] = current[static_cast<size_t>(d)];
+      continue;
+    }
+    OrderResult r = cache ? cache->btsearch(table, ops, options) : btsearch(table, ops, options);
+    out.peak_bytes[static_cast<size_t>(d)] = r.peak_bytes;
+    out.lower_bound[static_cast<size_t>(d)] = r.lower_bound;
+    orders[static_cast<size_t>(d)] = std::move(r.order);
+  }
+  out.order = merge_device_orders(table, orders);
+  return out;
 }
 
 std::vector<OrderResult> compare_orders(const CostTable& table, const std::vector<OpId>& ops,

@@ -4,11 +4,14 @@
 // validator, and GenEFlow's guarantees (unsplit with one device, deterministic per seed, never worse than its
 // seed, and a real gain on slow-linked compute-bound boards).
 #include <numeric>
+#include <random>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "moirai/coarsen.h"
 #include "moirai/partition.h"
+#include "moirai/schedule.h"
 
 namespace moirai {
 namespace {
@@ -357,6 +360,167 @@ TEST(GenEFlow, WithoutAGraphReturnsTheSeed) {
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.error().message,
             "geneflow: the seed plan: the placement gives a device for 2 operators, the table 'test' has 6");
+}
+
+
+// Three branches x -> up_i (1x1 conv, 4x the channels) -> down_i (1x1 conv back) joined by adds: running the
+// three "up" convolutions before any "down" keeps three large tensors live, running each branch to its end
+// keeps one. The list policy takes the ready operators in topological order (up_1, up_2, up_3 first).
+Graph three_branches(int64_t h, int64_t c) {
+  Net n;
+  n.g.name = "branches";
+  const TensorId x = n.tensor("x", {1, c, h, h}, TensorKind::Input);
+  const IntAttrs one{{"kernel_shape", {1, 1}}};
+  std::vector<TensorId> up(3), down(3);
+  for (int i = 0; i < 3; ++i) {
+    up[i] = n.tensor(fmt::format("u{}", i), {1, 4 * c, h, h});
+    n.op(fmt::format("up{}", i), "Conv", {x, n.tensor(fmt::format("wu{}", i), {4 * c, c, 1, 1}, TensorKind::Parameter)},
+         {up[i]}, one);
+  }
+  for (int i = 0; i < 3; ++i) {
+    down[i] = n.tensor(fmt::format("d{}", i), {1, c, h, h});
+    n.op(fmt::format("down{}", i), "Conv", {up[i], n.tensor(fmt::format("wd{}", i), {c, 4 * c, 1, 1}, TensorKind::Parameter)},
+         {down[i]}, one);
+  }
+  const TensorId s1 = n.tensor("s1", {1, c, h, h}), y = n.tensor("y", {1, c, h, h});
+  n.op("add1", "Add", {down[0], down[1]}, {s1});
+  n.op("add2", "Add", {s1, down[2]}, {y});
+  n.g.tensor(y).graph_output = true;
+  annotate_work(n.g);
+  return std::move(n.g);
+}
+
+TEST(GenEFlow, KeepsSplitPlansThatFitOnlyInBTSearchOrder) {
+  const Graph g = three_branches(64, 16);
+  // Capacity: between what a half of every operator needs in the best order and in the list order.
+  Cluster c = boards(2);
+  CostTable t = table_for(g, c);
+  const double up_bytes = 4.0 * 16 * 64 * 64 * 4;  // one "up" tensor
+  for (double& cap : t.capacity) cap = 1.05 * up_bytes;
+  Placement seed;
+  seed.device.assign(static_cast<size_t>(t.num_ops()), 0);
+  PlaceOptions o = ga_options(5);
+  auto r = geneflow(t, &g, seed, o, &c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_GT(r->split_ops, 0);
+  EXPECT_TRUE(r->memory_ordered);
+  EXPECT_GT(r->order_searches, 0);
+  EXPECT_GT(r->order_cache_hits, 0) << "candidates that share a device's operator set reuse its BTSearch order";
+  EXPECT_TRUE(r->schedule.over_capacity(r->expanded.table).empty());
+  const auto v = validate(r->expanded.table, r->expanded.placement, r->schedule);
+  EXPECT_TRUE(v.empty()) << joined(v);
+  // The same splits in the list order overflow a device.
+  auto list = evaluate_splits(t, g, seed, r->splits, {}, &c);
+  ASSERT_TRUE(list.ok()) << list.error().message;
+  EXPECT_FALSE(list->schedule.over_capacity(list->expanded.table).empty());
+  EXPECT_LT(r->makespan_ms, r->seed_makespan_ms);
+}
+
+// The split relaxation against its LP solved exactly: with two devices the dual f(y) = sum_o min(y t_o0,
+// (1 - y) t_o1) is piecewise linear in y, so its maximum sits at a breakpoint y = t_o1 / (t_o0 + t_o1).
+TEST(SplitRelaxation, MatchesTheExactLpOnTwoDevicesAndStaysBelowSplitPlans) {
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> time(0.1, 10);
+  for (int trial = 0; trial < 20; ++trial) {
+    CostTable t = table_for(small_cnn(32, 8), boards(2));
+    for (double& x : t.time_ms) x = time(rng);
+    double exact = 0;
+    for (OpId b = 0; b < t.num_ops(); ++b) {
+      const double y = t.time(b, 1) / (t.time(b, 0) + t.time(b, 1));
+      double f = 0;
+      for (OpId o = 0; o < t.num_ops(); ++o) f += std::min(y * t.time(o, 0), (1 - y) * t.time(o, 1));
+      exact = std::max(exact, f);
+    }
+    const double bound = split_relaxation_bound(t);
+    EXPECT_LE(bound, exact * (1 + 1e-12)) << trial;
+    EXPECT_GE(bound, exact * 0.995) << trial;
+  }
+  // Below every plan GenEFlow finds, split or not (four boards, most operators split).
+  const Graph g = small_cnn(128, 64);
+  const Cluster c = boards(4);
+  const CostTable t = table_for(g, c);
+  Placement seed;
+  seed.device.assign(static_cast<size_t>(t.num_ops()), 0);
+  auto r = geneflow(t, &g, seed, ga_options(7), &c);
+  ASSERT_TRUE(r.ok());
+  ASSERT_GT(r->split_ops, 0);
+  const double bound = split_relaxation_bound(t);
+  EXPECT_LE(bound, r->makespan_ms);
+  EXPECT_GT(bound, 0.3 * r->makespan_ms) << "the bound is not vacuous";
+}
+
+// Self-attention as ONNX exports it (q, k, v [1, 8, 16], 4 heads of 4), merged into one group.
+Graph attention(int64_t tokens = 8, int64_t heads = 4, int64_t width = 4) {
+  Net n;
+  n.g.name = "attention";
+  const int64_t e = heads * width;
+  auto input = [&](const char* name) { return n.tensor(name, {1, tokens, e}, TensorKind::Input); };
+  const TensorId q = input("q"), k = input("k"), v = input("v");
+  auto heads_of = [&](const std::string& name, TensorId t, std::vector<int64_t> perm, std::vector<int64_t> shape) {
+    const TensorId r = n.tensor(name + "_r", {1, tokens, heads, width});
+    n.op(name + "_reshape", "Reshape", {t, n.tensor(name + "_shape", {4}, TensorKind::Parameter)}, {r});
+    const TensorId out = n.tensor(name + "_t", std::move(shape));
+    n.op(name + "_transpose", "Transpose", {r}, {out}, {{"perm", std::move(perm)}});
+    return out;
+  };
+  const TensorId qh = heads_of("q", q, {0, 2, 1, 3}, {1, heads, tokens, width});
+  const TensorId kh = heads_of("k", k, {0, 2, 3, 1}, {1, heads, width, tokens});
+  const TensorId vh = heads_of("v", v, {0, 2, 1, 3}, {1, heads, tokens, width});
+  const TensorId scores = n.tensor("scores", {1, heads, tokens, tokens}), scaled = n.tensor("scaled", {1, heads, tokens, tokens});
+  const TensorId probs = n.tensor("probs", {1, heads, tokens, tokens}), ctx = n.tensor("ctx", {1, heads, tokens, width});
+  n.op("scores", "MatMul", {qh, kh}, {scores});
+  n.op("scale", "Div", {scores, n.tensor("sqrt_d", {}, TensorKind::Parameter)}, {scaled});
+  n.op("softmax", "Softmax", {scaled}, {probs}, {{"axis", {-1}}});
+  n.op("context", "MatMul", {probs, vh}, {ctx});
+  const TensorId ct = n.tensor("ctx_t", {1, tokens, heads, width}), y = n.tensor("y", {1, tokens, e});
+  n.op("ctx_transpose", "Transpose", {ctx}, {ct}, {{"perm", {0, 2, 1, 3}}});
+  n.op("ctx_reshape", "Reshape", {ct, n.tensor("y_shape", {3}, TensorKind::Parameter)}, {y});
+  n.g.tensor(y).graph_output = true;
+  annotate_work(n.g);
+  auto merged = coarsen(n.g, boards(2), CoarsenOptions{"none", 1});
+  if (!merged) throw std::logic_error(merged.error().message);
+  return std::move(merged->graph);
+}
+
+TEST(Partition, AttentionSplitsByWholeHeadsAndByQueryTokens) {
+  const Graph g = attention();
+  ASSERT_EQ(g.num_ops(), 1);
+  EXPECT_EQ(legal_splits(g, 0), (std::vector<SplitDim>{SplitDim::Tokens, SplitDim::Heads}));
+  auto input_index = [&](const char* name) {
+    for (size_t i = 0; i < g.op(0).inputs.size(); ++i)
+      if (g.tensor(g.op(0).inputs[i]).name == name) return i;
+    throw std::logic_error(name);
+  };
+  // Heads 1:3 of 4 -> one head and three; each head is 4 columns of q, k, v and of the output.
+  auto heads = plan_parts(g, 0, Split{SplitDim::Heads, {0, 1}, {1, 3}});
+  ASSERT_TRUE(heads.ok()) << heads.error().message;
+  ASSERT_EQ(heads->size(), 2u);
+  EXPECT_EQ((*heads)[0].output, (Region{2, 0, 4}));
+  EXPECT_EQ((*heads)[1].output, (Region{2, 4, 16}));
+  EXPECT_DOUBLE_EQ((*heads)[1].share, 0.75);
+  for (const char* name : {"q", "k", "v"}) EXPECT_EQ((*heads)[1].inputs[input_index(name)], (Region{2, 4, 16})) << name;
+  // Heads never split inside a head: 1:1:1 of 4 heads rounds to whole heads.
+  auto thirds = plan_parts(g, 0, Split{SplitDim::Heads, {0, 1, 0}, {1, 1, 1}});
+  ASSERT_TRUE(thirds.ok());
+  for (const PartSpec& p : *thirds) EXPECT_EQ(p.output.begin % 4, 0);
+  // Tokens 1:3 of 8 -> query rows [0, 2) and [2, 8); k and v are read whole.
+  auto tokens = plan_parts(g, 0, Split{SplitDim::Tokens, {0, 1}, {1, 3}});
+  ASSERT_TRUE(tokens.ok()) << tokens.error().message;
+  EXPECT_EQ((*tokens)[1].output, (Region{1, 2, 8}));
+  EXPECT_EQ((*tokens)[1].inputs[input_index("q")], (Region{1, 2, 8}));
+  EXPECT_TRUE((*tokens)[1].inputs[input_index("k")].whole());
+  EXPECT_TRUE((*tokens)[1].inputs[input_index("v")].whole());
+
+  // A part touches its heads' share of q, k, v and the output (plus the tiny shape tensors, read whole).
+  EXPECT_NEAR((*heads)[1].byte_fraction, 0.75, 0.01);
+  const Cluster c = boards(2);
+  const CostTable t = table_for(g, c);
+  Placement base;
+  base.device = {0};
+  auto r = evaluate_splits(t, g, base, {Split{SplitDim::Heads, {0, 1}, {1, 3}}}, {}, &c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto v = validate(r->expanded.table, r->expanded.placement, r->schedule);
+  EXPECT_TRUE(v.empty()) << joined(v);
 }
 
 }  // namespace
