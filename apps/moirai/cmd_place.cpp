@@ -24,11 +24,59 @@ PlanInputs plan_inputs(const ProblemOptions& p) {
   return PlanInputs{p.input, p.cluster_path, p.coarsen.fusion, p.coarsen.max_nodes, p.dims, p.profile_path};
 }
 
+bool is_decode(const Problem& problem) {
+  for (double b : problem.table.state_bytes)
+    if (b > 0) return true;
+  return false;
+}
+
+// --context max: place at a short context, take the largest context that plan fits, place again there, and
+// repeat while the new plan reaches further (a method that knows the cache is larger may leave it more room).
+void run_context_max(const PlaceArgs& args, const PlaceOptions& options) {
+  if (args.method == "all") fail("--context max needs one method (--method METHOD), not all");
+  ProblemOptions opts = problem_options(args.problem, true);
+  auto place_at = [&](int64_t context, Problem& problem, MethodRun& run) {
+    opts.dims[kContextDim] = context;
+    problem = unwrap(load_problem(opts));
+    if (!is_decode(problem)) fail(args.problem.input + ": --context applies to decode models (a KV cache input)");
+    run = run_method(problem, args.method, options, args.partition);
+    return run.error.empty() && run.fits && run.violations.empty();
+  };
+  Problem problem;
+  MethodRun run;
+  if (!place_at(1, problem, run))
+    fail(fmt::format("{}: no plan fits even at context 1{}", args.method, run.error.empty() ? "" : ": " + run.error));
+  ProblemOptions at = opts;
+  int64_t best = unwrap(largest_context(at, problem, run.result.placement, options.sim));
+  std::cerr << fmt::format("context 1: the plan fits up to {}\n", best);
+  for (int round = 0; round < 6; ++round) {
+    Problem next_problem;
+    MethodRun next;
+    if (!place_at(best, next_problem, next)) break;
+    const ProblemOptions next_opts = opts;
+    const int64_t reach = unwrap(largest_context(next_opts, next_problem, next.result.placement, options.sim));
+    std::cerr << fmt::format("context {}: the plan fits up to {}\n", best, reach);
+    problem = std::move(next_problem);
+    run = std::move(next);
+    at = next_opts;
+    if (reach <= best) break;
+    best = reach;
+  }
+  Plan plan = plan_of(problem, run, options.sim, plan_inputs(at));
+  plan.max_context = best;
+  std::cout << format_plan_summary(plan);
+  if (!args.out.empty()) {
+    if (auto status = write_plan_outputs(plan, args.out); !status) fail(status.error().message);
+    std::cout << fmt::format("wrote {}/plan.json, trace.json, gantt.svg, report.html ({} plan)\n", args.out, plan.method);
+  }
+}
+
 void run(const PlaceArgs& args) {
-  const ProblemOptions problem_opts = problem_options(args.problem);
-  const Problem problem = unwrap(load_problem(problem_opts));
   PlaceOptions options = args.options;
   options.sim.contention = !args.no_contention;
+  if (args.problem.context == "max") return run_context_max(args, options);
+  const ProblemOptions problem_opts = problem_options(args.problem);
+  const Problem problem = unwrap(load_problem(problem_opts));
 
   std::vector<std::string> methods{args.method};
   if (args.method == "all") methods = method_names();
@@ -66,6 +114,9 @@ void run(const PlaceArgs& args) {
     if (!best || plan.schedule.makespan_ms < best->schedule.makespan_ms) best = std::move(plan);
   }
 
+  // A decode plan also says how long a context its placement holds (the problem rebuilt at other lengths).
+  if (best && is_decode(problem))
+    best->max_context = unwrap(largest_context(problem_opts, problem, best->result.placement, options.sim));
   if (methods.size() == 1) {
     std::cout << format_plan_summary(*best);
   } else {
@@ -92,6 +143,10 @@ const bool registered = register_command(20, [](CLI::App& app) {
       "Examples:\n"
       "  moirai place models/resnet50.onnx -c clusters/hetero-gpu-server.json --method milp --out plan/\n"
       "  moirai place instances/example-1.json --method all\n"
+      "  moirai place ../shared/models/llama2_7b_decode.onnx -c clusters/workstation-mixed.json --context 2048 -m layer-dp\n"
+      "  moirai place ../shared/models/llama2_13b_decode.onnx -c clusters/edge-4.json --context max -m layer-dp\n"
+      "A decode model (KV-cache inputs past_*/outputs present_*) reports tokens/s and the largest context its plan\n"
+      "holds; a prefill model with a 'logits' output reports the time to first token.\n"
       "A model is coarsened with the fusion rules first; the plan lists the original ONNX node names.");
   cmd->add_option("model", args->problem.input, "ONNX model, or a profiled instance (.json)")->required();
   add_problem_options(*cmd, args->problem);

@@ -80,6 +80,17 @@ Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, con
 Expected<std::vector<std::string>> validate_as_written(const Problem& problem, const PlanFile& plan,
                                                        const SimOptions& sim);
 
+/// The name of the cache-length dimension of decode models (`--context N` sets it).
+inline constexpr const char* kContextDim = "context";
+
+/// Decode models: the largest cache length (the `context` dim) at which `placement` (operators of `problem`,
+/// matched by name) fits every device's usable memory, found by rebuilding the problem at other lengths
+/// (`options` as `problem` was loaded). A linear guess from two lengths is checked at the guess and one above, and
+/// widened by doubling or bisection when memory is not linear in the length. Errors when the model has no KV
+/// cache or the operators change with the length.
+Expected<int64_t> largest_context(const ProblemOptions& options, const Problem& problem, const Placement& placement,
+                                  const SimOptions& sim);
+
 /// The Plan (report stage) of a finished run, with split operators' parts when GenEFlow split any.
 Plan plan_of(const Problem& problem, const MethodRun& run, const SimOptions& sim, PlanInputs inputs = {});
 
