@@ -30,8 +30,9 @@ bool is_decode(const Problem& problem) {
   return false;
 }
 
-// --context max: place at a short context, take the largest context that plan fits, place again there, and
-// repeat while the new plan reaches further (a method that knows the cache is larger may leave it more room).
+// --context max: the largest cache length at which the method finds a plan that fits, by bisection (each probe
+// rebuilds the problem at that length and places it). Upper end: the usable memory of all devices, less the
+// weights, over the cache bytes per token (the cache at context 1).
 void run_context_max(const PlaceArgs& args, const PlaceOptions& options) {
   if (args.method == "all") fail("--context max needs one method (--method METHOD), not all");
   ProblemOptions opts = problem_options(args.problem, true);
@@ -40,30 +41,38 @@ void run_context_max(const PlaceArgs& args, const PlaceOptions& options) {
     problem = unwrap(load_problem(opts));
     if (!is_decode(problem)) fail(args.problem.input + ": --context applies to decode models (a KV cache input)");
     run = run_method(problem, args.method, options, args.partition);
-    return run.error.empty() && run.fits && run.violations.empty();
+    const bool fits = run.error.empty() && run.fits && run.violations.empty();
+    std::cerr << fmt::format("context {}: {}\n", context, fits ? "fits" : run.error.empty() ? "does not fit" : run.error);
+    return fits;
   };
   Problem problem;
   MethodRun run;
   if (!place_at(1, problem, run))
     fail(fmt::format("{}: no plan fits even at context 1{}", args.method, run.error.empty() ? "" : ": " + run.error));
+  double per_token = 0, room = 0;
+  for (size_t op = 0; op < problem.table.param_bytes.size(); ++op) {
+    per_token += problem.table.state_bytes[op];
+    room -= problem.table.param_bytes[op] - problem.table.state_bytes[op];
+  }
+  for (double c : problem.table.capacity) room += c;
+  int64_t lo = 1, hi = static_cast<int64_t>(room / per_token) + 2;  // fits at lo; cannot fit at hi
   ProblemOptions at = opts;
-  int64_t best = unwrap(largest_context(at, problem, run.result.placement, options.sim));
-  std::cerr << fmt::format("context 1: the plan fits up to {}\n", best);
-  for (int round = 0; round < 6; ++round) {
-    Problem next_problem;
-    MethodRun next;
-    if (!place_at(best, next_problem, next)) break;
-    const ProblemOptions next_opts = opts;
-    const int64_t reach = unwrap(largest_context(next_opts, next_problem, next.result.placement, options.sim));
-    std::cerr << fmt::format("context {}: the plan fits up to {}\n", best, reach);
-    problem = std::move(next_problem);
-    run = std::move(next);
-    at = next_opts;
-    if (reach <= best) break;
-    best = reach;
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    Problem p;
+    MethodRun r;
+    if (place_at(mid, p, r)) {
+      lo = mid;
+      problem = std::move(p);
+      run = std::move(r);
+      at = opts;
+    } else {
+      hi = mid;
+    }
   }
   Plan plan = plan_of(problem, run, options.sim, plan_inputs(at));
-  plan.max_context = best;
+  plan.max_context = unwrap(largest_context(at, problem, run.result.placement, options.sim));
+  std::cout << fmt::format("largest context at which {} finds a plan that fits: {} tokens\n", args.method, lo);
   std::cout << format_plan_summary(plan);
   if (!args.out.empty()) {
     if (auto status = write_plan_outputs(plan, args.out); !status) fail(status.error().message);
