@@ -21,6 +21,7 @@ namespace {
 
 constexpr int kMaxDevices = 12;
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kGiB = 1024.0 * 1024 * 1024;
 
 // The DP proper: the device of each block, or empty when no layer-contiguous plan fits `budget`.
 std::vector<DeviceId> solve(const CostTable& t, const place::LayerChain& c, const std::vector<double>& budget,
@@ -117,7 +118,14 @@ class LayerDpPlacer final : public Placer {
         budget[static_cast<size_t>(d)] -= s.peak_memory[static_cast<size_t>(d)] - table.capacity[static_cast<size_t>(d)];
       lowered = true;
     }
-    return Error{"layer-dp: no layer-contiguous plan fits: " + table.memory_summary()};
+    double resident = 0;
+    std::string caps;
+    for (double b : table.param_bytes) resident += b;
+    for (DeviceId d = 0; d < table.num_devices(); ++d)
+      caps += fmt::format("{}{} {:.3g}", d ? ", " : "", table.device_names[static_cast<size_t>(d)],
+                          table.capacity[static_cast<size_t>(d)] / kGiB);
+    return Error{fmt::format("layer-dp: no layer-contiguous plan of '{}' fits: {:.3g} GiB of weights and KV cache "
+                             "plus each range's activations; usable GiB: {}", table.name, resident / kGiB, caps)};
   }
 };
 
