@@ -30,49 +30,17 @@ bool is_decode(const Problem& problem) {
   return false;
 }
 
-// --context max: the largest cache length at which the method finds a plan that fits, by bisection (each probe
-// rebuilds the problem at that length and places it). Upper end: the usable memory of all devices, less the
-// weights, over the cache bytes per token (the cache at context 1).
+// --context max: the library bisects over the context; here only the printing.
 void run_context_max(const PlaceArgs& args, const PlaceOptions& options) {
   if (args.method == "all") fail("--context max needs one method (--method METHOD), not all");
-  ProblemOptions opts = problem_options(args.problem, true);
-  auto place_at = [&](int64_t context, Problem& problem, MethodRun& run) {
-    opts.dims[kContextDim] = context;
-    problem = unwrap(load_problem(opts));
-    if (!is_decode(problem)) fail(args.problem.input + ": --context applies to decode models (a KV cache input)");
-    run = run_method(problem, args.method, options, args.partition);
-    const bool fits = run.error.empty() && run.fits && run.violations.empty();
-    std::cerr << fmt::format("context {}: {}\n", context, fits ? "fits" : run.error.empty() ? "does not fit" : run.error);
-    return fits;
-  };
-  Problem problem;
-  MethodRun run;
-  if (!place_at(1, problem, run))
-    fail(fmt::format("{}: no plan fits even at context 1{}", args.method, run.error.empty() ? "" : ": " + run.error));
-  double per_token = 0, room = 0;
-  for (size_t op = 0; op < problem.table.param_bytes.size(); ++op) {
-    per_token += problem.table.state_bytes[op];
-    room -= problem.table.param_bytes[op] - problem.table.state_bytes[op];
-  }
-  for (double c : problem.table.capacity) room += c;
-  int64_t lo = 1, hi = static_cast<int64_t>(room / per_token) + 2;  // fits at lo; cannot fit at hi
-  ProblemOptions at = opts;
-  while (hi - lo > 1) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    Problem p;
-    MethodRun r;
-    if (place_at(mid, p, r)) {
-      lo = mid;
-      problem = std::move(p);
-      run = std::move(r);
-      at = opts;
-    } else {
-      hi = mid;
-    }
-  }
-  Plan plan = plan_of(problem, run, options.sim, plan_inputs(at));
-  plan.max_context = unwrap(largest_context(at, problem, run.result.placement, options.sim));
-  std::cout << fmt::format("largest context at which {} finds a plan that fits: {} tokens\n", args.method, lo);
+  const ContextSearch found = unwrap(place_at_largest_context(problem_options(args.problem, true), args.method, options,
+                                                              args.partition, [](const std::string& line) {
+                                                                std::cerr << line << "\n";
+                                                              }));
+  Plan plan = plan_of(found.problem, found.run, options.sim, plan_inputs(found.options));
+  plan.max_context = unwrap(largest_context(found.options, found.problem, found.run.result.placement, options.sim));
+  std::cout << fmt::format("largest context at which {} finds a plan that fits: {} tokens\n", args.method,
+                           found.context);
   std::cout << format_plan_summary(plan);
   if (!args.out.empty()) {
     if (auto status = write_plan_outputs(plan, args.out); !status) fail(status.error().message);

@@ -91,6 +91,20 @@ inline constexpr const char* kContextDim = "context";
 Expected<int64_t> largest_context(const ProblemOptions& options, const Problem& problem, const Placement& placement,
                                   const SimOptions& sim);
 
+/// `place --context max`: the largest cache length at which `method` finds a plan that fits, by bisection between
+/// 1 and the length whose cache fills all usable memory left by the weights (each probe rebuilds the problem and
+/// places it). `progress` (may be empty) hears one line per probe. Errors when the model has no KV cache or no
+/// plan fits even at context 1.
+struct ContextSearch {
+  int64_t context = 0;      ///< the largest length found
+  ProblemOptions options;   ///< `options` with that length
+  Problem problem;          ///< the problem at that length
+  MethodRun run;            ///< the method's plan there
+};
+Expected<ContextSearch> place_at_largest_context(const ProblemOptions& options, const std::string& method,
+                                                 const PlaceOptions& place, bool refine_with_geneflow,
+                                                 const std::function<void(const std::string&)>& progress);
+
 /// The Plan (report stage) of a finished run, with split operators' parts when GenEFlow split any.
 Plan plan_of(const Problem& problem, const MethodRun& run, const SimOptions& sim, PlanInputs inputs = {});
 

@@ -78,4 +78,57 @@ Expected<int64_t> largest_context(const ProblemOptions& options, const Problem& 
   return lo;
 }
 
+Expected<ContextSearch> place_at_largest_context(const ProblemOptions& options, const std::string& method,
+                                                 const PlaceOptions& place, bool refine_with_geneflow,
+                                                 const std::function<void(const std::string&)>& progress) {
+  auto probe = [&](int64_t context) -> Expected<ContextSearch> {
+    ContextSearch at;
+    at.context = context;
+    at.options = options;
+    at.options.dims[kContextDim] = context;
+    auto p = load_problem(at.options);
+    if (!p) return p.error();
+    at.problem = std::move(*p);
+    double state = 0;
+    for (double b : at.problem.table.state_bytes) state += b;
+    if (state <= 0) return Error{options.input + ": --context applies to decode models (a KV cache input)"};
+    at.run = run_method(at.problem, method, place, refine_with_geneflow);
+    return at;
+  };
+  auto fits = [](const ContextSearch& at) { return at.run.error.empty() && at.run.fits && at.run.violations.empty(); };
+  auto say = [&](const ContextSearch& at) {
+    if (progress)
+      progress(fmt::format("context {}: {}", at.context,
+                           fits(at) ? "fits" : at.run.error.empty() ? "does not fit" : at.run.error));
+  };
+  auto best = probe(1);
+  if (!best) return best.error();
+  say(*best);
+  if (!fits(*best))
+    return Error{fmt::format("{}: no plan fits even at context 1{}", method,
+                             best->run.error.empty() ? "" : ": " + best->run.error)};
+  // At context 1 the state is one token's cache: the bytes per token.
+  const CostTable& t = best->problem.table;
+  double per_token = 0, room = 0;
+  for (size_t op = 0; op < t.param_bytes.size(); ++op) {
+    per_token += t.state_bytes[op];
+    room -= t.param_bytes[op] - t.state_bytes[op];
+  }
+  for (double c : t.capacity) room += c;
+  int64_t lo = 1, hi = std::min<int64_t>(kMaxContext, static_cast<int64_t>(room / per_token)) + 2;
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    auto at = probe(mid);
+    if (!at) return at.error();
+    say(*at);
+    if (fits(*at)) {
+      lo = mid;
+      best = std::move(at);
+    } else {
+      hi = mid;
+    }
+  }
+  return std::move(*best);
+}
+
 }  // namespace moirai

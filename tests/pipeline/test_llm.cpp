@@ -182,6 +182,28 @@ TEST(Llm, FitsAtContextNButNotAt2N) {
   }
 }
 
+// `place --context max`: bisection over the context with the method re-placed at each probe.
+TEST(Llm, LargestContextTheMethodPlaces) {
+  const std::string model = tiny_decoder();
+  const std::string gpu = one_gpu(0.8 / 1024, 0);
+  int probes = 0;
+  auto found = place_at_largest_context(options(model, gpu, 1), "layer-dp", PlaceOptions{}, false,
+                                        [&](const std::string&) { ++probes; });
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  EXPECT_GE(found->context, 4096);  // fits at N and not at 2N (above)
+  EXPECT_LT(found->context, 8192);
+  EXPECT_EQ(found->options.dims.at(kContextDim), found->context);
+  EXPECT_TRUE(found->run.ok() && found->run.fits);
+  EXPECT_LE(probes, 30);
+  // One token more and the method finds nothing that fits.
+  const MethodRun above = run_method(load(options(model, gpu, found->context + 1)), "layer-dp", PlaceOptions{});
+  EXPECT_FALSE(above.ok() && above.fits);
+  // Its placement holds at least that long a context.
+  auto reach = largest_context(found->options, found->problem, found->run.result.placement, {});
+  ASSERT_TRUE(reach.ok());
+  EXPECT_GE(*reach, found->context);
+}
+
 TEST(Llm, PlanJsonCarriesTheLlmFigures) {
   const std::string model = tiny_decoder();
   const Problem p = load(options(model, one_gpu(1, 0), 1000));
