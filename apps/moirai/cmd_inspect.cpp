@@ -21,6 +21,7 @@ struct InspectArgs {
   std::string model;
   std::string cluster;
   std::vector<std::string> dims;
+  int64_t context = 0;  ///< --context N: the `context` dim of a decode model
   std::string dot;
   bool json = false;
 };
@@ -70,6 +71,7 @@ std::map<std::string, int64_t> parse_dims(const std::vector<std::string>& dims) 
 void inspect_model(const InspectArgs& args) {
   ImportOptions options;
   options.dims = parse_dims(args.dims);
+  if (args.context > 0) options.dims["context"] = args.context;
   const Graph g = unwrap(import_onnx(args.model, options));
   if (!args.dot.empty()) {
     if (auto status = write_file_atomic(args.dot, to_dot(g)); !status) fail(status.error().message);
@@ -93,6 +95,14 @@ void inspect_model(const InspectArgs& args) {
   for (OpId i = 0; i < g.num_ops(); ++i) largest[static_cast<size_t>(i)] = i;
   std::stable_sort(largest.begin(), largest.end(), [&](OpId a, OpId b) { return g.op(a).flops > g.op(b).flops; });
   largest.resize(std::min<size_t>(largest.size(), 10));
+  // KV caches (decode models): bytes per layer (key + value) and in all.
+  const std::vector<KvCache> caches = find_kv_caches(g);
+  std::map<int, double> cache_per_layer;
+  double cache_total = 0;
+  for (const KvCache& c : caches) {
+    cache_per_layer[c.layer] += static_cast<double>(c.bytes);
+    cache_total += static_cast<double>(c.bytes);
+  }
   std::vector<const Tensor*> inputs, outputs;
   for (const Tensor& t : g.tensors()) {
     if (t.kind == TensorKind::Input) inputs.push_back(&t);
@@ -126,6 +136,11 @@ void inspect_model(const InspectArgs& args) {
                                         {"bytes_written", op.bytes_written}});
     }
     j["unknown_operator_types"] = unknown;
+    if (!caches.empty()) {
+      j["kv_cache_bytes"] = cache_total;
+      j["kv_cache_per_layer"] = nlohmann::ordered_json::array();
+      for (const auto& [layer, bytes] : cache_per_layer) j["kv_cache_per_layer"].push_back({{"layer", layer}, {"bytes", bytes}});
+    }
     std::cout << j.dump(2) << "\n";
     return;
   }
@@ -138,7 +153,24 @@ void inspect_model(const InspectArgs& args) {
   std::cout << fmt::format("parameters   {} params ({})\n", count_text(params),
                            bytes_text(static_cast<double>(g.parameter_bytes())));
   std::cout << fmt::format("compute      {}\n", flops_text(g.total_flops()));
-  std::cout << fmt::format("activations  {} (all activation tensors)\n\n", bytes_text(activation_bytes));
+  std::cout << fmt::format("activations  {} (all activation tensors)\n", bytes_text(activation_bytes));
+  if (!caches.empty()) {
+    // Layers usually hold equal caches: list runs of equal sizes, not one line per layer.
+    std::cout << fmt::format("KV cache     {} in {} tensors, resident with the attention that appends to them\n",
+                             bytes_text(cache_total), caches.size());
+    for (auto it = cache_per_layer.begin(); it != cache_per_layer.end();) {
+      auto end = it;
+      while (end != cache_per_layer.end() && end->second == it->second) ++end;
+      const int last = std::prev(end)->first;
+      std::cout << fmt::format("  {:<18} {} per layer\n",
+                               it->first < 0 ? std::string("(no layer index)")
+                               : last == it->first ? fmt::format("layer {}", it->first)
+                                                   : fmt::format("layers {}-{}", it->first, last),
+                               bytes_text(it->second));
+      it = end;
+    }
+  }
+  std::cout << "\n";
   size_t w = 10;
   for (const Tensor* t : inputs) w = std::max(w, t->name.size());
   for (const Tensor* t : outputs) w = std::max(w, t->name.size());
@@ -177,7 +209,8 @@ void inspect_cluster(const InspectArgs& args) {
     for (const Device& d : c.devices)
       j["devices"].push_back({{"name", d.name}, {"kind", d.kind}, {"peak_gflops", d.peak_gflops},
                               {"peak_gflops_fp16", d.peak_gflops_fp16}, {"mem_bandwidth_gbps", d.mem_bandwidth_gbps},
-                              {"memory_bytes", d.memory_bytes}, {"launch_us", d.launch_us}});
+                              {"memory_bytes", d.memory_bytes}, {"reserved_bytes", d.reserved_bytes},
+                              {"launch_us", d.launch_us}});
     j["links"] = nlohmann::ordered_json::array();
     for (DeviceId s = 0; s < c.size(); ++s)
       for (DeviceId d = 0; d < c.size(); ++d)
@@ -192,12 +225,12 @@ void inspect_cluster(const InspectArgs& args) {
   if (!c.description.empty()) std::cout << c.description << "\n";
   size_t w = 6;
   for (const Device& d : c.devices) w = std::max(w, d.name.size());
-  std::cout << fmt::format("\n{:<{}}  {:<8} {:>12} {:>12} {:>10} {:>10} {:>9}\n", "device", w, "kind", "FP32 GFLOP/s",
-                           "FP16 GFLOP/s", "mem GB/s", "memory", "launch us");
+  std::cout << fmt::format("\n{:<{}}  {:<8} {:>12} {:>12} {:>10} {:>10} {:>10} {:>9}\n", "device", w, "kind",
+                           "FP32 GFLOP/s", "FP16 GFLOP/s", "mem GB/s", "memory", "reserved", "launch us");
   for (const Device& d : c.devices)
-    std::cout << fmt::format("{:<{}}  {:<8} {:>12.0f} {:>12.0f} {:>10.0f} {:>10} {:>9.1f}\n", d.name, w, d.kind,
+    std::cout << fmt::format("{:<{}}  {:<8} {:>12.0f} {:>12.0f} {:>10.0f} {:>10} {:>10} {:>9.1f}\n", d.name, w, d.kind,
                              d.peak_gflops, d.peak_gflops_fp16, d.mem_bandwidth_gbps, bytes_text(d.memory_bytes),
-                             d.launch_us);
+                             bytes_text(d.reserved_bytes), d.launch_us);
   std::cout << "\nlinks (row = source, column = destination): bandwidth GB/s / latency us\n";
   const size_t cw = std::max<size_t>(w, 13);
   std::cout << fmt::format("{:<{}}", "", w);
@@ -220,6 +253,8 @@ const bool registered = register_command(10, [](CLI::App& app) {
   cmd->add_option("model", args->model, "ONNX model file");
   cmd->add_option("--cluster", args->cluster, "cluster JSON file: print its devices and link matrix");
   cmd->add_option("--dim", args->dims, "fix a dynamic dimension, NAME=VALUE (repeatable)");
+  cmd->add_option("--context", args->context, "decode models: tokens in the KV cache (same as --dim context=N)")
+      ->check(CLI::Range(int64_t{1}, int64_t{10000000}));
   cmd->add_option("--dot", args->dot, "also write the operator graph in Graphviz format to FILE");
   cmd->add_flag("--json", args->json, "write JSON instead of tables (\"operators\" is a count per type)");
   cmd->callback([args] {

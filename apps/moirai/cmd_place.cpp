@@ -25,11 +25,36 @@ PlanInputs plan_inputs(const ProblemOptions& p) {
   return PlanInputs{p.input, p.cluster_path, p.coarsen.fusion, p.coarsen.max_nodes, p.dims, p.profile_path};
 }
 
+bool is_decode(const Problem& problem) {
+  for (double b : problem.table.state_bytes)
+    if (b > 0) return true;
+  return false;
+}
+
+// --context max: the library bisects over the context; here only the printing.
+void run_context_max(const PlaceArgs& args, const PlaceOptions& options) {
+  if (args.method == "all") fail("--context max needs one method (--method METHOD), not all");
+  const ContextSearch found = unwrap(place_at_largest_context(problem_options(args.problem, true), args.method, options,
+                                                              args.partition, [](const std::string& line) {
+                                                                std::cerr << line << "\n";
+                                                              }));
+  Plan plan = plan_of(found.problem, found.run, options.sim, plan_inputs(found.options));
+  plan.max_context = unwrap(largest_context(found.options, found.problem, found.run.result.placement, options.sim));
+  std::cout << fmt::format("largest context at which {} finds a plan that fits: {} tokens\n", args.method,
+                           found.context);
+  std::cout << format_plan_summary(plan);
+  if (!args.out.empty()) {
+    if (auto status = write_plan_outputs(plan, args.out); !status) fail(status.error().message);
+    std::cout << fmt::format("wrote {}/plan.json, trace.json, gantt.svg, report.html ({} plan)\n", args.out, plan.method);
+  }
+}
+
 void run(const PlaceArgs& args) {
-  const ProblemOptions problem_opts = problem_options(args.problem);
-  const Problem problem = unwrap(load_problem(problem_opts));
   PlaceOptions options = args.options;
   options.sim.contention = !args.no_contention;
+  if (args.problem.context == "max") return run_context_max(args, options);
+  const ProblemOptions problem_opts = problem_options(args.problem);
+  const Problem problem = unwrap(load_problem(problem_opts));
 
   std::vector<std::string> methods{args.method};
   if (args.method == "all") methods = method_names();  // geneflow last: it refines the best plan of the others
@@ -90,6 +115,9 @@ void run(const PlaceArgs& args) {
     if (!best || plan.schedule.makespan_ms < best->schedule.makespan_ms) best = std::move(plan);
   }
 
+  // A decode plan also says how long a context its placement holds (the problem rebuilt at other lengths).
+  if (best && is_decode(problem))
+    best->max_context = unwrap(largest_context(problem_opts, problem, best->result.placement, options.sim));
   if (methods.size() == 1) {
     std::cout << format_plan_summary(*best);
   } else {
@@ -117,6 +145,10 @@ const bool registered = register_command(20, [](CLI::App& app) {
       "Examples:\n"
       "  moirai place models/resnet50.onnx -c clusters/hetero-gpu-server.json --method milp --out plan/\n"
       "  moirai place instances/example-1.json --method all\n"
+      "  moirai place ../shared/models/llama2_7b_decode.onnx -c clusters/workstation-mixed.json --context 2048 -m layer-dp\n"
+      "  moirai place ../shared/models/llama2_13b_decode.onnx -c clusters/edge-4.json --context max -m layer-dp\n"
+      "A decode model (KV-cache inputs past_*/outputs present_*) reports tokens/s and the largest context its plan\n"
+      "holds; a prefill model with a 'logits' output reports the time to first token.\n"
       "A model is coarsened with the fusion rules first; the plan lists the original ONNX node names.");
   cmd->add_option("model", args->problem.input, "ONNX model, or a profiled instance (.json)")->required();
   add_problem_options(*cmd, args->problem);

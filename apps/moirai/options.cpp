@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include <fmt/format.h>
+
 #include "commands.h"
 
 namespace moirai::cli {
@@ -14,13 +16,25 @@ void add_problem_options(CLI::App& cmd, ProblemArgs& args) {
       ->check(within(0, 1e7, true));
   cmd.add_option("--dim", args.dims, "Fix a dynamic dimension, NAME=VALUE (repeatable), e.g. --dim batch=8");
   cmd.add_option("--profile", args.profile, "Measured operator times (JSON) that override the analytic model");
+  cmd.add_option("--context", args.context,
+                 "Decode models: tokens in the KV cache (the model's 'context' dimension, 1 to 1e7); `place` also "
+                 "takes 'max', the largest context that fits");
 }
 
-ProblemOptions problem_options(const ProblemArgs& args) {
+ProblemOptions problem_options(const ProblemArgs& args, bool allow_max) {
   ProblemOptions options;
   options.input = args.input;
   options.cluster_path = args.cluster;
   options.dims = unwrap(parse_dims(args.dims));
+  if (args.context == "max" && !allow_max) fail("--context max: only `place` searches for the largest context");
+  if (!args.context.empty() && args.context != "max") {
+    auto dims = parse_dims({std::string(kContextDim) + "=" + args.context});
+    if (!dims || dims->at(kContextDim) > 10000000)
+      fail("--context: expected a number of tokens from 1 to 1e7 or 'max', got '" + args.context + "'");
+    if (auto it = options.dims.find(kContextDim); it != options.dims.end() && it->second != dims->at(kContextDim))
+      fail(fmt::format("--context {} contradicts --dim context={}", args.context, it->second));
+    options.dims[kContextDim] = dims->at(kContextDim);
+  }
   options.coarsen.fusion = args.fusion;
   options.coarsen.max_nodes = args.max_nodes;
   options.profile_path = args.profile;

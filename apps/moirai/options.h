@@ -17,12 +17,14 @@ struct ProblemArgs {
   int max_nodes = 0;
   std::vector<std::string> dims;
   std::string profile;
+  std::string context;  ///< --context N (or "max" where the command allows it)
 };
 
 /// --cluster, --fusion, --max-nodes, --dim, --profile (the positional MODEL is added by the caller).
 void add_problem_options(CLI::App& cmd, ProblemArgs& args);
-/// Converts to the library's options; fails the command on a malformed --dim.
-ProblemOptions problem_options(const ProblemArgs& args);
+/// Converts to the library's options; fails the command on a malformed --dim or --context. `--context max` is
+/// accepted only with `allow_max` and sets no dim (the caller searches for it).
+ProblemOptions problem_options(const ProblemArgs& args, bool allow_max = false);
 
 /// --time-limit, --gap, --threads, --seed, --episodes, --generations, --population, --no-contention.
 void add_place_options(CLI::App& cmd, PlaceOptions& options, bool& no_contention);

@@ -18,8 +18,15 @@ struct Device {
   double peak_gflops_fp16 = 0;  ///< dense FP16 GFLOP/s, 0 when not given
   double mem_bandwidth_gbps = 0;  ///< GB/s, 1 GB = 1e9 bytes
   double memory_bytes = 0;        ///< capacity in bytes (files give GiB)
+  double reserved_bytes = 0;      ///< held back for the runtime (context, allocator, workspace, OS); never placed on
   double launch_us = 0;           ///< fixed per-kernel overhead in microseconds
+
+  /// What a plan may use: memory_bytes - reserved_bytes.
+  double usable_bytes() const { return memory_bytes - reserved_bytes; }
 };
+
+/// GiB a device of this kind keeps free when its file gives no `reserved_gib` (clusters/README.md says why).
+double default_reserved_gib(const std::string& kind);
 
 struct Link {
   double bandwidth_gbps = 0;  ///< GB/s in this direction

@@ -20,6 +20,10 @@ struct DataItem {
   std::vector<OpId> consumers;  ///< ascending, may be empty (graph output)
   double bytes = 0;             ///< size of the tensor (0 when unknown, as in instances)
   std::vector<double> transfer_ms;  ///< num_devices x num_devices, [src * n + dst]; diagonal 0
+  /// Of `bytes`, the part written into a buffer already resident on the producer's device (a KV cache's
+  /// `present` is the cache with new tokens appended in place): it adds no memory there. A copy sent to another
+  /// device still holds all of `bytes`.
+  double in_place_bytes = 0;
 };
 
 struct CostTable {
@@ -29,7 +33,11 @@ struct CostTable {
 
   // Devices.
   std::vector<std::string> device_names;
-  std::vector<double> capacity;  ///< memory capacity per device (bytes; the instance's unit for instances)
+  std::vector<double> capacity;  ///< usable memory per device: its memory minus its reserve (bytes; the
+                                 ///< instance's unit for instances). Every placer, the simulator and the validator
+                                 ///< see only this figure, so the reserve is respected everywhere.
+  std::vector<std::string> device_kinds;  ///< "gpu", "cpu"... per device (empty for instances)
+  std::vector<double> reserved;  ///< per device, memory held back on top of `capacity` (empty for instances)
   std::string memory_unit = "bytes";  ///< unit of capacity, param_bytes and DataItem::bytes ("units" for instances)
 
   // Operators, indexed by OpId.
@@ -37,7 +45,8 @@ struct CostTable {
   std::vector<std::string> op_types;
   std::vector<std::vector<std::string>> op_origin;  ///< original ONNX node names
   std::vector<double> time_ms;      ///< num_ops x num_devices, [op * n + device]
-  std::vector<double> param_bytes;  ///< resident memory of an operator's parameters
+  std::vector<double> param_bytes;  ///< resident memory of an operator: its parameters and its state
+  std::vector<double> state_bytes;  ///< of param_bytes, the KV cache the operator keeps for the run (decode graphs)
   std::vector<double> flops;        ///< for reports and heuristics (0 for instances)
 
   // Data, indexed by data id.

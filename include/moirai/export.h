@@ -84,6 +84,29 @@ std::string manifest_json(const Manifest& manifest);
 Expected<Manifest> read_manifest(const std::string& path);
 Expected<Manifest> parse_manifest(const std::string& text, const std::string& source);
 
+/// A layer-wise plan in the terms of the runtimes people split LLMs with: Hugging Face accelerate's `device_map`
+/// (module name -> "cuda:N" / "cpu"; GPUs numbered in cluster-file order) and llama.cpp's `--tensor-split`
+/// (slots per GPU: its L layers and the output layer, split contiguously in GPU order) with `--n-gpu-layers`.
+struct DeviceMap {
+  std::vector<std::pair<std::string, std::string>> modules;  ///< "model.layers.12" -> "cuda:1", in model order
+  std::map<std::string, std::string> devices;                ///< runtime device ("cuda:1") -> plan device name
+  std::vector<int> tensor_split;  ///< per GPU in cuda order: slots it holds
+  int n_gpu_layers = 0;           ///< slots on GPUs
+  /// llama.cpp puts the CPU's slots first and the GPUs' in cuda order; false when the plan's order differs, so
+  /// that --tensor-split reproduces the counts per GPU but not which layers each holds.
+  bool tensor_split_exact = true;
+  std::vector<std::string> split_layers;  ///< modules whose operators the plan spreads over several devices
+};
+
+/// The device map of a plan whose operators carry layer indices in their node names ("layers.12/..."): each
+/// module goes where most of its operators run. Device kinds come from the plan's cluster file. Errors name the
+/// plan when no operator carries a layer index.
+Expected<DeviceMap> device_map(const PlanFile& plan);
+/// {"device_map": {...}, "devices": {...}, "tensor_split": [...], "n_gpu_layers": N, "llama_cpp_args": "..."}.
+std::string device_map_json(const DeviceMap& map);
+/// Reads device_map_json's output back (modules and devices); errors name `source` and the field.
+Expected<DeviceMap> parse_device_map(const std::string& text, const std::string& source);
+
 /// How to call tools/run_plan.mjs.
 struct RuntimeOptions {
   std::string script;   ///< path of run_plan.mjs; empty = find_tool("run_plan.mjs", "")

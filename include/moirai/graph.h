@@ -122,6 +122,25 @@ void annotate_work(const Graph& graph, Operator& op);
 /// annotate_work for every operator, then assigns param_bytes (each parameter to its first consumer).
 void annotate_work(Graph& graph);
 
+/// A decoder's key or value cache as real exporters write it: a graph input (`past_key.L`) read by one operator
+/// that also writes a graph output (`present_key.L`) of the same type and shape except one axis, which is longer
+/// (the new tokens appended). A runtime keeps the cache resident between steps and appends in place, so the cache
+/// is state of that operator's device for the whole run and `present` reuses its buffer.
+struct KvCache {
+  TensorId past = kNone;
+  TensorId present = kNone;
+  OpId op = kNone;    ///< the operator that reads `past` and writes `present`
+  int axis = 0;       ///< the sequence axis
+  int layer = -1;     ///< layer index from the tensor name (`past_key.12`, `past_key_values.12.key`), -1 if none
+  int64_t bytes = 0;  ///< past.bytes(): what stays resident
+};
+
+/// Every KV cache of the graph, in input order.
+std::vector<KvCache> find_kv_caches(const Graph& graph);
+
+/// The layer index a name carries ("layers.12/wq", "model.layers.12.self_attn", "h.3", "past_key.12"), or -1.
+int layer_index(const std::string& name);
+
 /// Graphviz text of the graph (operators as nodes, activation tensors as edges).
 std::string to_dot(const Graph& graph);
 

@@ -94,6 +94,31 @@ Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, con
 Expected<std::vector<std::string>> validate_as_written(const Problem& problem, const PlanFile& plan,
                                                        const SimOptions& sim);
 
+/// The name of the cache-length dimension of decode models (`--context N` sets it).
+inline constexpr const char* kContextDim = "context";
+
+/// Decode models: the largest cache length (the `context` dim) at which `placement` (operators of `problem`,
+/// matched by name) fits every device's usable memory, found by rebuilding the problem at other lengths
+/// (`options` as `problem` was loaded). A linear guess from two lengths is checked at the guess and one above, and
+/// widened by doubling or bisection when memory is not linear in the length. Errors when the model has no KV
+/// cache or the operators change with the length.
+Expected<int64_t> largest_context(const ProblemOptions& options, const Problem& problem, const Placement& placement,
+                                  const SimOptions& sim);
+
+/// `place --context max`: the largest cache length at which `method` finds a plan that fits, by bisection between
+/// 1 and the length whose cache fills all usable memory left by the weights (each probe rebuilds the problem and
+/// places it). `progress` (may be empty) hears one line per probe. Errors when the model has no KV cache or no
+/// plan fits even at context 1.
+struct ContextSearch {
+  int64_t context = 0;      ///< the largest length found
+  ProblemOptions options;   ///< `options` with that length
+  Problem problem;          ///< the problem at that length
+  MethodRun run;            ///< the method's plan there
+};
+Expected<ContextSearch> place_at_largest_context(const ProblemOptions& options, const std::string& method,
+                                                 const PlaceOptions& place, bool refine_with_geneflow,
+                                                 const std::function<void(const std::string&)>& progress);
+
 /// The Plan (report stage) of a finished run, with split operators' parts when GenEFlow split any.
 Plan plan_of(const Problem& problem, const MethodRun& run, const SimOptions& sim, PlanInputs inputs = {});
 

@@ -58,10 +58,27 @@ struct Plan {
   std::vector<CoarsenStep> steps;         ///< coarsening steps, for the record
   std::vector<std::vector<OpPart>> parts;  ///< per operator; empty (or an empty entry) = not split
   std::vector<std::string> split_dims;     ///< per split operator: "channels", "rows" or "tokens" (else empty)
+  /// Decode models: the largest context (KV-cache length) at which this placement fits, when computed.
+  std::optional<int64_t> max_context;
 
   /// (makespan - lower bound) / makespan, or nullopt without a lower bound.
   std::optional<double> gap() const;
 };
+
+/// What an LLM user reads off a plan. A decode model (one with a KV cache, moirai/graph.h KvCache) runs one
+/// token per step: its makespan is the time per token. A prefill model (a graph output named `logits`, as the
+/// exporters name a language model's output, and no cache) runs the prompt: its makespan is the time to first
+/// token.
+struct LlmFigures {
+  std::string phase;               ///< "decode" or "prefill"
+  double ms_per_token = 0;         ///< decode
+  double tokens_per_s = 0;         ///< decode
+  double time_to_first_token_ms = 0;  ///< prefill
+  double kv_cache_bytes = 0;       ///< decode: the whole cache
+  std::vector<double> kv_cache_per_device;  ///< decode: per device (table order)
+};
+/// The LLM figures of a plan, or nullopt when its model is not a language model.
+std::optional<LlmFigures> llm_figures(const Plan& plan);
 
 /// Assembles a Plan (copies the table, result and schedule).
 Plan make_plan(const CostTable& table, const PlaceResult& result, const Schedule& schedule, std::string method,

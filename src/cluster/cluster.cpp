@@ -2,6 +2,7 @@
 // GB/s (1 GB = 1e9 bytes) and microseconds stay as given; transfer_ms() applies them.
 #include "moirai/cluster.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -66,6 +67,15 @@ class Reader {
 
 }  // namespace
 
+// Defaults when a file gives no reserved_gib (clusters/README.md gives the sources). A discrete GPU loses its
+// CUDA context (about 0.3-0.5 GiB on recent drivers), the BLAS workspace and allocator slack; a host CPU runs an
+// operating system and the runtime itself; devices of unknown kind (profiled instances) keep nothing back.
+double default_reserved_gib(const std::string& kind) {
+  if (kind == "gpu") return 1.0;
+  if (kind == "cpu") return 2.0;
+  return 0.0;
+}
+
 DeviceId Cluster::find(const std::string& device_name) const {
   for (int d = 0; d < size(); ++d)
     if (devices[static_cast<size_t>(d)].name == device_name) return d;
@@ -115,6 +125,14 @@ Expected<Cluster> parse_cluster(const std::string& text, const std::string& sour
     d.mem_bandwidth_gbps = r.number(dj, "mem_bandwidth_gbps", where, false, 0.0, ranges::kDeviceBandwidthGBps);
     d.memory_bytes = r.number(dj, "memory_gib", where, true, 0.0, ranges::kMemoryGiB) * 1024.0 * 1024.0 * 1024.0;
     d.launch_us = r.number(dj, "kernel_launch_us", where, false, 0.0, ranges::kMicroseconds);
+    const double memory_gib = d.memory_bytes / (1024.0 * 1024.0 * 1024.0);
+    // A default larger than a small device (a 1 GiB board) keeps half of it back rather than all of it.
+    const double reserve_default = std::min(default_reserved_gib(d.kind), memory_gib / 2);
+    const double reserved_gib = r.number(dj, "reserved_gib", where, false, reserve_default, ranges::kReservedGiB);
+    if (!r.failed() && memory_gib > 0 && reserved_gib >= memory_gib)
+      r.fail(fmt::format("field {}.reserved_gib must be less than memory_gib ({:g}), got {:g}", where, memory_gib,
+                         reserved_gib));
+    d.reserved_bytes = reserved_gib * 1024.0 * 1024.0 * 1024.0;
     if (r.failed()) break;
     if (auto [it, inserted] = seen.emplace(d.name, static_cast<int>(i)); !inserted) {
       r.fail(fmt::format("duplicate device name '{}' (devices[{}] and devices[{}])", d.name, it->second, i));

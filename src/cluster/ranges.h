@@ -20,6 +20,7 @@ inline constexpr Range kGflops{0, 1e9, "GFLOP/s"};
 inline constexpr Range kMicroseconds{0, 1e9, "us"};
 inline constexpr Range kMilliseconds{0, 1e9, "ms"};
 inline constexpr Range kMemoryGiB{0, 1e6, "GiB"};
+inline constexpr Range kReservedGiB{0, 1e6, "GiB"};  // also below the device's memory_gib (checked by the loader)
 inline constexpr Range kMemoryUnits{0, 1e15, "units"};  // an instance's own memory unit (bytes at most 1e15)
 
 /// Empty when `v` is a number within `r`; else "must be a number from LO to HI UNIT, got V".

@@ -71,8 +71,10 @@ Status CostTable::finalize() {
   if (op_origin.empty())
     for (size_t i = 0; i < n; ++i) op_origin.push_back({op_names[i]});
   if (param_bytes.empty()) param_bytes.assign(n, 0.0);
+  if (state_bytes.empty()) state_bytes.assign(n, 0.0);
   if (flops.empty()) flops.assign(n, 0.0);
-  if (op_types.size() != n || op_origin.size() != n || param_bytes.size() != n || flops.size() != n)
+  if (op_types.size() != n || op_origin.size() != n || param_bytes.size() != n || flops.size() != n ||
+      state_bytes.size() != n)
     return fail(fmt::format("per-operator columns must have {} entries (types {}, origin {}, param_bytes {}, flops {})",
                             n, op_types.size(), op_origin.size(), param_bytes.size(), flops.size()));
   for (size_t i = 0; i < n * k; ++i)
@@ -142,6 +144,8 @@ CostTable CostTable::with_devices_only() const {
   t.per_edge_data = per_edge_data;
   t.device_names = device_names;
   t.capacity = capacity;
+  t.reserved = reserved;
+  t.device_kinds = device_kinds;
   t.memory_unit = memory_unit;
   return t;
 }

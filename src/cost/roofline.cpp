@@ -92,22 +92,37 @@ Expected<CostTable> build_cost_table(const Graph& graph, const Cluster& cluster,
   t.cluster = cluster.name;
   for (const auto& d : cluster.devices) {
     t.device_names.push_back(d.name);
-    t.capacity.push_back(d.memory_bytes);
+    t.capacity.push_back(d.usable_bytes());
+    t.reserved.push_back(d.reserved_bytes);
+    t.device_kinds.push_back(d.kind);
   }
   const int n = graph.num_ops();
+  // KV caches: resident state of the operator that appends to them, written in place. The append writes only
+  // the new tokens; a bare Concat does not even read the old ones (a fused group with the attention does).
+  const std::vector<KvCache> caches = find_kv_caches(graph);
+  std::vector<double> state(static_cast<size_t>(n), 0.0), skip_read(state), skip_write(state);
+  for (const KvCache& c : caches) {
+    const auto i = static_cast<size_t>(c.op);
+    state[i] += static_cast<double>(c.bytes);
+    skip_write[i] += static_cast<double>(c.bytes);
+    if (graph.op(c.op).type == "Concat") skip_read[i] += static_cast<double>(c.bytes);
+  }
   t.time_ms.reserve(static_cast<size_t>(n * k));
   for (const auto& op : graph.ops()) {
     t.op_names.push_back(op.name);
     t.op_types.push_back(op.type);
     t.op_origin.push_back(op.origin.empty() ? std::vector<std::string>{op.name} : op.origin);
-    t.param_bytes.push_back(static_cast<double>(op.param_bytes));
+    const auto i = t.param_bytes.size();
+    t.param_bytes.push_back(static_cast<double>(op.param_bytes) + state[i]);
+    t.state_bytes.push_back(state[i]);
     t.flops.push_back(op.flops);
     const OpClass cls = classify(op);
     for (const auto& d : cluster.devices) {
       const Efficiency eff = efficiency(cls, d.kind == "cpu");
       const double peak = fp16 && d.peak_gflops_fp16 > 0 ? d.peak_gflops_fp16 : d.peak_gflops;
       const double compute_ms = op.flops / (peak * 1e9 * eff.compute) * 1e3;
-      const double memory_ms = (op.bytes_read + op.bytes_written) / (d.mem_bandwidth_gbps * 1e9 * eff.memory) * 1e3;
+      const double moved = op.bytes_read - skip_read[i] + op.bytes_written - skip_write[i];
+      const double memory_ms = moved / (d.mem_bandwidth_gbps * 1e9 * eff.memory) * 1e3;
       t.time_ms.push_back(d.launch_us / 1e3 + std::max(compute_ms, memory_ms));
     }
   }
@@ -124,6 +139,8 @@ Expected<CostTable> build_cost_table(const Graph& graph, const Cluster& cluster,
     std::sort(item.consumers.begin(), item.consumers.end());
     item.consumers.erase(std::unique(item.consumers.begin(), item.consumers.end()), item.consumers.end());
     item.bytes = static_cast<double>(tensor.bytes());
+    for (const KvCache& c : caches)
+      if (c.present == id) item.in_place_bytes = static_cast<double>(c.bytes);
     item.transfer_ms.assign(static_cast<size_t>(k * k), 0.0);
     for (int s = 0; s < k; ++s)
       for (int d = 0; d < k; ++d) item.transfer_ms[static_cast<size_t>(s * k + d)] = cluster.transfer_ms(s, d, item.bytes);

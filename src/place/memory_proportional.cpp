@@ -1,8 +1,9 @@
-// `memory-proportional`: the practical baseline of Hugging Face accelerate's device_map="auto". Walk the
-// operators in topological order and fill the devices in device order, each up to its capacity, moving to the
-// next device when the next operator's parameters no longer fit. accelerate budgets weights only; here a
-// device's budget also has to hold the activations the simulator finds live on it, so when the simulated peak
-// overflows a device, that device's weight budget is lowered by the overflow and the fill is redone.
+// `memory-proportional`: a sequential device map for any DAG (the idea of accelerate's device_map="sequential",
+// applied operator by operator; `accelerate` is the faithful version for layered LLMs). Walk the operators in
+// topological order and fill the devices in device order, each up to its capacity, moving to the next device
+// when the next operator's parameters no longer fit. Unlike accelerate, a device's budget also has to hold the
+// activations the simulator finds live on it, so when the simulated peak overflows a device, that device's
+// weight budget is lowered by the overflow and the fill is redone.
 #include <fmt/format.h>
 
 #include "place/placers.h"
@@ -14,7 +15,7 @@ class MemoryProportionalPlacer final : public Placer {
  public:
   std::string name() const override { return "memory-proportional"; }
   std::string summary() const override {
-    return "fill devices in order up to their memory along the topological order (accelerate device_map=\"auto\")";
+    return "fill devices in order up to their memory along the topological order (any DAG)";
   }
   Expected<PlaceResult> place(const CostTable& table, const PlaceOptions& options) const override {
     const int n = table.num_ops(), k = table.num_devices();

@@ -18,6 +18,10 @@ std::unique_ptr<Placer> make_msct_placer();
 std::unique_ptr<Placer> make_getf_placer();
 std::unique_ptr<Placer> make_placeto_placer();
 std::unique_ptr<Placer> make_milp_placer();
+std::unique_ptr<Placer> make_accelerate_placer();
+std::unique_ptr<Placer> make_llama_cpp_placer();
+std::unique_ptr<Placer> make_exo_placer();
+std::unique_ptr<Placer> make_layer_dp_placer();
 
 namespace place {
 /// GETF's rounding of one operator's LP shares over the speed groups (fastest first): the first group whose

@@ -21,6 +21,10 @@ const std::vector<std::pair<std::string, Factory>>& methods() {
       {"getf", make_getf_placer},
       {"single", make_single_placer},
       {"memory-proportional", make_memory_proportional_placer},
+      {"accelerate", make_accelerate_placer},
+      {"llama-cpp", make_llama_cpp_placer},
+      {"exo", make_exo_placer},
+      {"layer-dp", make_layer_dp_placer},
       {"placeto", make_placeto_placer},
       {"milp", make_milp_placer},
   };

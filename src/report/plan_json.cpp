@@ -90,6 +90,20 @@ std::string plan_json(const Plan& plan, const std::string& dir) {
     steps.push_back({{"name", st.name}, {"nodes_before", st.nodes_before}, {"nodes_after", st.nodes_after}});
   j["coarsening"] = steps;
 
+  const auto llm = llm_figures(plan);
+  if (llm) {
+    j["phase"] = llm->phase;
+    if (llm->phase == "decode") {
+      if (auto it = plan.inputs.dims.find("context"); it != plan.inputs.dims.end()) j["context"] = it->second;
+      j["ms_per_token"] = llm->ms_per_token;
+      j["tokens_per_s"] = llm->tokens_per_s;
+      j["kv_cache_bytes"] = llm->kv_cache_bytes;
+    } else {
+      j["time_to_first_token_ms"] = llm->time_to_first_token_ms;
+    }
+  }
+  if (plan.max_context) j["max_context"] = *plan.max_context;
+
   ojson devices = ojson::array();
   for (int d = 0; d < n; ++d) {
     const auto i = static_cast<size_t>(d);
@@ -97,8 +111,10 @@ std::string plan_json(const Plan& plan, const std::string& dir) {
     devices.push_back({{"name", t.device_names[i]},
                        {"peak_memory_bytes", at_or(s.peak_memory, i)},
                        {"capacity_bytes", at_or(t.capacity, i)},
+                       {"reserved_bytes", at_or(t.reserved, i)},
                        {"busy_ms", busy},
                        {"utilisation", s.makespan_ms > 0 ? busy / s.makespan_ms : 0.0}});
+    if (llm && llm->phase == "decode") devices.back()["kv_cache_bytes"] = llm->kv_cache_per_device[i];
   }
   j["devices"] = devices;
 

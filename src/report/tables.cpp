@@ -57,6 +57,14 @@ std::string format_plan_summary(const Plan& plan) {
   out += fmt::format("  method          {} ({})\n", plan.method, status);
   out += fmt::format("  latency         {}{}\n", human_time(s.makespan_ms),
                      plan.result.lower_bound_ms > 0 ? " (lower bound " + human_time(plan.result.lower_bound_ms) + ")" : "");
+  if (auto llm = llm_figures(plan)) {
+    if (llm->phase == "decode")
+      out += fmt::format("  decode          {:.1f} tokens/s ({} per token), KV cache {}\n", llm->tokens_per_s,
+                         human_time(llm->ms_per_token), human_bytes(llm->kv_cache_bytes));
+    else
+      out += fmt::format("  first token     {} (prefill)\n", human_time(llm->time_to_first_token_ms));
+  }
+  if (plan.max_context) out += fmt::format("  largest context {} tokens fit this placement\n", *plan.max_context);
   out += fmt::format("  placement time  {}\n", human_time(plan.placement_time_s * 1000));
   if (plan.result.train_time_s > 0) out += fmt::format("  training time   {}\n", human_time(plan.result.train_time_s * 1000));
   out += fmt::format("  transfers       {}\n\n", s.transfers.size());

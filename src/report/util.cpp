@@ -42,6 +42,31 @@ std::optional<double> Plan::gap() const {
   return std::max(0.0, (m - result.lower_bound_ms) / m);
 }
 
+std::optional<LlmFigures> llm_figures(const Plan& plan) {
+  const CostTable& t = plan.table;
+  const double ms = plan.schedule.makespan_ms;
+  LlmFigures f;
+  f.kv_cache_per_device.assign(static_cast<size_t>(t.num_devices()), 0.0);
+  const auto& device = plan.result.placement.device;
+  for (size_t op = 0; op < t.state_bytes.size() && op < device.size(); ++op) {
+    f.kv_cache_bytes += t.state_bytes[op];
+    f.kv_cache_per_device[static_cast<size_t>(device[op])] += t.state_bytes[op];
+  }
+  if (f.kv_cache_bytes > 0) {
+    f.phase = "decode";
+    f.ms_per_token = ms;
+    f.tokens_per_s = ms > 0 ? 1000.0 / ms : 0.0;
+    return f;
+  }
+  const bool logits = std::any_of(t.data.begin(), t.data.end(),
+                                  [](const DataItem& d) { return d.name == "logits" && d.consumers.empty(); });
+  if (!logits) return std::nullopt;
+  f.phase = "prefill";
+  f.kv_cache_per_device.clear();
+  f.time_to_first_token_ms = ms;
+  return f;
+}
+
 Plan make_plan(const CostTable& table, const PlaceResult& result, const Schedule& schedule, std::string method,
                double placement_time_s, const SimOptions& sim, PlanInputs inputs, std::vector<CoarsenStep> steps) {
   Plan plan;

@@ -337,8 +337,9 @@ Schedule simulate(const CostTable& table, const Placement& placement, const SimO
       deltas.emplace_back(span.dst, span.start_ms, item.bytes);
       deltas.emplace_back(span.dst, copy_end, -item.bytes);
     }
-    deltas.emplace_back(s, at(sch.ops, item.producer).start_ms, item.bytes);
-    deltas.emplace_back(s, end, -item.bytes);
+    const double home = item.bytes - item.in_place_bytes;  // an in-place append adds only the new part
+    deltas.emplace_back(s, at(sch.ops, item.producer).start_ms, home);
+    deltas.emplace_back(s, end, -home);
   }
   std::sort(deltas.begin(), deltas.end());
   sch.peak_memory.assign(static_cast<size_t>(k), 0.0);

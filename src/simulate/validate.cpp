@@ -81,7 +81,7 @@ MemoryPeaks peak_memory_from_spans(const CostTable& table, const Placement& plac
   for (int i = 0; i < m; ++i) {
     const DataItem& item = table.data[static_cast<size_t>(i)];
     live[static_cast<size_t>(dev[static_cast<size_t>(item.producer)])].push_back(
-        {schedule.ops[static_cast<size_t>(item.producer)].start_ms, home_end[static_cast<size_t>(i)], item.bytes});
+        {schedule.ops[static_cast<size_t>(item.producer)].start_ms, home_end[static_cast<size_t>(i)], item.bytes - item.in_place_bytes});
   }
 
   MemoryPeaks out{std::vector<double>(static_cast<size_t>(k), 0.0), std::vector<double>(static_cast<size_t>(k), 0.0)};

@@ -258,5 +258,36 @@ TEST(CliErrors, PlanOrderAgainstPrecedence) {
   expect_simulate_rejects(tmp, plan, {"start_ms", "precedence"});
 }
 
+// --context: a number of tokens from 1 to 1e7, or `max` for `place` with one method; --device-map needs a plan
+// whose operators carry layer indices and whose cluster gives device kinds.
+TEST(CliErrors, ContextAndDeviceMapMisuse) {
+  TempDir tmp;
+  for (const std::string bad : {"0", "-5", "lots", "20000000"}) {
+    const RunResult r = moirai("place " + quote(kSqueeze) + " -c " + quote(kEdge4) + " -m heft --context " + bad +
+                               " --out " + quote(tmp / "out"));
+    expect_clean_error(r, {"--context", "from 1 to 1e7", bad});
+    EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  }
+  const RunResult both = moirai("place " + quote(kSqueeze) + " -c " + quote(kEdge4) +
+                                " -m heft --context 64 --dim context=128 --out " + quote(tmp / "out"));
+  expect_clean_error(both, {"--context 64 contradicts --dim context=128"});
+  const RunResult all = moirai("place " + quote(kSqueeze) + " -c " + quote(kEdge4) + " -m all --context max --out " +
+                               quote(tmp / "out"));
+  expect_clean_error(all, {"--context max needs one method"});
+  const RunResult no_cache = moirai("place " + quote(kSqueeze) + " -c " + quote(kEdge4) + " -m heft --context max --out " +
+                                    quote(tmp / "out"));
+  expect_clean_error(no_cache, {kSqueeze, "no dynamic dimension named 'context'"});
+  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  const RunResult schedule = moirai("schedule " + quote(kSqueeze) + " --context max");
+  expect_clean_error(schedule, {"--context max", "only `place`"});
+
+  // A plan of a model without layers has no device map; nothing is written.
+  const RunResult placed = moirai("place " + quote(kSqueeze) + " -c " + quote(kEdge4) + " -m heft --out " + quote(tmp / "plan"));
+  ASSERT_EQ(placed.rc, 0) << placed.describe();
+  const RunResult map = moirai("export " + quote(tmp / "plan/plan.json") + " --device-map " + quote(tmp / "map.json"));
+  expect_clean_error(map, {"plan.json", "no operator carries a layer index"});
+  EXPECT_FALSE(std::filesystem::exists(tmp / "map.json"));
+}
+
 }  // namespace
 }  // namespace moirai::clitest

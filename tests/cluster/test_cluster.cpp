@@ -110,6 +110,49 @@ TEST(Cluster, WrongType) {
   EXPECT_EQ(error_of(parse_cluster(text, "x.json")), "x.json: field devices[0].memory_gib must be a number from 0 to 1e+06 GiB, got \"lots\"");
 }
 
+// reserved_gib: the documented default per kind, an explicit figure, and one line for each bad value.
+TEST(Cluster, ReservedMemoryPerDevice) {
+  auto one = [](const std::string& device) {
+    return parse_cluster(R"({"name": "x", "devices": [)" + device + R"(], "links": {"default": {"bandwidth_gbps": 1}}})",
+                         "x.json");
+  };
+  const double gib = 1024.0 * 1024 * 1024;
+  auto gpu = one(R"({"name": "g", "kind": "gpu", "memory_gib": 24})");
+  ASSERT_TRUE(gpu.ok()) << gpu.error().message;
+  EXPECT_DOUBLE_EQ(gpu->devices[0].reserved_bytes, default_reserved_gib("gpu") * gib);
+  EXPECT_DOUBLE_EQ(gpu->devices[0].usable_bytes(), (24 - default_reserved_gib("gpu")) * gib);
+  auto cpu = one(R"({"name": "c", "kind": "cpu", "memory_gib": 64})");
+  ASSERT_TRUE(cpu.ok());
+  EXPECT_DOUBLE_EQ(cpu->devices[0].reserved_bytes, default_reserved_gib("cpu") * gib);
+  // A device smaller than twice its kind's default keeps half of it back; an unknown kind keeps nothing.
+  auto small = one(R"({"name": "c", "kind": "cpu", "memory_gib": 1})");
+  ASSERT_TRUE(small.ok());
+  EXPECT_DOUBLE_EQ(small->devices[0].reserved_bytes, 0.5 * gib);
+  auto unknown = one(R"({"name": "u", "memory_gib": 3})");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ(unknown->devices[0].reserved_bytes, 0.0);
+  auto given = one(R"({"name": "g", "kind": "gpu", "memory_gib": 24, "reserved_gib": 2.5})");
+  ASSERT_TRUE(given.ok());
+  EXPECT_DOUBLE_EQ(given->devices[0].usable_bytes(), 21.5 * gib);
+  auto none = one(R"({"name": "g", "kind": "gpu", "memory_gib": 24, "reserved_gib": 0})");
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->devices[0].reserved_bytes, 0.0);
+
+  EXPECT_EQ(error_of(one(R"({"name": "g", "kind": "gpu", "memory_gib": 24, "reserved_gib": 24})")),
+            "x.json: field devices[0].reserved_gib must be less than memory_gib (24), got 24");
+  EXPECT_EQ(error_of(one(R"({"name": "g", "kind": "gpu", "memory_gib": 24, "reserved_gib": -1})")),
+            "x.json: field devices[0].reserved_gib must be a number from 0 to 1e+06 GiB, got -1");
+  EXPECT_EQ(error_of(one(R"({"name": "g", "kind": "gpu", "memory_gib": 24, "reserved_gib": "1"})")),
+            "x.json: field devices[0].reserved_gib must be a number from 0 to 1e+06 GiB, got \"1\"");
+  // Every bundled cluster leaves each device some usable memory.
+  for (const auto& entry : std::filesystem::directory_iterator(source_path("clusters"))) {
+    if (entry.path().extension() != ".json") continue;
+    auto c = load_cluster(entry.path().string());
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    for (const auto& d : c->devices) EXPECT_GT(d.usable_bytes(), 0) << entry.path() << " " << d.name;
+  }
+}
+
 // Absurd figures (which once reached CLP and aborted it) are rejected where they are read, naming the field.
 TEST(Cluster, AbsurdFiguresAreRejected) {
   auto cluster_with = [](const std::string& device, const std::string& link) {

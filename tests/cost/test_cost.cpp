@@ -79,7 +79,10 @@ TEST(Cost, RooflineOfOneConvOnA100ByHand) {
   EXPECT_EQ(t->transfer(0, 2, 2), 0.0);
   EXPECT_DOUBLE_EQ(t->param_bytes[0], 147456.0);
   EXPECT_EQ(t->op_origin[0], std::vector<std::string>{"/layer1/conv"});
-  EXPECT_DOUBLE_EQ(t->capacity[1], 16.0 * 1024 * 1024 * 1024);
+  // The v100's usable memory: 16 GiB less the 1 GiB its file reserves.
+  EXPECT_DOUBLE_EQ(t->capacity[1], 15.0 * 1024 * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(t->reserved[1], 1.0 * 1024 * 1024 * 1024);
+  EXPECT_EQ(t->device_kinds[3], "cpu");
   EXPECT_EQ(t->op_inputs[1], std::vector<int>{0});
   EXPECT_EQ(t->topo_order, (std::vector<OpId>{0, 1}));
   EXPECT_EQ(t->cluster, "hetero-gpu-server");

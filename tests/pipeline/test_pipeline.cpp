@@ -268,6 +268,10 @@ TEST(RunMethod, EveryMethodOnGooglenet) {
     if (!run.error.empty()) {
       // A clear error: names the method, one line.
       EXPECT_EQ(run.error.find('\n'), std::string::npos) << run.error;
+      // The layer-wise methods (LLM splits and the layer DP) place chains of transformer blocks only.
+      if (run.error == method + ": 'googlenet' has no layers: no operator name carries a layer index (\"layers.N\", "
+                                "\"h.N\", \"blocks.N\")")
+        continue;
       ADD_FAILURE() << "googlenet fits the hetero-gpu-server easily; " << method << " failed: " << run.error;
       continue;
     }
