@@ -115,6 +115,10 @@ Expected<Cluster> parse_cluster(const std::string& text, const std::string& sour
     d.mem_bandwidth_gbps = r.number(dj, "mem_bandwidth_gbps", where, false, 0.0, ranges::kDeviceBandwidthGBps);
     d.memory_bytes = r.number(dj, "memory_gib", where, true, 0.0, ranges::kMemoryGiB) * 1024.0 * 1024.0 * 1024.0;
     d.launch_us = r.number(dj, "kernel_launch_us", where, false, 0.0, ranges::kMicroseconds);
+    d.stage_overhead_us = r.number(dj, "stage_overhead_us", where, false, 0.0, ranges::kStageOverheadUs);
+    const double threads = r.number(dj, "threads", where, false, 0.0, ranges::kThreads);
+    if (!r.failed() && threads != std::floor(threads)) r.fail(fmt::format("field {}.threads must be an integer, got {}", where, threads));
+    d.threads = static_cast<int>(threads);
     if (r.failed()) break;
     if (auto [it, inserted] = seen.emplace(d.name, static_cast<int>(i)); !inserted) {
       r.fail(fmt::format("duplicate device name '{}' (devices[{}] and devices[{}])", d.name, it->second, i));
