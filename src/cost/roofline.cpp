@@ -93,6 +93,7 @@ Expected<CostTable> build_cost_table(const Graph& graph, const Cluster& cluster,
   for (const auto& d : cluster.devices) {
     t.device_names.push_back(d.name);
     t.capacity.push_back(d.memory_bytes);
+    t.stage_overhead_ms.push_back(d.stage_overhead_us / 1000.0);
   }
   const int n = graph.num_ops();
   t.time_ms.reserve(static_cast<size_t>(n * k));
