@@ -93,6 +93,7 @@ struct RuntimeOptions {
   uint64_t seed = 1;
   double tolerance = 1e-4;  ///< max |diff| allowed, relative to the largest reference magnitude
   bool fastest = false;     ///< report the fastest repetition instead of the median (steadier on a busy machine)
+  int threads = 0;          ///< intra-operator threads per session (0 = ONNX Runtime's default, one per core)
 };
 
 /// What one run of a manifest measured.
@@ -114,7 +115,11 @@ Expected<std::string> find_tool(const std::string& name, const std::string& argv
 /// for a reason other than a mismatch (a mismatch is a result with match = false).
 Expected<RuntimeResult> run_manifest(const std::string& manifest_path, const RuntimeOptions& options);
 
-/// `moirai profile`: measured time of every coarse operator on this CPU.
+/// Writes DIR/probe.onnx (an Identity on a one-element float tensor) and DIR/manifest.json running it: the
+/// runner's time for it is the per-call (per-stage) overhead.
+Expected<Manifest> write_call_probe(const std::string& dir);
+
+/// `moirai profile`: measured time of every coarse operator on this CPU, and the per-stage overhead.
 struct ProfileOptions {
   std::string model;
   std::string fusion = "onnxruntime";
@@ -122,13 +127,14 @@ struct ProfileOptions {
   std::map<std::string, int64_t> dims;
   std::string device = "cpu";   ///< device name written into the profile
   std::string cluster;          ///< optional: a cluster whose `device` gives the analytic estimate to compare
-  RuntimeOptions runtime;
+  RuntimeOptions runtime;       ///< runtime.threads: the intra-op threads every measured session uses
 };
 
 struct OpProfile {
   std::string name;
   std::string type;
-  double measured_ms = 0;
+  double measured_ms = 0;   ///< the group as its own session: one call, overhead included
+  double compute_ms = 0;    ///< measured_ms minus the probe's session time (at least 0)
   double analytic_ms = -1;  ///< -1 without a cluster
 };
 
@@ -137,13 +143,26 @@ struct ProfileResult {
   double measured_total_ms = 0;
   double analytic_total_ms = -1;
   double original_ms = 0;  ///< the whole model in one session, for reference
+  int threads = 0;         ///< intra-op threads of every session (0 = the runtime's default)
+  /// Per-stage overhead: the runner's time for the call probe (session call plus the runner's own handling of
+  /// a stage's inputs and outputs).
+  double stage_overhead_ms = 0;
+  double probe_session_ms = 0;  ///< the probe's session call alone, subtracted from each group's time
 };
 
 /// Imports and coarsens the model, exports one sub-model per coarse operator, runs them in order (real
-/// intermediate values, warm-up, median of repeats) and collects the times.
+/// intermediate values, warm-up, median of repeats) and collects the times; then times the call probe with the
+/// same runtime options.
 Expected<ProfileResult> profile_model(const ProfileOptions& options);
-/// {"ops": {OP: {DEVICE: ms}}}, readable by apply_profile.
-std::string profile_json(const ProfileResult& result, const std::string& device);
+/// Profile version 2 for `devices` (every device named gets the same figures: they stand for workers of this
+/// machine with the same thread count): {"version": 2, "threads", "stage_overhead_ms": {DEVICE: ms},
+/// "ops": {OP: {DEVICE: compute ms}}, ...}, readable by apply_profile.
+std::string profile_json(const ProfileResult& result, const std::vector<std::string>& devices);
+/// The measured cluster: `base`'s device `device` copied once per name in `devices` with the measured
+/// stage overhead and thread count and this machine's memory; links between them are in-process hand-offs
+/// (no copy: 0 latency, the largest accepted bandwidth) until measured ones replace them (fit_link).
+Expected<Cluster> measured_cluster(const ProfileResult& result, const Cluster& base, const std::string& device,
+                                   const std::vector<std::string>& devices);
 /// Table: per operator measured vs analytic and the relative error, then totals.
 std::string format_profile(const ProfileResult& result);
 

@@ -178,6 +178,28 @@ TEST(Export, SqueezenetSplitsRunLikeTheOriginal) { split_and_run(source_path("mo
 TEST(Export, GptTinySplitsRunLikeTheOriginal) { split_and_run(shared_model("gpt_tiny.weights.onnx")); }
 TEST(Export, LlamaTinySplitsRunLikeTheOriginal) { split_and_run(shared_model("llama_tiny.weights.onnx")); }
 
+// `moirai profile` end to end on squeezenet (1 thread, one repeat): every coarse group timed, the call probe
+// gives a per-stage overhead, and compute times are the group times net of the probe's session call.
+TEST(Export, ProfileMeasuresGroupsAndTheStageOverhead) {
+  if (const std::string missing = runtime_missing(); !missing.empty()) GTEST_SKIP() << missing;
+  ProfileOptions options;
+  options.model = source_path("models/squeezenet1_1.weights.onnx");
+  options.cluster = source_path("clusters/local-cpu.json");
+  options.runtime = runtime_options();
+  options.runtime.threads = 1;
+  auto r = profile_model(options);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->ops.size(), 39u);  // the coarse graph `place` sees (onnxruntime fusion)
+  EXPECT_EQ(r->threads, 1);
+  EXPECT_GT(r->probe_session_ms, 0);
+  EXPECT_GE(r->stage_overhead_ms, r->probe_session_ms);  // the runner's handling of a stage comes on top
+  EXPECT_LT(r->stage_overhead_ms, 5.0);                  // an Identity on one number: far below a convolution
+  for (const auto& op : r->ops) {
+    EXPECT_GT(op.measured_ms, 0) << op.name;
+    EXPECT_DOUBLE_EQ(op.compute_ms, std::max(0.0, op.measured_ms - r->probe_session_ms)) << op.name;
+  }
+}
+
 TEST(Export, FoldedShapeNodesAreCopiedIntoSubModels) {
   // gpt_tiny's shape arithmetic (Shape, Gather, Concat...) is folded by the importer: those nodes are in no
   // plan operator, yet the sub-models that reshape need them.
