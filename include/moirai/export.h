@@ -115,9 +115,10 @@ Expected<std::string> find_tool(const std::string& name, const std::string& argv
 /// for a reason other than a mismatch (a mismatch is a result with match = false).
 Expected<RuntimeResult> run_manifest(const std::string& manifest_path, const RuntimeOptions& options);
 
-/// Writes DIR/probe.onnx (an Identity on a one-element float tensor) and DIR/manifest.json running it: the
-/// runner's time for it is the per-call (per-stage) overhead.
-Expected<Manifest> write_call_probe(const std::string& dir);
+/// Writes DIR/probeI.onnx (an Identity on a float tensor of elements[I] elements, independent of each other),
+/// DIR/all.onnx (all of them in one model, the reference) and DIR/manifest.json running the probes: the runner's
+/// time for a one-element probe is the per-call (per-stage) overhead.
+Expected<Manifest> write_call_probes(const std::string& dir, const std::vector<int64_t>& elements);
 
 /// `moirai profile`: measured time of every coarse operator on this CPU, and the per-stage overhead.
 struct ProfileOptions {
@@ -134,7 +135,9 @@ struct OpProfile {
   std::string name;
   std::string type;
   double measured_ms = 0;   ///< the group as its own session: one call, overhead included
-  double compute_ms = 0;    ///< measured_ms minus the probe's session time (at least 0)
+  double handoff_bytes = 0; ///< activation bytes it receives from and sends to other operators
+  /// measured_ms minus one session call and the hand-off of handoff_bytes; at least 0.
+  double compute_ms = 0;
   double analytic_ms = -1;  ///< -1 without a cluster
 };
 
@@ -144,10 +147,13 @@ struct ProfileResult {
   double analytic_total_ms = -1;
   double original_ms = 0;  ///< the whole model in one session, for reference
   int threads = 0;         ///< intra-op threads of every session (0 = the runtime's default)
-  /// Per-stage overhead: the runner's time for the call probe (session call plus the runner's own handling of
-  /// a stage's inputs and outputs).
+  double call_ms = 0;  ///< the call probe's session call: the fixed cost of one session call
+  /// Speed of moving an activation out of or into a session, from what the groups (each its own session) take
+  /// beyond the whole model in one session and their calls, per activation byte they hand off (GB/s; 1e6 when
+  /// the groups take no more).
+  double handoff_gbps = 0;
+  /// Per-stage overhead: the call probe's end-to-end time in the runner (its session call and the runner's loop).
   double stage_overhead_ms = 0;
-  double probe_session_ms = 0;  ///< the probe's session call alone, subtracted from each group's time
 };
 
 /// Imports and coarsens the model, exports one sub-model per coarse operator, runs them in order (real
@@ -160,7 +166,8 @@ Expected<ProfileResult> profile_model(const ProfileOptions& options);
 std::string profile_json(const ProfileResult& result, const std::vector<std::string>& devices);
 /// The measured cluster: `base`'s device `device` copied once per name in `devices` with the measured
 /// stage overhead and thread count and this machine's memory; links between them are in-process hand-offs
-/// (no copy: 0 latency, the largest accepted bandwidth) until measured ones replace them (fit_link).
+/// (latency 0: the call cost is in the stage overhead; bandwidth: out of one session and into the next, at
+/// handoff_gbps each way) until measured worker-to-worker links replace them (fit_link).
 Expected<Cluster> measured_cluster(const ProfileResult& result, const Cluster& base, const std::string& device,
                                    const std::vector<std::string>& devices);
 /// Table: per operator measured vs analytic and the relative error, then totals.

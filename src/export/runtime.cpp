@@ -164,25 +164,43 @@ Expected<ProfileResult> profile_model(const ProfileOptions& options) {
     if (auto it = run->submodel_ms.find(sub.name); it != run->submodel_ms.end() && !sub.ops.empty())
       by_op[sub.ops.front()] = it->second;
   // The call probe, with the same runtime options: a stage that does no work.
-  auto probe = write_call_probe((dir / "probe").string());
+  auto probe = write_call_probes((dir / "probe").string(), {1});
   if (!probe) return probe.error();
   RuntimeOptions probe_options = runtime;
   probe_options.original = probe->model;
-  probe_options.repeats = std::max(runtime.repeats, 50);  // a few microseconds each: many repeats are cheap
+  probe_options.repeats = std::max(runtime.repeats, 50);  // microseconds each: many repeats are cheap
   auto probe_run = run_manifest(probe->path, probe_options);
   if (!probe_run) return probe_run.error();
   ProfileResult result;
   result.original_ms = run->original_ms;
   result.analytic_total_ms = options.cluster.empty() ? -1 : 0;
   result.threads = runtime.threads;
-  result.stage_overhead_ms = probe_run->split_ms;
-  result.probe_session_ms = probe_run->submodel_ms.count("probe") ? probe_run->submodel_ms.at("probe") : 0;
+  result.call_ms = probe_run->submodel_ms.count("probe0") ? probe_run->submodel_ms.at("probe0") : 0;
+  // The runner's loop around a call: the probe's end-to-end time beyond its session call.
+  result.stage_overhead_ms = std::max(result.call_ms, probe_run->split_ms);
+  // Hand-offs: every group pays a call and moves its activations out of and into sessions, which the whole
+  // model in one session does not. What the groups take beyond the whole model and those calls, per byte
+  // handed off, is the hand-off cost (the model's own inputs and outputs are paid by both and not counted).
+  double handoff_bytes = 0, groups_ms = 0;
+  std::vector<double> bytes(static_cast<size_t>(g.num_ops()), 0.0);
+  for (OpId op = 0; op < g.num_ops(); ++op) {
+    for (const auto& list : {g.op(op).inputs, g.op(op).outputs})
+      for (TensorId t : list)
+        if (g.tensor(t).kind == TensorKind::Activation && !g.tensor(t).graph_output)
+          bytes[static_cast<size_t>(op)] += static_cast<double>(g.tensor(t).bytes());
+    handoff_bytes += bytes[static_cast<size_t>(op)];
+    groups_ms += by_op.count(g.op(op).name) ? by_op[g.op(op).name] : 0;
+  }
+  const double extra_ms = groups_ms - run->original_ms - static_cast<double>(g.num_ops() - 1) * result.call_ms;
+  const double ms_per_byte = handoff_bytes > 0 ? std::max(0.0, extra_ms) / handoff_bytes : 0;
+  result.handoff_gbps = ms_per_byte > 0 ? std::min(1e6, 1.0 / ms_per_byte / 1e6) : 1e6;
   for (OpId op : *order) {
     OpProfile p;
     p.name = g.op(op).name;
     p.type = g.op(op).type;
     p.measured_ms = by_op.count(p.name) ? by_op[p.name] : 0;
-    p.compute_ms = std::max(0.0, p.measured_ms - result.probe_session_ms);
+    p.handoff_bytes = bytes[static_cast<size_t>(op)];
+    p.compute_ms = std::max(0.0, p.measured_ms - result.call_ms - p.handoff_bytes * ms_per_byte);
     p.analytic_ms = analytic[static_cast<size_t>(op)];
     result.measured_total_ms += p.measured_ms;
     if (p.analytic_ms >= 0) result.analytic_total_ms += p.analytic_ms;
@@ -205,7 +223,8 @@ std::string profile_json(const ProfileResult& result, const std::vector<std::str
   j["threads"] = result.threads;
   j["stage_overhead_ms"] = overhead;
   j["ops"] = ops;
-  j["probe_session_ms"] = result.probe_session_ms;
+  j["call_ms"] = result.call_ms;
+  j["handoff_gbps"] = result.handoff_gbps;
   j["measured_total_ms"] = result.measured_total_ms;
   j["whole_model_ms"] = result.original_ms;
   return j.dump(1) + "\n";
@@ -219,7 +238,8 @@ Expected<Cluster> measured_cluster(const ProfileResult& result, const Cluster& b
   c.name = fmt::format("measured-{}", base.name);
   c.description = fmt::format(
       "Measured by moirai profile: {} worker(s) of this machine, each as device '{}' of {} with the measured "
-      "per-stage overhead ({:.1f} us) and {} intra-op thread(s); links are in-process hand-offs (not measured).",
+      "per-stage overhead ({:.1f} us) and {} intra-op thread(s); links are in-process hand-offs between sessions "
+      "(measured by the call probes), not network links.",
       devices.size(), device, base.name, result.stage_overhead_ms * 1000.0, result.threads);
   const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
   for (const auto& name : devices) {
@@ -230,8 +250,9 @@ Expected<Cluster> measured_cluster(const ProfileResult& result, const Cluster& b
     if (memory > 0) dev.memory_bytes = memory;
     c.devices.push_back(std::move(dev));
   }
-  // In one process the runner hands a tensor to the next stage by reference: no copy, no latency.
-  c.links.assign(devices.size() * devices.size(), Link{1e6, 0.0});
+  // In one process a tensor leaves one session and enters the next: two boundary crossings, no latency of its
+  // own (the call cost is in the stage overhead).
+  c.links.assign(devices.size() * devices.size(), Link{result.handoff_gbps / 2, 0.0});
   return c;
 }
 
@@ -259,9 +280,9 @@ std::string format_profile(const ProfileResult& result) {
     out += fmt::format(", analytic {:.3f} ms (error {:+.0f}%)", result.analytic_total_ms,
                        100 * (result.analytic_total_ms - result.measured_total_ms) / result.measured_total_ms);
   out += fmt::format("; whole model in one session {:.3f} ms\n", result.original_ms);
-  out += fmt::format("per-stage overhead (call probe, {} thread(s)): {:.4f} ms, of which the session call {:.4f} ms "
-                     "(subtracted from each operator's time)\n", result.threads, result.stage_overhead_ms,
-                     result.probe_session_ms);
+  out += fmt::format("call probe ({} thread(s)): {:.4f} ms per session call, {:.4f} ms per stage in the runner; "
+                     "hand-off across a session boundary {:.3g} GB/s (groups beyond the whole model)\n",
+                     result.threads, result.call_ms, result.stage_overhead_ms, result.handoff_gbps);
   if (!errors.empty()) {
     std::sort(errors.begin(), errors.end());
     double mean = 0;

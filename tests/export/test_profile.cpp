@@ -17,8 +17,9 @@ ProfileResult measured() {
   ProfileResult r;
   r.threads = 1;
   r.stage_overhead_ms = 0.0625;
-  r.probe_session_ms = 0.03125;
-  r.ops = {OpProfile{"conv", "Conv", 1.03125, 1.0, -1}, OpProfile{"relu", "Relu", 0.03, 0.0, -1}};
+  r.call_ms = 0.03125;
+  r.handoff_gbps = 2.0;
+  r.ops = {OpProfile{"conv", "Conv", 1.03125, 0, 1.0, -1}, OpProfile{"relu", "Relu", 0.03, 0, 0.0, -1}};
   return r;
 }
 
@@ -72,7 +73,8 @@ TEST(Profile, MeasuredClusterRoundTrip) {
     EXPECT_GT(d.memory_bytes, 0);
   }
   EXPECT_EQ(back->devices[1].name, "cpu1");
-  EXPECT_EQ(back->transfer_ms(0, 1, 1e6), 1e6 / 1e15 * 1e3);  // in-process: no latency, largest bandwidth
+  // In-process: no latency; out of one session and into the next, 2 GB/s each way.
+  EXPECT_DOUBLE_EQ(back->transfer_ms(0, 1, 1e6), 1.0);
   auto missing = measured_cluster(measured(), *base, "gpu", {"gpu"});
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().message, "local-cpu: no device named 'gpu' (--device)");
