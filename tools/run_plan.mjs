@@ -3,7 +3,10 @@
 // the same seeded random inputs. With --repeats N it also times both (median of N after --warmup runs).
 //
 //   node tools/run_plan.mjs MANIFEST [ORIGINAL_MODEL] [--repeats N] [--warmup N] [--seed S] [--tol T]
-//                           [--stat median|min] [--json]
+//                           [--stat median|min] [--threads N] [--json]
+//
+// --threads N: intra-operator threads of every session (0 = ONNX Runtime's default, one per core); sessions run
+// their operators sequentially and idle pools never spin, as a worker with N threads does.
 //
 // Exit status: 0 when every output matches (max |diff| <= tol * max |reference|, tol = 1e-4), 1 on a mismatch,
 // 2 on any other error. --json prints one JSON object on stdout (the summary goes to stderr).
@@ -13,7 +16,7 @@ import process from 'node:process';
 import * as ort from 'onnxruntime-node';
 
 function parseArgs(argv) {
-  const opts = { repeats: 1, warmup: 1, seed: 1, tol: 1e-4, json: false, stat: 'median', positional: [] };
+  const opts = { repeats: 1, warmup: 1, seed: 1, tol: 1e-4, json: false, stat: 'median', threads: 0, positional: [] };
   for (let i = 0; i < argv.length; ++i) {
     const a = argv[i];
     const next = () => {
@@ -24,14 +27,16 @@ function parseArgs(argv) {
     else if (a === '--warmup') opts.warmup = Math.max(0, parseInt(next(), 10));
     else if (a === '--seed') opts.seed = parseInt(next(), 10);
     else if (a === '--tol') opts.tol = parseFloat(next());
+    else if (a === '--threads') opts.threads = parseInt(next(), 10);
     else if (a === '--json') opts.json = true;
     else if (a === '--stat') opts.stat = next();
     else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
     else opts.positional.push(a);
   }
   if (opts.stat !== 'median' && opts.stat !== 'min') throw new Error(`--stat must be median or min, not ${opts.stat}`);
+  if (!(opts.threads >= 0 && opts.threads <= 1024)) throw new Error('--threads must be an integer from 0 to 1024');
   if (opts.positional.length < 1 || opts.positional.length > 2)
-    throw new Error('usage: node tools/run_plan.mjs MANIFEST [ORIGINAL_MODEL] [--repeats N] [--warmup N] [--seed S] [--tol T] [--stat median|min] [--json]');
+    throw new Error('usage: node tools/run_plan.mjs MANIFEST [ORIGINAL_MODEL] [--repeats N] [--warmup N] [--seed S] [--tol T] [--stat median|min] [--threads N] [--json]');
   return opts;
 }
 
@@ -82,6 +87,7 @@ async function main() {
     graphOptimizationLevel: 'all', logSeverityLevel: 3,
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
+  if (opts.threads > 0) Object.assign(sessionOptions, { intraOpNumThreads: opts.threads, interOpNumThreads: 1, executionMode: 'sequential' });
 
   const next = rng(opts.seed);
   const feeds = {};
@@ -156,7 +162,8 @@ async function main() {
   const result = {
     match, max_abs_diff: maxDiff, max_reference: maxRef, tolerance,
     outputs: perOutput, submodels: subs.length, repeats: opts.repeats,
-    statistic: opts.stat, original_ms: pick(originalTimes), split_ms: pick(splitTimes),
+    statistic: opts.stat, threads: opts.threads, original_ms: pick(originalTimes), split_ms: pick(splitTimes),
+    original_min_ms: fastest(originalTimes), split_min_ms: fastest(splitTimes),
     submodel_ms: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, pick(v)])),
   };
   const summary = `${match ? 'match' : 'MISMATCH'}: ${subs.length} sub-models, max |diff| ${maxDiff.toExponential(3)} ` +

@@ -23,6 +23,10 @@ struct Device {
 
   /// What a plan may use: memory_bytes - reserved_bytes.
   double usable_bytes() const { return memory_bytes - reserved_bytes; }
+  /// Fixed cost of one stage (one runtime call running a maximal run of this device's operators, see
+  /// moirai/stages.h), in microseconds; measured by `moirai profile`. 0 = operators are scheduled one by one.
+  double stage_overhead_us = 0;
+  int threads = 0;                ///< intra-operator threads the runtime uses on this device; 0 = its default
 };
 
 /// GiB a device of this kind keeps free when its file gives no `reserved_gib` (clusters/README.md says why).
@@ -46,6 +50,29 @@ struct Cluster {
   /// Milliseconds to move `bytes` from src to dst (0 on the same device).
   double transfer_ms(DeviceId src, DeviceId dst, double bytes) const;
 };
+
+/// Cluster JSON text (the schema of clusters/README.md) that parse_cluster reads back to an equal cluster: every
+/// link is written as a pair override of the most common link.
+std::string cluster_json(const Cluster& cluster);
+
+/// One measured transfer: `bytes` moved from one worker to another in `ms`.
+struct TransferSample {
+  double bytes = 0;
+  double ms = 0;
+};
+
+/// A link fitted to samples: ms = latency + bytes / bandwidth (least squares; when the free fit's latency is
+/// negative, the line through the origin).
+struct LinkFit {
+  Link link;
+  double r2 = 0;   ///< coefficient of determination of the fit
+  int samples = 0;
+};
+
+/// Fits a link's latency and bandwidth to measured transfers (moirai profile's worker-to-worker measurements).
+/// Errors: fewer than two distinct sizes, a negative or non-finite sample, or times that do not grow with size.
+/// The result is checked against the ranges a cluster file accepts.
+Expected<LinkFit> fit_link(const std::vector<TransferSample>& samples);
 
 /// Reads a cluster JSON file (see clusters/README.md for the schema). Errors name the file and the field.
 Expected<Cluster> load_cluster(const std::string& path);

@@ -39,6 +39,10 @@ struct CostTable {
   std::vector<std::string> device_kinds;  ///< "gpu", "cpu"... per device (empty for instances)
   std::vector<double> reserved;  ///< per device, memory held back on top of `capacity` (empty for instances)
   std::string memory_unit = "bytes";  ///< unit of capacity, param_bytes and DataItem::bytes ("units" for instances)
+  /// Per device: fixed cost of one stage (one runtime call, see moirai/stages.h), ms. All 0 (the default, and
+  /// what finalize() fills in when empty) = operators are scheduled one by one; any > 0 = the simulator runs
+  /// stages as the executor does (see moirai/simulate.h).
+  std::vector<double> stage_overhead_ms;
 
   // Operators, indexed by OpId.
   std::vector<std::string> op_names;
@@ -59,6 +63,8 @@ struct CostTable {
 
   int num_ops() const { return static_cast<int>(op_names.size()); }
   int num_devices() const { return static_cast<int>(device_names.size()); }
+  /// True when some device pays a per-stage overhead (the simulator then schedules stages, not operators).
+  bool models_stages() const;
   double time(OpId op, DeviceId d) const { return time_ms[static_cast<size_t>(op) * static_cast<size_t>(num_devices()) + static_cast<size_t>(d)]; }
   double transfer(int data_id, DeviceId src, DeviceId dst) const {
     return data[static_cast<size_t>(data_id)].transfer_ms[static_cast<size_t>(src) * static_cast<size_t>(num_devices()) +
@@ -87,8 +93,10 @@ struct CostOptions {
 /// Analytic roofline cost: time = launch + max(flops / (peak x eff), bytes / (bandwidth x eff)).
 Expected<CostTable> build_cost_table(const Graph& graph, const Cluster& cluster, const CostOptions& options = {});
 
-/// Overrides operator times with a measured profile (JSON: {"ops": {OP_NAME: {DEVICE_NAME: ms}}}).
-/// Unknown operator or device names are an error and leave the table unchanged.
+/// Overrides operator times with a measured profile (JSON: {"ops": {OP_NAME: {DEVICE_NAME: ms}}}; version 2
+/// adds "threads" and "stage_overhead_ms": {DEVICE_NAME: ms}, and its operator times are then net of that
+/// overhead, which is applied to the table too). Unknown operator or device names are an error and leave the
+/// table unchanged.
 Status apply_profile(CostTable& table, const std::string& path);
 
 /// Reads a profiled instance (shared/instances format) as a cost table.

@@ -116,6 +116,7 @@ struct RuntimeOptions {
   uint64_t seed = 1;
   double tolerance = 1e-4;  ///< max |diff| allowed, relative to the largest reference magnitude
   bool fastest = false;     ///< report the fastest repetition instead of the median (steadier on a busy machine)
+  int threads = 0;          ///< intra-operator threads per session (0 = ONNX Runtime's default, one per core)
 };
 
 /// What one run of a manifest measured.
@@ -137,7 +138,12 @@ Expected<std::string> find_tool(const std::string& name, const std::string& argv
 /// for a reason other than a mismatch (a mismatch is a result with match = false).
 Expected<RuntimeResult> run_manifest(const std::string& manifest_path, const RuntimeOptions& options);
 
-/// `moirai profile`: measured time of every coarse operator on this CPU.
+/// Writes DIR/probeI.onnx (an Identity on a float tensor of elements[I] elements, independent of each other),
+/// DIR/all.onnx (all of them in one model, the reference) and DIR/manifest.json running the probes: the runner's
+/// time for a one-element probe is the per-call (per-stage) overhead.
+Expected<Manifest> write_call_probes(const std::string& dir, const std::vector<int64_t>& elements);
+
+/// `moirai profile`: measured time of every coarse operator on this CPU, and the per-stage overhead.
 struct ProfileOptions {
   std::string model;
   std::string fusion = "onnxruntime";
@@ -145,13 +151,16 @@ struct ProfileOptions {
   std::map<std::string, int64_t> dims;
   std::string device = "cpu";   ///< device name written into the profile
   std::string cluster;          ///< optional: a cluster whose `device` gives the analytic estimate to compare
-  RuntimeOptions runtime;
+  RuntimeOptions runtime;       ///< runtime.threads: the intra-op threads every measured session uses
 };
 
 struct OpProfile {
   std::string name;
   std::string type;
-  double measured_ms = 0;
+  double measured_ms = 0;   ///< the group as its own session: one call, overhead included
+  double handoff_bytes = 0; ///< activation bytes it receives from and sends to other operators
+  /// measured_ms minus one session call and the hand-off of handoff_bytes; at least 0.
+  double compute_ms = 0;
   double analytic_ms = -1;  ///< -1 without a cluster
 };
 
@@ -160,13 +169,30 @@ struct ProfileResult {
   double measured_total_ms = 0;
   double analytic_total_ms = -1;
   double original_ms = 0;  ///< the whole model in one session, for reference
+  int threads = 0;         ///< intra-op threads of every session (0 = the runtime's default)
+  double call_ms = 0;  ///< the call probe's session call: the fixed cost of one session call
+  /// Speed of moving an activation out of or into a session, from what the groups (each its own session) take
+  /// beyond the whole model in one session and their calls, per activation byte they hand off (GB/s; 1e6 when
+  /// the groups take no more).
+  double handoff_gbps = 0;
+  /// Per-stage overhead: the call probe's end-to-end time in the runner (its session call and the runner's loop).
+  double stage_overhead_ms = 0;
 };
 
 /// Imports and coarsens the model, exports one sub-model per coarse operator, runs them in order (real
-/// intermediate values, warm-up, median of repeats) and collects the times.
+/// intermediate values, warm-up, median of repeats) and collects the times; then times the call probe with the
+/// same runtime options.
 Expected<ProfileResult> profile_model(const ProfileOptions& options);
-/// {"ops": {OP: {DEVICE: ms}}}, readable by apply_profile.
-std::string profile_json(const ProfileResult& result, const std::string& device);
+/// Profile version 2 for `devices` (every device named gets the same figures: they stand for workers of this
+/// machine with the same thread count): {"version": 2, "threads", "stage_overhead_ms": {DEVICE: ms},
+/// "ops": {OP: {DEVICE: compute ms}}, ...}, readable by apply_profile.
+std::string profile_json(const ProfileResult& result, const std::vector<std::string>& devices);
+/// The measured cluster: `base`'s device `device` copied once per name in `devices` with the measured
+/// stage overhead and thread count and this machine's memory; links between them are in-process hand-offs
+/// (latency 0: the call cost is in the stage overhead; bandwidth: out of one session and into the next, at
+/// handoff_gbps each way) until measured worker-to-worker links replace them (fit_link).
+Expected<Cluster> measured_cluster(const ProfileResult& result, const Cluster& base, const std::string& device,
+                                   const std::vector<std::string>& devices);
 /// Table: per operator measured vs analytic and the relative error, then totals.
 std::string format_profile(const ProfileResult& result);
 

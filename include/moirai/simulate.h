@@ -1,6 +1,18 @@
 // Discrete-event simulator: turns any Placement into a Schedule under one clock, so every placer is judged
-// the same way. Model: one operator at a time per device; a cross-device data item is one transfer per
-// destination device that holds the source's send port and the destination's receive port.
+// the same way. It models what the executor does, term by term:
+//  - compute: an operator occupies its device for CostTable::time (analytic roofline or measured; a measured
+//    profile of version 2 gives the time net of the per-call overhead), one operator at a time per device;
+//  - per-stage overhead: the executor runs one runtime session per stage (a maximal run of one device's
+//    operators, moirai/stages.h, the same function export uses). When some device has a stage overhead > 0
+//    (CostTable::stage_overhead_ms, from the cluster's `stage_overhead_us` or the profile), the simulator
+//    schedules stages, not operators: a stage starts once all the data it receives has arrived, costs
+//    overhead + the sum of its operators' times, and its outputs leave when it ends. With all overheads 0 the
+//    operators are scheduled one by one (every earlier result is unchanged);
+//  - transfers on links: a cross-device data item is one transfer per destination device (shared by every
+//    consumer there), latency + bytes / bandwidth of the directed link;
+//  - ports: with contention a transfer holds the source's send port and the destination's receive port for its
+//    whole duration (one transfer at a time on each); without, transfers never queue.
+// Memory is accounted from the finished schedule (parameters resident, activations while live).
 #pragma once
 
 #include <optional>
@@ -38,12 +50,16 @@ struct Schedule {
   std::vector<double> peak_memory;  ///< per device: parameters + live activations at the worst instant
   std::vector<double> link_bytes;   ///< n x n, [src * n + dst]
   std::vector<std::vector<OpId>> order;  ///< per device, operators in the order they ran
+  /// When the table models stages (CostTable::models_stages): per operator its stage, and per stage its device,
+  /// exactly the stages export derives from this schedule's start times. Empty otherwise.
+  std::vector<int> stage, stage_device;
 
   /// Devices whose peak exceeds their capacity.
   std::vector<DeviceId> over_capacity(const CostTable& table) const;
 };
 
-/// Simulates a placement. Requires a complete placement (checked); with Placement::order given it is obeyed.
+/// Simulates a placement. Requires a complete placement (checked); with Placement::order given it is obeyed
+/// (when stages are modelled: it decides the first timeline, then each device runs its stages in stage order).
 Schedule simulate(const CostTable& table, const Placement& placement, const SimOptions& options = {});
 
 /// How validate() names a schedule's entries when they come from a file: per operator, per transfer (index in

@@ -133,6 +133,10 @@ Expected<Cluster> parse_cluster(const std::string& text, const std::string& sour
       r.fail(fmt::format("field {}.reserved_gib must be less than memory_gib ({:g}), got {:g}", where, memory_gib,
                          reserved_gib));
     d.reserved_bytes = reserved_gib * 1024.0 * 1024.0 * 1024.0;
+    d.stage_overhead_us = r.number(dj, "stage_overhead_us", where, false, 0.0, ranges::kStageOverheadUs);
+    const double threads = r.number(dj, "threads", where, false, 0.0, ranges::kThreads);
+    if (!r.failed() && threads != std::floor(threads)) r.fail(fmt::format("field {}.threads must be an integer, got {}", where, threads));
+    d.threads = static_cast<int>(threads);
     if (r.failed()) break;
     if (auto [it, inserted] = seen.emplace(d.name, static_cast<int>(i)); !inserted) {
       r.fail(fmt::format("duplicate device name '{}' (devices[{}] and devices[{}])", d.name, it->second, i));

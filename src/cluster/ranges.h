@@ -19,6 +19,9 @@ inline constexpr Range kDeviceBandwidthGBps{0, 1e6, "GB/s"};  // a device's memo
 inline constexpr Range kGflops{0, 1e9, "GFLOP/s"};
 inline constexpr Range kMicroseconds{0, 1e9, "us"};
 inline constexpr Range kMilliseconds{0, 1e9, "ms"};
+inline constexpr Range kStageOverheadUs{0, 1e6, "us"};  // per runtime call: 1 s would already be absurd
+inline constexpr Range kStageOverheadMs{0, 1e3, "ms"};  // the same in a profile
+inline constexpr Range kThreads{0, 1024, "threads"};      // intra-op threads; 0 = the runtime's default
 inline constexpr Range kMemoryGiB{0, 1e6, "GiB"};
 inline constexpr Range kReservedGiB{0, 1e6, "GiB"};  // also below the device's memory_gib (checked by the loader)
 inline constexpr Range kMemoryUnits{0, 1e15, "units"};  // an instance's own memory unit (bytes at most 1e15)

@@ -64,6 +64,9 @@ Status CostTable::finalize() {
   auto fail = [&](const std::string& what) -> Status { return Error{where + ": " + what}; };
   if (k == 0) return fail("no devices");
   if (capacity.size() != k) return fail(fmt::format("{} capacities for {} devices", capacity.size(), k));
+  if (stage_overhead_ms.empty()) stage_overhead_ms.assign(k, 0.0);
+  if (stage_overhead_ms.size() != k)
+    return fail(fmt::format("{} stage overheads for {} devices", stage_overhead_ms.size(), k));
   if (time_ms.size() != n * k)
     return fail(fmt::format("time table has {} entries, expected {} operators x {} devices", time_ms.size(), n, k));
   // Descriptive columns may be left empty by hand-built tables; fill them with neutral values.
@@ -128,6 +131,10 @@ Status CostTable::finalize() {
   return Ok{};
 }
 
+bool CostTable::models_stages() const {
+  return std::any_of(stage_overhead_ms.begin(), stage_overhead_ms.end(), [](double ms) { return ms > 0; });
+}
+
 std::string CostTable::memory_summary() const {
   double params = 0;
   for (double p : param_bytes) params += p;
@@ -146,6 +153,7 @@ CostTable CostTable::with_devices_only() const {
   t.capacity = capacity;
   t.reserved = reserved;
   t.device_kinds = device_kinds;
+  t.stage_overhead_ms = stage_overhead_ms;
   t.memory_unit = memory_unit;
   return t;
 }

@@ -1,5 +1,7 @@
-// Measured profiles: {"ops": {OP_NAME: {DEVICE_NAME: ms}}} overrides analytic operator times. Every entry is
-// checked before any is applied, so a bad profile leaves the table unchanged.
+// Measured profiles: {"ops": {OP_NAME: {DEVICE_NAME: ms}}} overrides analytic operator times. Version 2 (written
+// by `moirai profile --threads N`) adds the thread count and a per-device stage overhead; its operator times are
+// net of that overhead, so the overhead is applied with them. Every entry is checked before any is applied, so a
+// bad profile leaves the table unchanged.
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -21,6 +23,22 @@ Status apply_profile(CostTable& table, const std::string& path) {
   const json& root = *file;
   if (!root.is_object() || !root.contains("ops")) return Error{path + ": missing field ops"};
   if (!root.at("ops").is_object()) return Error{path + ": field ops must be an object"};
+  int version = 1;
+  if (root.contains("version")) {
+    const json& v = root.at("version");
+    if (!v.is_number_integer() || (v.get<int>() != 1 && v.get<int>() != 2))
+      return Error{fmt::format("{}: field version must be 1 or 2, got {}", path, v.dump())};
+    version = v.get<int>();
+  }
+  if (version == 2) {
+    for (const char* field : {"threads", "stage_overhead_ms"})
+      if (!root.contains(field)) return Error{fmt::format("{}: missing field {} (a version 2 profile)", path, field)};
+    if (auto bad = ranges::problem(root.at("threads"), ranges::kThreads);
+        !bad.empty() || !root.at("threads").is_number_integer())
+      return Error{fmt::format("{}: field threads {}", path, bad.empty() ? "must be an integer" : bad)};
+    if (!root.at("stage_overhead_ms").is_object())
+      return Error{path + ": field stage_overhead_ms must be an object of device: ms"};
+  }
 
   std::map<std::string, OpId, std::less<>> op_index;
   for (OpId op = 0; op < table.num_ops(); ++op) op_index.emplace(table.op_names[static_cast<size_t>(op)], op);
@@ -45,8 +63,20 @@ Status apply_profile(CostTable& table, const std::string& path) {
       updates.emplace_back(op->second, dev->second, ms.get<double>());
     }
   }
+  std::vector<std::pair<DeviceId, double>> overheads;
+  if (version == 2)
+    for (const auto& [dev_name, ms] : root.at("stage_overhead_ms").items()) {
+      const auto dev = dev_index.find(dev_name);
+      if (dev == dev_index.end())
+        return Error{fmt::format("{}: stage_overhead_ms: unknown device '{}' (devices: {})", path, dev_name, device_list)};
+      if (auto bad = ranges::problem(ms, ranges::kStageOverheadMs); !bad.empty())
+        return Error{fmt::format("{}: field stage_overhead_ms.{} {}", path, dev_name, bad)};
+      overheads.emplace_back(dev->second, ms.get<double>());
+    }
   const int k = table.num_devices();
   for (const auto& [op, d, ms] : updates) table.time_ms[static_cast<size_t>(op * k + d)] = ms;
+  if (table.stage_overhead_ms.size() != static_cast<size_t>(k)) table.stage_overhead_ms.assign(static_cast<size_t>(k), 0.0);
+  for (const auto& [d, ms] : overheads) table.stage_overhead_ms[static_cast<size_t>(d)] = ms;
   return Ok{};
 }
 

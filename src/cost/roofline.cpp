@@ -95,6 +95,7 @@ Expected<CostTable> build_cost_table(const Graph& graph, const Cluster& cluster,
     t.capacity.push_back(d.usable_bytes());
     t.reserved.push_back(d.reserved_bytes);
     t.device_kinds.push_back(d.kind);
+    t.stage_overhead_ms.push_back(d.stage_overhead_us / 1000.0);
   }
   const int n = graph.num_ops();
   // KV caches: resident state of the operator that appends to them, written in place. The append writes only

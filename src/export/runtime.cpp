@@ -79,8 +79,9 @@ Expected<RuntimeResult> run_manifest(const std::string& manifest_path, const Run
   const std::string node = node_env && *node_env ? node_env : "node";
   std::string command = fmt::format("{} {} {}", quote(node), quote(script), quote(manifest_path));
   if (!options.original.empty()) command += " " + quote(options.original);
-  command += fmt::format(" --json --repeats {} --warmup {} --seed {} --tol {} --stat {}", options.repeats,
-                         options.warmup, options.seed, options.tolerance, options.fastest ? "min" : "median");
+  command += fmt::format(" --json --repeats {} --warmup {} --seed {} --tol {} --stat {} --threads {}", options.repeats,
+                         options.warmup, options.seed, options.tolerance, options.fastest ? "min" : "median",
+                         options.threads);
   auto [status, output] = run_command(command);
   if (status != 0 && status != 1)
     return Error{fmt::format("{}: running the sub-models failed (exit {}): {}", manifest_path, status,
@@ -162,14 +163,44 @@ Expected<ProfileResult> profile_model(const ProfileOptions& options) {
   for (const auto& sub : manifest->submodels)
     if (auto it = run->submodel_ms.find(sub.name); it != run->submodel_ms.end() && !sub.ops.empty())
       by_op[sub.ops.front()] = it->second;
+  // The call probe, with the same runtime options: a stage that does no work.
+  auto probe = write_call_probes((dir / "probe").string(), {1});
+  if (!probe) return probe.error();
+  RuntimeOptions probe_options = runtime;
+  probe_options.original = probe->model;
+  probe_options.repeats = std::max(runtime.repeats, 50);  // microseconds each: many repeats are cheap
+  auto probe_run = run_manifest(probe->path, probe_options);
+  if (!probe_run) return probe_run.error();
   ProfileResult result;
   result.original_ms = run->original_ms;
   result.analytic_total_ms = options.cluster.empty() ? -1 : 0;
+  result.threads = runtime.threads;
+  result.call_ms = probe_run->submodel_ms.count("probe0") ? probe_run->submodel_ms.at("probe0") : 0;
+  // The runner's loop around a call: the probe's end-to-end time beyond its session call.
+  result.stage_overhead_ms = std::max(result.call_ms, probe_run->split_ms);
+  // Hand-offs: every group pays a call and moves its activations out of and into sessions, which the whole
+  // model in one session does not. What the groups take beyond the whole model and those calls, per byte
+  // handed off, is the hand-off cost (the model's own inputs and outputs are paid by both and not counted).
+  double handoff_bytes = 0, groups_ms = 0;
+  std::vector<double> bytes(static_cast<size_t>(g.num_ops()), 0.0);
+  for (OpId op = 0; op < g.num_ops(); ++op) {
+    for (const auto& list : {g.op(op).inputs, g.op(op).outputs})
+      for (TensorId t : list)
+        if (g.tensor(t).kind == TensorKind::Activation && !g.tensor(t).graph_output)
+          bytes[static_cast<size_t>(op)] += static_cast<double>(g.tensor(t).bytes());
+    handoff_bytes += bytes[static_cast<size_t>(op)];
+    groups_ms += by_op.count(g.op(op).name) ? by_op[g.op(op).name] : 0;
+  }
+  const double extra_ms = groups_ms - run->original_ms - static_cast<double>(g.num_ops() - 1) * result.call_ms;
+  const double ms_per_byte = handoff_bytes > 0 ? std::max(0.0, extra_ms) / handoff_bytes : 0;
+  result.handoff_gbps = ms_per_byte > 0 ? std::min(1e6, 1.0 / ms_per_byte / 1e6) : 1e6;
   for (OpId op : *order) {
     OpProfile p;
     p.name = g.op(op).name;
     p.type = g.op(op).type;
     p.measured_ms = by_op.count(p.name) ? by_op[p.name] : 0;
+    p.handoff_bytes = bytes[static_cast<size_t>(op)];
+    p.compute_ms = std::max(0.0, p.measured_ms - result.call_ms - p.handoff_bytes * ms_per_byte);
     p.analytic_ms = analytic[static_cast<size_t>(op)];
     result.measured_total_ms += p.measured_ms;
     if (p.analytic_ms >= 0) result.analytic_total_ms += p.analytic_ms;
@@ -178,14 +209,51 @@ Expected<ProfileResult> profile_model(const ProfileOptions& options) {
   return result;
 }
 
-std::string profile_json(const ProfileResult& result, const std::string& device) {
-  nlohmann::ordered_json ops = nlohmann::ordered_json::object();
-  for (const auto& op : result.ops) ops[op.name] = nlohmann::ordered_json{{device, op.measured_ms}};
-  nlohmann::ordered_json j;
+std::string profile_json(const ProfileResult& result, const std::vector<std::string>& devices) {
+  using ojson = nlohmann::ordered_json;
+  ojson overhead = ojson::object(), ops = ojson::object();
+  for (const auto& d : devices) overhead[d] = result.stage_overhead_ms;
+  for (const auto& op : result.ops) {
+    ojson per = ojson::object();
+    for (const auto& d : devices) per[d] = op.compute_ms;
+    ops[op.name] = per;
+  }
+  ojson j;
+  j["version"] = 2;
+  j["threads"] = result.threads;
+  j["stage_overhead_ms"] = overhead;
   j["ops"] = ops;
+  j["call_ms"] = result.call_ms;
+  j["handoff_gbps"] = result.handoff_gbps;
   j["measured_total_ms"] = result.measured_total_ms;
   j["whole_model_ms"] = result.original_ms;
   return j.dump(1) + "\n";
+}
+
+Expected<Cluster> measured_cluster(const ProfileResult& result, const Cluster& base, const std::string& device,
+                                   const std::vector<std::string>& devices) {
+  const DeviceId d = base.find(device);
+  if (d == kNone) return Error{fmt::format("{}: no device named '{}' (--device)", base.name, device)};
+  Cluster c;
+  c.name = fmt::format("measured-{}", base.name);
+  c.description = fmt::format(
+      "Measured by moirai profile: {} worker(s) of this machine, each as device '{}' of {} with the measured "
+      "per-stage overhead ({:.1f} us) and {} intra-op thread(s); links are in-process hand-offs between sessions "
+      "(measured by the call probes), not network links.",
+      devices.size(), device, base.name, result.stage_overhead_ms * 1000.0, result.threads);
+  const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  for (const auto& name : devices) {
+    Device dev = base.devices[static_cast<size_t>(d)];
+    dev.name = name;
+    dev.stage_overhead_us = result.stage_overhead_ms * 1000.0;
+    dev.threads = result.threads;
+    if (memory > 0) dev.memory_bytes = memory;
+    c.devices.push_back(std::move(dev));
+  }
+  // In one process a tensor leaves one session and enters the next: two boundary crossings, no latency of its
+  // own (the call cost is in the stage overhead).
+  c.links.assign(devices.size() * devices.size(), Link{result.handoff_gbps / 2, 0.0});
+  return c;
 }
 
 std::string format_profile(const ProfileResult& result) {
@@ -212,6 +280,9 @@ std::string format_profile(const ProfileResult& result) {
     out += fmt::format(", analytic {:.3f} ms (error {:+.0f}%)", result.analytic_total_ms,
                        100 * (result.analytic_total_ms - result.measured_total_ms) / result.measured_total_ms);
   out += fmt::format("; whole model in one session {:.3f} ms\n", result.original_ms);
+  out += fmt::format("call probe ({} thread(s)): {:.4f} ms per session call, {:.4f} ms per stage in the runner; "
+                     "hand-off across a session boundary {:.3g} GB/s (groups beyond the whole model)\n",
+                     result.threads, result.call_ms, result.stage_overhead_ms, result.handoff_gbps);
   if (!errors.empty()) {
     std::sort(errors.begin(), errors.end());
     double mean = 0;

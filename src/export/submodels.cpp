@@ -14,9 +14,9 @@
 #include <fmt/format.h>
 
 #include "export/onnx_model.h"
-#include "export/stages.h"
 #include "moirai/export.h"
 #include "moirai/import.h"
+#include "moirai/stages.h"
 #include "onnx/checker.h"
 #include "onnx/fold.h"
 
@@ -104,7 +104,7 @@ class Exporter {
   Expected<Manifest> run(const std::string& out_dir) {
     if (auto s = map_nodes(); !s) return s.error();
     find_constant_shapes();
-    auto stages = export_detail::assign_stages(stage_input(), req_.source);
+    auto stages = assign_stages(stage_input(), req_.source);
     if (!stages) return stages.error();
     plan_stages(*stages);
     TempDir tmp{fs::path(out_dir)};
@@ -200,13 +200,16 @@ class Exporter {
     return producers_memo_[n] = std::move(out);
   }
 
-  export_detail::StageInput stage_input() {
-    export_detail::StageInput in;
+  StageInput stage_input() {
+    StageInput in;
     const size_t k = req_.ops.size();
     in.preds.resize(k);
+    device_names_.clear();
     for (const auto& op : req_.ops) {
+      auto key = std::find(device_names_.begin(), device_names_.end(), op.device);
+      if (key == device_names_.end()) key = device_names_.insert(device_names_.end(), op.device);
       in.names.push_back(op.name);
-      in.device.push_back(op.device);
+      in.device.push_back(static_cast<int>(key - device_names_.begin()));
       in.start_ms.push_back(op.start_ms);
     }
     for (int n : m_.order) {
@@ -246,13 +249,13 @@ class Exporter {
     }
   }
 
-  void plan_stages(const export_detail::Stages& stages) {
+  void plan_stages(const Stages& stages) {
     stage_of_op_ = stages.stage;
     const int count = static_cast<int>(stages.device.size());
     plans_.resize(static_cast<size_t>(count));
     for (int s = 0; s < count; ++s) {
       StagePlan& plan = plans_[static_cast<size_t>(s)];
-      plan.device = stages.device[static_cast<size_t>(s)];
+      plan.device = device_names_[static_cast<size_t>(stages.device[static_cast<size_t>(s)])];
       plan.name = fmt::format("s{}_{}", s, sanitize(plan.device));
       plan.ops = stages.ops[static_cast<size_t>(s)];
     }
@@ -469,6 +472,7 @@ class Exporter {
   OnnxModel& m_;
   std::vector<int> op_of_;  // per node: plan operator, -1 for a free node
   std::vector<int> stage_of_op_;
+  std::vector<std::string> device_names_;  // stage key index -> device (or stage key) name
   std::map<int, P::TensorProto> constant_;
   std::map<int, std::set<int>> producers_memo_;
   std::vector<StagePlan> plans_;

@@ -115,6 +115,10 @@ std::string plan_json(const Plan& plan, const std::string& dir) {
                        {"busy_ms", busy},
                        {"utilisation", s.makespan_ms > 0 ? busy / s.makespan_ms : 0.0}});
     if (llm && llm->phase == "decode") devices.back()["kv_cache_bytes"] = llm->kv_cache_per_device[i];
+    if (t.models_stages()) {  // busy_ms then includes one overhead per stage
+      devices.back()["stage_overhead_ms"] = t.stage_overhead_ms[i];
+      devices.back()["stages"] = std::count(s.stage_device.begin(), s.stage_device.end(), d);
+    }
   }
   j["devices"] = devices;
 
@@ -138,6 +142,7 @@ std::string plan_json(const Plan& plan, const std::string& dir) {
             {"start_ms", s.ops[i].start_ms},
             {"end_ms", s.ops[i].end_ms},
             {"origin", i < t.op_origin.size() ? t.op_origin[i] : std::vector<std::string>{}}};
+    if (s.stage.size() == device.size()) o["stage"] = s.stage[i];  // the sub-model `moirai export` puts it in
     if (i < plan.parts.size() && !plan.parts[i].empty()) {
       ojson parts = ojson::array();
       for (const auto& p : plan.parts[i])

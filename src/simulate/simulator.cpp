@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "moirai/simulate.h"
+#include "simulate/internal.h"
 
 namespace moirai {
 namespace {
@@ -116,9 +117,7 @@ std::vector<DeviceId> Schedule::over_capacity(const CostTable& table) const {
   return out;
 }
 
-Schedule simulate(const CostTable& table, const Placement& placement, const SimOptions& options) {
-  if (auto status = check_placement(table, placement); !status)
-    MOIRAI_CHECK(false, "simulate: " + status.error().message);
+Schedule simulate_ops(const CostTable& table, const Placement& placement, const SimOptions& options) {
   const int n = table.num_ops(), k = table.num_devices();
   const auto& dev = placement.device;
   const bool ordered = !placement.order.empty();

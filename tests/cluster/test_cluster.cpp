@@ -181,3 +181,86 @@ TEST(Cluster, AbsurdFiguresAreRejected) {
 
 }  // namespace
 }  // namespace moirai
+
+namespace moirai {
+namespace {
+
+TEST(Cluster, StageOverheadAndThreads) {
+  const std::string base = R"({"name": "m", "devices": [{"name": "cpu", "memory_gib": 1)";
+  const std::string links = R"(}], "links": {"default": {"bandwidth_gbps": 1}}})";
+  auto c = parse_cluster(base + R"(, "stage_overhead_us": 42.5, "threads": 2)" + links, "m.json");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_DOUBLE_EQ(c->devices[0].stage_overhead_us, 42.5);
+  EXPECT_EQ(c->devices[0].threads, 2);
+  auto plain = parse_cluster(base + links, "m.json");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->devices[0].stage_overhead_us, 0);  // default: every existing cluster is unchanged
+  EXPECT_EQ(plain->devices[0].threads, 0);
+  EXPECT_EQ(error_of(parse_cluster(base + R"(, "stage_overhead_us": 2e6)" + links, "m.json")),
+            "m.json: field devices[0].stage_overhead_us must be a number from 0 to 1e+06 us, got 2000000.0");
+  EXPECT_EQ(error_of(parse_cluster(base + R"(, "threads": 1.5)" + links, "m.json")),
+            "m.json: field devices[0].threads must be an integer, got 1.5");
+  EXPECT_EQ(error_of(parse_cluster(base + R"(, "threads": -1)" + links, "m.json")),
+            "m.json: field devices[0].threads must be a number from 0 to 1024 threads, got -1");
+}
+
+TEST(Cluster, JsonRoundTrip) {
+  for (const char* name : {"hetero-gpu-server", "edge-4", "local-cpu"}) {
+    auto c = load_cluster(source_path(std::string("clusters/") + name + ".json"));
+    ASSERT_TRUE(c.ok());
+    c->devices[0].stage_overhead_us = 17.25;
+    c->devices[0].threads = 3;
+    auto back = parse_cluster(cluster_json(*c), "round-trip");
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    EXPECT_EQ(cluster_json(*back), cluster_json(*c));
+    ASSERT_EQ(back->size(), c->size());
+    for (int d = 0; d < c->size(); ++d) {
+      EXPECT_EQ(back->devices[static_cast<size_t>(d)].memory_bytes, c->devices[static_cast<size_t>(d)].memory_bytes);
+      EXPECT_EQ(back->devices[static_cast<size_t>(d)].stage_overhead_us, c->devices[static_cast<size_t>(d)].stage_overhead_us);
+      for (int e = 0; e < c->size(); ++e) EXPECT_EQ(back->transfer_ms(d, e, 12345), c->transfer_ms(d, e, 12345));
+    }
+  }
+}
+
+TEST(Cluster, FitLinkRecoversLatencyAndBandwidth) {
+  // 150 us + bytes / 0.5 GB/s, with +-2% multiplicative noise on every sample.
+  std::vector<TransferSample> samples;
+  uint32_t state = 12345;
+  for (double bytes : {1e3, 1e5, 1e6, 4e6, 16e6, 64e6})
+    for (int rep = 0; rep < 5; ++rep) {
+      state = state * 1664525u + 1013904223u;
+      const double noise = 1.0 + 0.04 * (static_cast<double>(state >> 8) / 16777216.0 - 0.5);
+      samples.push_back({bytes, (0.150 + bytes / 0.5e9 * 1e3) * noise});
+    }
+  auto fit = fit_link(samples);
+  ASSERT_TRUE(fit.ok()) << fit.error().message;
+  EXPECT_NEAR(fit->link.bandwidth_gbps, 0.5, 0.5 * 0.02);
+  EXPECT_NEAR(fit->link.latency_us, 150, 60);  // small next to the 128 ms of the largest size's noise band
+  EXPECT_GT(fit->r2, 0.99);
+  EXPECT_EQ(fit->samples, 30);
+  // Exact samples give exact figures.
+  auto exact = fit_link({{0, 0.2}, {1e6, 1.2}, {2e6, 2.2}});
+  ASSERT_TRUE(exact.ok());
+  EXPECT_NEAR(exact->link.latency_us, 200, 1e-6);
+  EXPECT_NEAR(exact->link.bandwidth_gbps, 1.0, 1e-9);
+  EXPECT_NEAR(exact->r2, 1.0, 1e-12);
+  // A negative intercept is no latency: the line goes through the origin.
+  auto origin = fit_link({{1e6, 0.9}, {2e6, 2.0}, {3e6, 3.1}});
+  ASSERT_TRUE(origin.ok());
+  EXPECT_EQ(origin->link.latency_us, 0);
+  EXPECT_NEAR(origin->link.bandwidth_gbps, 14e12 / 14.2e6 * 1e3 / 1e9, 1e-9);  // bytes^2 / (bytes x ms)
+}
+
+TEST(Cluster, FitLinkRejectsUnusableSamples) {
+  auto error = [](const std::vector<TransferSample>& s) {
+    auto fit = fit_link(s);
+    return fit.ok() ? std::string("(no error)") : fit.error().message;
+  };
+  EXPECT_EQ(error({}), "fitting a link needs transfers of at least two sizes, got 0 sample(s) of 0 size(s)");
+  EXPECT_EQ(error({{1e6, 1}, {1e6, 1.1}}), "fitting a link needs transfers of at least two sizes, got 2 sample(s) of 1 size(s)");
+  EXPECT_EQ(error({{1e6, 1}, {-1, 1}}), "transfer sample 1 is not a non-negative finite (bytes, ms) pair: (-1, 1)");
+  EXPECT_EQ(error({{1e3, 2}, {1e6, 1}}), "transfer times do not grow with the size: no bandwidth can be fitted");
+}
+
+}  // namespace
+}  // namespace moirai

@@ -224,6 +224,50 @@ TEST(Cost, AbsurdFiguresAreRejected) {
   std::filesystem::remove_all(dir);
 }
 
+// Version 2 profiles (moirai profile --threads): operator times net of the per-stage overhead, which is applied
+// with them; old files keep working; every bad field is one line naming the file and the field, table unchanged.
+TEST(Cost, ProfileVersion2CarriesTheStageOverhead) {
+  auto built = build_cost_table(conv_relu(DType::Float32), cluster("hetero-gpu-server"));
+  ASSERT_TRUE(built.ok());
+  const CostTable before = *built;
+  EXPECT_EQ(before.stage_overhead_ms, std::vector<double>(4, 0.0));
+  const auto dir = std::filesystem::temp_directory_path() / ("moirai-profile2-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "p.json").string();
+  auto apply = [&](const std::string& text, CostTable& t) {
+    std::ofstream(path) << text;
+    const Status s = apply_profile(t, path);
+    return s.ok() ? std::string("(no error)") : s.error().message.substr(path.size() + 2);
+  };
+  CostTable t = before;
+  EXPECT_EQ(apply(R"({"version": 2, "threads": 1, "stage_overhead_ms": {"xeon": 0.05}, "ops": {"conv": {"xeon": 1.5}}})", t),
+            "(no error)");
+  EXPECT_EQ(t.time(0, 3), 1.5);
+  EXPECT_EQ(t.stage_overhead_ms, (std::vector<double>{0, 0, 0, 0.05}));
+  EXPECT_TRUE(t.models_stages());
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"({"version": 3, "ops": {}})", "field version must be 1 or 2, got 3"},
+      {R"({"version": 2, "stage_overhead_ms": {}, "ops": {}})", "missing field threads (a version 2 profile)"},
+      {R"({"version": 2, "threads": 1, "ops": {}})", "missing field stage_overhead_ms (a version 2 profile)"},
+      {R"({"version": 2, "threads": 1.5, "stage_overhead_ms": {}, "ops": {}})", "field threads must be an integer"},
+      {R"({"version": 2, "threads": 0, "stage_overhead_ms": [], "ops": {}})",
+       "field stage_overhead_ms must be an object of device: ms"},
+      {R"({"version": 2, "threads": 1, "stage_overhead_ms": {"h100": 1}, "ops": {}})",
+       "stage_overhead_ms: unknown device 'h100' (devices: a100, v100, t4, xeon)"},
+      {R"({"version": 2, "threads": 1, "stage_overhead_ms": {"xeon": 5000}, "ops": {}})",
+       "field stage_overhead_ms.xeon must be a number from 0 to 1000 ms, got 5000"},
+      {R"({"version": 2, "threads": 2000, "stage_overhead_ms": {}, "ops": {}})",
+       "field threads must be a number from 0 to 1024 threads, got 2000"},
+  };
+  for (const auto& [text, message] : bad) {
+    CostTable u = before;
+    EXPECT_EQ(apply(text, u), message) << text;
+    EXPECT_EQ(u.time_ms, before.time_ms);
+    EXPECT_EQ(u.stage_overhead_ms, before.stage_overhead_ms);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Cost, FinalizeChecksSizes) {
   CostTable t = testing::random_table(3);
   t.time_ms.pop_back();

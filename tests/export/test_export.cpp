@@ -178,6 +178,34 @@ TEST(Export, SqueezenetSplitsRunLikeTheOriginal) { split_and_run(source_path("mo
 TEST(Export, GptTinySplitsRunLikeTheOriginal) { split_and_run(shared_model("gpt_tiny.weights.onnx")); }
 TEST(Export, LlamaTinySplitsRunLikeTheOriginal) { split_and_run(shared_model("llama_tiny.weights.onnx")); }
 
+// `moirai profile` end to end on squeezenet (1 thread, one repeat): every coarse group timed, the call probes
+// give a per-call cost, the groups beyond the whole model a hand-off speed, and compute times are net of both.
+TEST(Export, ProfileMeasuresGroupsAndTheStageOverhead) {
+  if (const std::string missing = runtime_missing(); !missing.empty()) GTEST_SKIP() << missing;
+  ProfileOptions options;
+  options.model = source_path("models/squeezenet1_1.weights.onnx");
+  options.cluster = source_path("clusters/local-cpu.json");
+  options.runtime = runtime_options();
+  options.runtime.threads = 1;
+  auto r = profile_model(options);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->ops.size(), 39u);  // the coarse graph `place` sees (onnxruntime fusion)
+  EXPECT_EQ(r->threads, 1);
+  EXPECT_GE(r->call_ms, 0);
+  EXPECT_GT(r->handoff_gbps, 0);
+  EXPECT_GE(r->stage_overhead_ms, r->call_ms);  // the runner's loop around a call comes on top
+  EXPECT_LT(r->stage_overhead_ms, 5.0);         // an Identity: far below a convolution
+  double handoff = 0;
+  for (const auto& op : r->ops) {
+    EXPECT_GT(op.measured_ms, 0) << op.name;
+    EXPECT_NEAR(op.compute_ms, std::max(0.0, op.measured_ms - r->call_ms - op.handoff_bytes / (r->handoff_gbps * 1e6)),
+                1e-4) << op.name;
+    handoff += op.handoff_bytes;
+  }
+  // Every activation between groups is handed off twice (out and in); the image and the logits are not counted.
+  EXPECT_GT(handoff, 2 * 64 * 111 * 111 * 4);  // at least the first convolution's output, out and in
+}
+
 TEST(Export, FoldedShapeNodesAreCopiedIntoSubModels) {
   // gpt_tiny's shape arithmetic (Shape, Gather, Concat...) is folded by the importer: those nodes are in no
   // plan operator, yet the sub-models that reshape need them.

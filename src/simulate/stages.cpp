@@ -1,14 +1,15 @@
-// Stage assignment for export: a device's operators form one sub-model when they are contiguous in the data
-// flow; when another device's work sits between them (a -> b -> a'), the device gets a second stage.
-#include "export/stages.h"
+// Stage assignment, shared by export and the simulator: a device's operators form one stage when they are
+// contiguous in the data flow; when another device's work sits between them (a -> b -> a'), the device gets a
+// second stage.
+#include "moirai/stages.h"
 
-#include <map>
+#include <algorithm>
 #include <queue>
 #include <tuple>
 
 #include <fmt/format.h>
 
-namespace moirai::export_detail {
+namespace moirai {
 
 Expected<Stages> assign_stages(const StageInput& input, const std::string& source) {
   const int n = static_cast<int>(input.device.size());
@@ -27,24 +28,23 @@ Expected<Stages> assign_stages(const StageInput& input, const std::string& sourc
 
   Stages out;
   out.stage.assign(static_cast<size_t>(n), -1);
-  std::map<std::string, int> open;  // device -> its latest stage
+  std::vector<int> open;  // per device: its latest stage, -1 when none
   int placed = 0;
   while (!ready.empty()) {
     const int op = std::get<1>(ready.top());
     ready.pop();
     ++placed;
-    const std::string& dev = input.device[static_cast<size_t>(op)];
+    const int dev = input.device[static_cast<size_t>(op)];
+    MOIRAI_CHECK(dev >= 0, "assign_stages: negative device key");
+    if (static_cast<int>(open.size()) <= dev) open.resize(static_cast<size_t>(dev) + 1, -1);
     int latest_pred = -1;
     for (int p : input.preds[static_cast<size_t>(op)]) latest_pred = std::max(latest_pred, out.stage[static_cast<size_t>(p)]);
-    auto it = open.find(dev);
-    int s;
-    if (it != open.end() && latest_pred <= it->second) {
-      s = it->second;
-    } else {
+    int s = open[static_cast<size_t>(dev)];
+    if (s < 0 || latest_pred > s) {
       s = static_cast<int>(out.device.size());
       out.device.push_back(dev);
       out.ops.emplace_back();
-      open[dev] = s;
+      open[static_cast<size_t>(dev)] = s;
     }
     out.stage[static_cast<size_t>(op)] = s;
     out.ops[static_cast<size_t>(s)].push_back(op);
@@ -60,4 +60,4 @@ Expected<Stages> assign_stages(const StageInput& input, const std::string& sourc
   return out;
 }
 
-}  // namespace moirai::export_detail
+}  // namespace moirai

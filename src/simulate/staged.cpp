@@ -1,0 +1,137 @@
+// Stage-level simulation: what the executor does when a runtime call has a fixed cost. The executor runs one
+// session per stage (moirai/stages.h): a stage starts when every input it receives has arrived, costs the
+// device's stage overhead plus its operators' times, and its outputs leave when it ends. This file builds that
+// stage graph as a cost table of its own, runs the operator-level simulator on it, and maps the result back to
+// operators.
+//
+// Which operators form a stage depends on the timeline (export walks the plan's start times), and the timeline
+// depends on the stages. We iterate: stages from the operator-level schedule, simulate them, re-derive the
+// stages from that schedule's start times, and stop at the first fixed point, where export, given the written
+// plan, derives exactly the stages that were simulated.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "moirai/stages.h"
+#include "simulate/internal.h"
+
+namespace moirai {
+namespace {
+
+// A fixed point is usually reached at the first re-derivation; merges of stages only shorten the list, so a
+// handful of rounds suffices (checked on random DAGs by the tests).
+constexpr int kMaxRounds = 8;
+
+Stages stages_of(const CostTable& table, const Placement& placement, const Schedule& schedule) {
+  StageInput in;
+  const int n = table.num_ops();
+  in.names = table.op_names;
+  in.device.assign(placement.device.begin(), placement.device.end());
+  in.start_ms.reserve(static_cast<size_t>(n));
+  for (const auto& span : schedule.ops) in.start_ms.push_back(span.start_ms);
+  in.preds.reserve(static_cast<size_t>(n));
+  for (OpId op = 0; op < n; ++op) {
+    const auto preds = table.predecessors(op);
+    in.preds.emplace_back(preds.begin(), preds.end());
+  }
+  auto stages = assign_stages(in, table.name);
+  MOIRAI_CHECK(stages.ok(), "simulate: the cost table is not acyclic: " + stages.error().message);
+  return std::move(*stages);
+}
+
+/// Simulates the stages as tasks and expands the result into a per-operator schedule.
+Schedule run_stages(const CostTable& table, const Placement& placement, const Stages& st, const SimOptions& options) {
+  const int k = table.num_devices(), ns = st.size();
+  CostTable t = table.with_devices_only();
+  t.name = table.name + " (stages)";
+  t.stage_overhead_ms.assign(static_cast<size_t>(k), 0.0);
+  t.time_ms.assign(static_cast<size_t>(ns * k), 0.0);
+  t.param_bytes.assign(static_cast<size_t>(ns), 0.0);
+  t.flops.assign(static_cast<size_t>(ns), 0.0);
+  for (int s = 0; s < ns; ++s) {
+    const int d = st.device[static_cast<size_t>(s)];
+    double ms = table.stage_overhead_ms[static_cast<size_t>(d)];
+    for (int op : st.ops[static_cast<size_t>(s)]) {
+      ms += table.time(op, d);
+      t.param_bytes[static_cast<size_t>(s)] += table.param_bytes[static_cast<size_t>(op)];
+      t.flops[static_cast<size_t>(s)] += table.flops[static_cast<size_t>(op)];
+    }
+    t.op_names.push_back(fmt::format("stage{}", s));
+    t.op_types.push_back("stage");
+    t.op_origin.push_back({});
+    for (int e = 0; e < k; ++e) t.time_ms[static_cast<size_t>(s * k + e)] = ms;  // only its own device is used
+  }
+  // Data that crosses stages keeps its transfer times; data read only inside its producer's stage disappears.
+  std::vector<int> original;             // stage-table data id -> table data id
+  std::vector<int> renamed(table.data.size(), -1);
+  for (size_t i = 0; i < table.data.size(); ++i) {
+    const DataItem& item = table.data[i];
+    const int from = st.stage[static_cast<size_t>(item.producer)];
+    DataItem x;
+    x.name = item.name;
+    x.producer = from;
+    x.bytes = item.bytes;
+    x.transfer_ms = item.transfer_ms;
+    for (OpId c : item.consumers)
+      if (const int to = st.stage[static_cast<size_t>(c)]; to != from) x.consumers.push_back(to);
+    if (x.consumers.empty()) continue;
+    std::sort(x.consumers.begin(), x.consumers.end());
+    x.consumers.erase(std::unique(x.consumers.begin(), x.consumers.end()), x.consumers.end());
+    renamed[i] = static_cast<int>(original.size());
+    original.push_back(static_cast<int>(i));
+    t.data.push_back(std::move(x));
+  }
+  if (auto status = t.finalize(); !status) MOIRAI_CHECK(false, "simulate: stage graph: " + status.error().message);
+
+  Placement p;  // every device runs its stages in index order, as the stages' run order says
+  p.device.assign(st.device.begin(), st.device.end());
+  p.order.assign(static_cast<size_t>(k), {});
+  for (int s = 0; s < ns; ++s) p.order[static_cast<size_t>(st.device[static_cast<size_t>(s)])].push_back(s);
+  for (const auto& [key, priority] : placement.transfer_priority)
+    if (renamed[static_cast<size_t>(key.first)] >= 0)
+      p.transfer_priority[{renamed[static_cast<size_t>(key.first)], key.second}] = priority;
+  const Schedule staged = simulate_ops(t, p, options);
+
+  Schedule out;
+  out.ops.assign(static_cast<size_t>(table.num_ops()), {});
+  out.order.assign(static_cast<size_t>(k), {});
+  for (int d = 0; d < k; ++d)
+    for (OpId s : staged.order[static_cast<size_t>(d)]) {
+      double t0 = staged.ops[static_cast<size_t>(s)].start_ms + table.stage_overhead_ms[static_cast<size_t>(d)];
+      for (int op : st.ops[static_cast<size_t>(s)]) {
+        const double end = t0 + table.time(op, d);
+        out.ops[static_cast<size_t>(op)] = {t0, end};
+        out.order[static_cast<size_t>(d)].push_back(op);
+        t0 = end;
+      }
+    }
+  out.transfers = staged.transfers;
+  for (auto& tr : out.transfers) tr.data = original[static_cast<size_t>(tr.data)];
+  out.makespan_ms = staged.makespan_ms;
+  out.busy_ms = staged.busy_ms;  // operators plus one overhead per stage: what the device is occupied for
+  out.link_bytes = staged.link_bytes;
+  out.stage = st.stage;
+  out.stage_device = st.device;
+  out.peak_memory = peak_memory_from_spans(table, placement, out).peak;
+  return out;
+}
+
+}  // namespace
+
+Schedule simulate(const CostTable& table, const Placement& placement, const SimOptions& options) {
+  if (auto status = check_placement(table, placement); !status)
+    MOIRAI_CHECK(false, "simulate: " + status.error().message);
+  Schedule schedule = simulate_ops(table, placement, options);
+  if (!table.models_stages()) return schedule;
+  // The operator-level schedule (no overhead) gives the first timeline; then iterate to a fixed point.
+  Stages st = stages_of(table, placement, schedule);
+  for (int round = 0; round < kMaxRounds; ++round) {
+    schedule = run_stages(table, placement, st, options);
+    Stages next = stages_of(table, placement, schedule);
+    if (next.stage == st.stage) break;
+    st = std::move(next);
+  }
+  return schedule;
+}
+
+}  // namespace moirai
