@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "moirai/report.h"
+#include "moirai/throughput.h"
 #include "options.h"
 
 namespace moirai::cli {
@@ -18,6 +19,10 @@ struct PlaceArgs {
   bool no_contention = false;
   bool partition = false;
   PlaceOptions options;
+  std::string objective = "latency";
+  double max_latency_ms = 0;
+  StreamOptions stream{64};
+  bool method_given = false;
 };
 
 PlanInputs plan_inputs(const ProblemOptions& p) {
@@ -32,6 +37,14 @@ void run(const PlaceArgs& args) {
 
   std::vector<std::string> methods{args.method};
   if (args.method == "all") methods = method_names();
+  const bool throughput = args.objective == "throughput";
+  if (throughput && args.method_given)
+    fail("--method chooses a latency method; --objective throughput has its own placer (stage DP + period MILP)");
+  if (!throughput && args.max_latency_ms > 0) fail("--max-latency-ms applies to --objective throughput");
+  if (throughput) methods = {"throughput"};
+  ThroughputOptions topts;
+  topts.in_flight = args.stream.max_in_flight;
+  topts.max_latency_ms = args.max_latency_ms;
   for (const auto& step : problem.steps)
     std::cerr << fmt::format("coarsen {}: {} -> {} nodes\n", step.name, step.nodes_before, step.nodes_after);
 
@@ -41,13 +54,17 @@ void run(const PlaceArgs& args) {
   for (const auto& method : methods) {
     options.progress = progress_printer(method);
     if (methods.size() > 1) std::cerr << fmt::format("placing with {}...\n", method);
-    MethodRun run = run_method(problem, method, options, args.partition);
+    MethodRun run = throughput ? run_placer(problem, *make_throughput_placer(topts), options)
+                               : run_method(problem, method, options, args.partition);
     if (!run.error.empty()) {
       if (methods.size() == 1) fail(run.error);
       rows.push_back(ComparisonRow{method, run.error, "failed", 0, run.placement_time_s, {}, false});
       continue;
     }
     Plan plan = plan_of(problem, run, options.sim, plan_inputs(problem_opts));
+    plan.objective = args.objective;
+    if (!run.partition)  // the stream simulator takes whole-operator plans
+      plan.stream = stream_figures(problem.table, run.result.placement, args.stream, options.sim);
     if (!run.fits) {
       std::string msg = fmt::format("{}: the plan does not fit in memory:", method);
       for (DeviceId d : run.schedule.over_capacity(plan.table))
@@ -92,6 +109,7 @@ const bool registered = register_command(20, [](CLI::App& app) {
       "Examples:\n"
       "  moirai place models/resnet50.onnx -c clusters/hetero-gpu-server.json --method milp --out plan/\n"
       "  moirai place instances/example-1.json --method all\n"
+      "  moirai place models/bert_base.onnx -c clusters/dgx-a100-8.json --objective throughput --max-latency-ms 20\n"
       "A model is coarsened with the fusion rules first; the plan lists the original ONNX node names.");
   cmd->add_option("model", args->problem.input, "ONNX model, or a profiled instance (.json)")->required();
   add_problem_options(*cmd, args->problem);
@@ -99,6 +117,15 @@ const bool registered = register_command(20, [](CLI::App& app) {
   for (const auto& n : method_names()) names += (names.empty() ? "" : ", ") + n;
   cmd->add_option("--method,-m", args->method, "Placement method, or 'all' to compare every method: " + names)
       ->capture_default_str();
+  cmd->add_option("--objective", args->objective,
+                  "latency: one request as fast as possible (every --method); throughput: most requests per second "
+                  "under a stream (stage DP, then the period MILP); both report the stream's throughput and latency")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"latency", "throughput"}));
+  cmd->add_option("--max-latency-ms", args->max_latency_ms,
+                  "Throughput: the simulated latency of one request must stay within this bound")
+      ->check(within(1e-9, 1e9));
+  add_stream_options(*cmd, args->stream);
   cmd->add_option("--out,-o", args->out, "Directory for plan.json, trace.json, gantt.svg, report.html")->check(non_empty());
   add_place_options(*cmd, args->options, args->no_contention);
   cmd->add_flag("--partition", args->partition,
@@ -106,7 +133,10 @@ const bool registered = register_command(20, [](CLI::App& app) {
   cmd->add_option("--export-mps", args->options.export_mps, "MILP: also write the model as an MPS file");
   cmd->add_option("--import-solution", args->options.import_solution,
                   "MILP: read a solution (name value lines) instead of solving");
-  cmd->callback([args] { run(*args); });
+  cmd->callback([args, cmd] {
+    args->method_given = cmd->get_option("--method")->count() > 0;
+    run(*args);
+  });
 });
 
 }  // namespace

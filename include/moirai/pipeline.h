@@ -70,6 +70,10 @@ std::vector<std::string> method_names();
 MethodRun run_method(const Problem& problem, const std::string& method, const PlaceOptions& options,
                      bool refine_with_geneflow = false);
 
+/// Places with one placer object (also one outside the registry, e.g. make_throughput_placer), simulates the
+/// placement and validates the schedule, as run_method does for a whole-operator method.
+MethodRun run_placer(const Problem& problem, const Placer& placer, const PlaceOptions& options);
+
 /// Re-simulates a plan file on its problem (`moirai simulate`): whole operators through the simulator, split
 /// operators (plan `parts` + `split`) through the partition stage. Errors name the file and the mismatch.
 Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, const SimOptions& sim);

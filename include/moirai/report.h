@@ -16,6 +16,7 @@
 #include "moirai/file_io.h"
 #include "moirai/placer.h"
 #include "moirai/simulate.h"
+#include "moirai/stream.h"
 
 namespace moirai {
 
@@ -58,6 +59,8 @@ struct Plan {
   std::vector<CoarsenStep> steps;         ///< coarsening steps, for the record
   std::vector<std::vector<OpPart>> parts;  ///< per operator; empty (or an empty entry) = not split
   std::vector<std::string> split_dims;     ///< per split operator: "channels", "rows" or "tokens" (else empty)
+  std::string objective = "latency";       ///< what the placer optimised: "latency" or "throughput"
+  std::optional<StreamFigures> stream;     ///< the plan serving a stream of requests (whole-operator plans)
 
   /// (makespan - lower bound) / makespan, or nullopt without a lower bound.
   std::optional<double> gap() const;
