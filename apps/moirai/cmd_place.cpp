@@ -63,8 +63,11 @@ void run(const PlaceArgs& args) {
     }
     Plan plan = plan_of(problem, run, options.sim, plan_inputs(problem_opts));
     plan.objective = args.objective;
-    if (!run.partition)  // the stream simulator takes whole-operator plans
-      plan.stream = stream_figures(problem.table, run.result.placement, args.stream, options.sim);
+    if (!run.partition) {  // the stream simulator takes whole-operator plans
+      StreamOptions stream = args.stream;
+      if (stream.max_in_flight == 0) stream.max_in_flight = run.result.in_flight;  // what a throughput plan holds
+      plan.stream = stream_figures(problem.table, run.result.placement, stream, options.sim);
+    }
     if (!run.fits) {
       std::string msg = fmt::format("{}: the plan does not fit in memory:", method);
       for (DeviceId d : run.schedule.over_capacity(plan.table))

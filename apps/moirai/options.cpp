@@ -56,7 +56,7 @@ void add_stream_options(CLI::App& cmd, StreamOptions& options) {
       ->check(within(1e-6, 1e9));
   cmd.add_option("--in-flight", options.max_in_flight,
                  "Stream: requests admitted at once, whose activations memory must hold (default: twice the number "
-                 "of devices)")
+                 "of devices; with --objective throughput, the count whose plan serves the most requests per second)")
       ->check(within(1, 1e5, true));
 }
 

@@ -103,7 +103,9 @@ BenchRow run_in_process(const BenchRow& base, const Problem& p, const std::strin
     const MethodRun run = method == "throughput" ? run_placer(p, *make_throughput_placer(topts), o) : run_method(p, method, o);
     BenchRow row = make_row(base, p, run);
     if (row.has_latency() && !run.partition) {  // the plan serving a stream
-      const StreamFigures f = stream_figures(p.table, run.result.placement, stream, o.sim);
+      StreamOptions so = stream;
+      if (so.max_in_flight == 0) so.max_in_flight = run.result.in_flight;  // what a throughput plan holds
+      const StreamFigures f = stream_figures(p.table, run.result.placement, so, o.sim);
       row.throughput_rps = f.throughput_rps;
       row.stream_p50_ms = f.latency_p50_ms;
       row.stream_p90_ms = f.latency_p90_ms;

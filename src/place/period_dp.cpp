@@ -261,4 +261,33 @@ Expected<ThroughputResult> stage_dp(const CostTable& table, const PlaceOptions& 
   return r;
 }
 
+Expected<int> choose_in_flight(const CostTable& table, const PlaceOptions& place, const ThroughputOptions& options,
+                               int requests) {
+  int best = 0;
+  double best_rate = 0;
+  std::string first_error;
+  for (int k = 1; k <= 2 * std::max(1, table.num_devices()); ++k) {
+    ThroughputOptions o = options;
+    o.in_flight = k;
+    auto dp = stage_dp(table, place, o);
+    if (!dp) {
+      if (first_error.empty()) first_error = dp.error().message;
+      continue;
+    }
+    if (options.max_latency_ms > 0 && dp->latency_ms > options.max_latency_ms) continue;
+    StreamOptions so;
+    so.requests = requests;
+    so.max_in_flight = k;
+    const double rate = simulate_stream(table, dp->placement, so, place.sim).throughput_rps;
+    if (rate > best_rate * (1 + 1e-9)) {
+      best_rate = rate;
+      best = k;
+    }
+  }
+  if (best == 0)
+    return Error{first_error.empty() ? fmt::format("throughput: no stage plan meets --max-latency-ms {}", options.max_latency_ms)
+                                     : first_error};
+  return best;
+}
+
 }  // namespace moirai

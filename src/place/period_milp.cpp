@@ -180,9 +180,17 @@ Expected<ThroughputResult> period_milp(const CostTable& table, const PlaceOption
 }
 
 Expected<ThroughputResult> place_for_throughput(const CostTable& table, const PlaceOptions& place,
-                                                const ThroughputOptions& options) {
+                                                const ThroughputOptions& given) {
   const auto t0 = std::chrono::steady_clock::now();
+  ThroughputOptions options = given;
+  if (options.in_flight == 0 && table.num_ops() > 0) {
+    auto k = choose_in_flight(table, place, options);
+    if (!k) return k.error();
+    options.in_flight = *k;
+    if (place.progress) place.progress(fmt::format("throughput: {} requests in flight", *k));
+  }
   auto dp = stage_dp(table, place, options);
+  if (dp) dp->in_flight = options.in_flight;
   // The DP is a heuristic on DAGs: its latency check there is the simulated one.
   const bool dp_ok = dp.ok() && (options.max_latency_ms <= 0 || dp->latency_ms <= options.max_latency_ms);
   if (place.progress && dp.ok())
@@ -197,8 +205,19 @@ Expected<ThroughputResult> place_for_throughput(const CostTable& table, const Pl
   PlaceOptions rest = place;
   rest.time_limit_s = std::max(0.5, place.time_limit_s - std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   auto milp = period_milp(table, rest, options, dp_ok ? &dp->placement : nullptr);
+  if (milp) milp->in_flight = options.in_flight;
   const bool milp_ok = milp.ok() && (options.max_latency_ms <= 0 || milp->latency_ms <= options.max_latency_ms);
-  if (dp_ok && (!milp_ok || dp->period_ms <= milp->period_ms)) {
+  // The period bounds the rate; which plan serves faster at this in-flight count is measured: a plan that is
+  // not made of stages may need more requests in flight to reach its period.
+  auto rate = [&](const ThroughputResult& r) {
+    StreamOptions so;
+    so.requests = 64;
+    so.max_in_flight = options.in_flight;
+    return simulate_stream(table, r.placement, so, place.sim).throughput_rps;
+  };
+  if (dp_ok && (!milp_ok || rate(*dp) >= rate(*milp))) {
+    // The MILP speaks for every plan, the DP only for stage plans: its status is the plan's.
+    dp->status = milp.ok() ? milp->status : "ok";
     if (milp.ok()) dp->lower_bound_ms = std::min(milp->lower_bound_ms, dp->period_ms);
     return dp;
   }
@@ -225,7 +244,8 @@ class ThroughputPlacer final : public Placer {
     out.placement = std::move(r->placement);
     out.status = r->status;
     out.objective_ms = r->period_ms;
-    out.mode = r->source;
+    out.mode = fmt::format("{}, {} in flight", r->source, r->in_flight);
+    out.in_flight = r->in_flight;
     if (r->lower_bound_ms > 0) out.mode += fmt::format(", period lower bound {:.6g} ms", r->lower_bound_ms);
     return out;
   }

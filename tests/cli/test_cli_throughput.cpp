@@ -30,7 +30,9 @@ TEST(CliThroughput, PlanFieldsAndTheThroughputPlanOutpacesTheLatencyPlan) {
     for (const char* key : {"throughput_rps", "latency_p50_ms", "latency_p90_ms", "stream"})
       EXPECT_TRUE(plan->contains(key)) << key;
   EXPECT_EQ(b["stream"]["requests"], 64);
-  EXPECT_EQ(b["stream"]["in_flight"], 16);
+  EXPECT_GE(b["stream"]["in_flight"].get<int>(), 1);  // the count the placer chose
+  EXPECT_LE(b["stream"]["in_flight"].get<int>(), 16);
+  EXPECT_EQ(a["stream"]["in_flight"], 16);  // twice the devices
   EXPECT_LE(b["latency_p50_ms"].get<double>(), b["latency_p90_ms"].get<double>());
   // 8 equal GPUs: the pipeline serves several times the rate of a plan made for one request.
   EXPECT_GT(b["throughput_rps"].get<double>(), 3 * a["throughput_rps"].get<double>());

@@ -219,5 +219,29 @@ TEST(Throughput, PlacerOnDagsBeatsNoStageAndTheStreamAgrees) {
   }
 }
 
+TEST(Throughput, ChosenInFlightServesAtLeastAsFastAsTheDefault) {
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    SCOPED_TRACE(seed);
+    CostTable t = chain(seed, 10, 3);
+    for (auto& c : t.capacity) c *= 1.5;  // memory binds for many requests in flight
+    PlaceOptions place = quick();
+    ThroughputOptions o;
+    o.milp = false;
+    auto chosen = place_for_throughput(t, place, o);
+    ASSERT_TRUE(chosen.ok()) << chosen.error().message;
+    ASSERT_GE(chosen->in_flight, 1);
+    EXPECT_TRUE(fits(t, chosen->placement, chosen->in_flight));
+    StreamOptions so;
+    so.requests = 64;
+    so.max_in_flight = chosen->in_flight;
+    const double rate = simulate_stream(t, chosen->placement, so, place.sim).throughput_rps;
+    o.in_flight = 2 * t.num_devices();
+    auto fixed = place_for_throughput(t, place, o);
+    if (!fixed.ok()) continue;  // the default count fits no stage plan: choosing is the only way
+    so.max_in_flight = o.in_flight;
+    EXPECT_GE(rate, simulate_stream(t, fixed->placement, so, place.sim).throughput_rps * (1 - 1e-9));
+  }
+}
+
 }  // namespace
 }  // namespace moirai
