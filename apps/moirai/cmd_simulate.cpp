@@ -93,6 +93,9 @@ const bool registered = register_command(30, [](CLI::App& app) {
   cmd->add_option("--out,-o", args->out, "Write the re-simulated plan, trace, Gantt and report here (whenever the re-simulation is valid)")->check(non_empty());
   cmd->add_flag("--no-contention", args->no_contention, "Transfers never queue on ports");
   add_stream_options(*cmd, args->stream);
+  cmd->footer("With --requests, --arrival or --in-flight, also simulates the plan serving that stream: steady-state\n"
+              "throughput, latency p50/p90/max, utilisation per device, and any device the stream overflows.\n"
+              "Example:\n  moirai simulate out/plan.json --requests 200 --arrival 500");
   cmd->callback([args, cmd] {
     for (const char* name : {"--requests", "--arrival", "--in-flight"})
       args->stream_given = args->stream_given || cmd->get_option(name)->count() > 0;

@@ -49,9 +49,9 @@ void add_place_options(CLI::App& cmd, PlaceOptions& options, bool& no_contention
 void add_stream_options(CLI::App& cmd, StreamOptions& options) {
   cmd.add_option("--requests", options.requests,
                  "Stream: requests simulated to measure throughput and latency percentiles (the first quarter of "
-                 "completions is warm-up)")
+                 "completions is warm-up; memory grows with requests x operators)")
       ->capture_default_str()
-      ->check(within(1, 1e5, true));
+      ->check(within(1, 1e4, true));
   cmd.add_option("--arrival", options.arrival_rps, "Stream: requests per second arriving (default: all at once, back to back)")
       ->check(within(1e-6, 1e9));
   cmd.add_option("--in-flight", options.max_in_flight,
