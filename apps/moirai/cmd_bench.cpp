@@ -32,10 +32,10 @@ std::vector<std::string> resolve_methods(const std::vector<std::string>& given) 
         if (std::find(out.begin(), out.end(), k) == out.end()) out.push_back(k);
       continue;
     }
-    if (std::find(known.begin(), known.end(), m) == known.end()) {
+    if (std::find(known.begin(), known.end(), m) == known.end() && m != "throughput") {
       std::string list;
       for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-      fail(fmt::format("--methods: unknown method '{}' (known: {}, or all)", m, list));
+      fail(fmt::format("--methods: unknown method '{}' (known: {}, throughput, or all)", m, list));
     }
     if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
   }
@@ -83,11 +83,18 @@ const bool registered = register_command(70, [](CLI::App& app) {
       "  moirai bench --models models/ --clusters clusters/edge-4.json --methods heft,m-sct,milp --time-limit 10 "
       "--out out/bench\n"
       "  bench/default.sh    the standard evaluation (writes docs/results.md)\n"
+      "  bench/throughput.sh the serving evaluation: both objectives side by side (writes docs/throughput.md)\n"
       "Every finished combination is appended to OUT/rows.jsonl; re-running with the same --out skips those.");
   cmd->add_option("--models", args->options.models, "ONNX models, profiled instances (.json), or directories of *.onnx")
       ->required();
   cmd->add_option("--clusters", args->options.clusters, "Cluster files (instances ignore them)");
-  cmd->add_option("--methods", args->methods, "Comma-separated methods, or all")->delimiter(',')->capture_default_str();
+  cmd->add_option("--methods", args->methods,
+                  "Comma-separated methods, or all (the latency methods); 'throughput' adds the throughput objective's "
+                  "plan (stage DP + period MILP), and OUT/throughput.md compares it with the --reference plan and "
+                  "'single'")
+      ->delimiter(',')
+      ->capture_default_str();
+  add_stream_options(*cmd, args->options.stream);
   cmd->add_option("--out,-o", args->options.out_dir, "Output directory (rows.jsonl, results.*, summary.md, *.svg)")
       ->required()
       ->check(non_empty());

@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "moirai/report.h"
+#include "moirai/throughput.h"
 #include "options.h"
 
 namespace moirai::cli {
@@ -19,6 +20,10 @@ struct PlaceArgs {
   bool partition = false;
   std::string seed_method;
   PlaceOptions options;
+  std::string objective = "latency";
+  double max_latency_ms = 0;
+  StreamOptions stream{64};
+  bool method_given = false;
 };
 
 PlanInputs plan_inputs(const ProblemOptions& p) {
@@ -61,6 +66,14 @@ void run(const PlaceArgs& args) {
   if (!args.seed_method.empty() && args.method != "geneflow")
     fail("--seed-method applies to --method geneflow only (with --method all GenEFlow starts from the best plan "
          "of every other method)");
+  const bool throughput = args.objective == "throughput";
+  if (throughput && args.method_given)
+    fail("--method chooses a latency method; --objective throughput has its own placer (stage DP + period MILP)");
+  if (!throughput && args.max_latency_ms > 0) fail("--max-latency-ms applies to --objective throughput");
+  if (throughput) methods = {"throughput"};
+  ThroughputOptions topts;
+  topts.in_flight = args.stream.max_in_flight;
+  topts.max_latency_ms = args.max_latency_ms;
   for (const auto& step : problem.steps)
     std::cerr << fmt::format("coarsen {}: {} -> {} nodes\n", step.name, step.nodes_before, step.nodes_after);
 
@@ -74,7 +87,9 @@ void run(const PlaceArgs& args) {
     options.progress = progress_printer(method);
     if (methods.size() > 1) std::cerr << fmt::format("placing with {}...\n", method);
     MethodRun run;
-    if (methods.size() > 1 && method == "geneflow") {
+    if (throughput) {
+      run = run_placer(problem, *make_throughput_placer(topts), options);
+    } else if (methods.size() > 1 && method == "geneflow") {
       if (!best_whole) {
         rows.push_back(ComparisonRow{method, "no other method produced a plan that fits to start from", "failed", 0, 0, {}, false});
         continue;
@@ -97,6 +112,12 @@ void run(const PlaceArgs& args) {
       continue;
     }
     Plan plan = plan_of(problem, run, options.sim, plan_inputs(problem_opts));
+    plan.objective = args.objective;
+    if (!run.partition) {  // the stream simulator takes whole-operator plans
+      StreamOptions stream = args.stream;
+      if (stream.max_in_flight == 0) stream.max_in_flight = run.result.in_flight;  // what a throughput plan holds
+      plan.stream = stream_figures(problem.table, run.result.placement, stream, options.sim);
+    }
     if (!run.fits) {
       std::string msg = fmt::format("{}: the plan does not fit in memory:", method);
       for (DeviceId d : run.schedule.over_capacity(plan.table))
@@ -147,6 +168,7 @@ const bool registered = register_command(20, [](CLI::App& app) {
       "  moirai place instances/example-1.json --method all\n"
       "  moirai place ../shared/models/llama2_7b_decode.onnx -c clusters/workstation-mixed.json --context 2048 -m layer-dp\n"
       "  moirai place ../shared/models/llama2_13b_decode.onnx -c clusters/edge-4.json --context max -m layer-dp\n"
+      "  moirai place models/bert_base.onnx -c clusters/dgx-a100-8.json --objective throughput --max-latency-ms 20\n"
       "A decode model (KV-cache inputs past_*/outputs present_*) reports tokens/s and the largest context its plan\n"
       "holds; a prefill model with a 'logits' output reports the time to first token.\n"
       "A model is coarsened with the fusion rules first; the plan lists the original ONNX node names.");
@@ -156,6 +178,15 @@ const bool registered = register_command(20, [](CLI::App& app) {
   for (const auto& n : method_names()) names += (names.empty() ? "" : ", ") + n;
   cmd->add_option("--method,-m", args->method, "Placement method, or 'all' to compare every method: " + names)
       ->capture_default_str();
+  cmd->add_option("--objective", args->objective,
+                  "latency: one request as fast as possible (every --method); throughput: most requests per second "
+                  "under a stream (stage DP, then the period MILP); both report the stream's throughput and latency")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"latency", "throughput"}));
+  cmd->add_option("--max-latency-ms", args->max_latency_ms,
+                  "Throughput: the simulated latency of one request must stay within this bound")
+      ->check(within(1e-9, 1e9));
+  add_stream_options(*cmd, args->stream);
   cmd->add_option("--out,-o", args->out, "Directory for plan.json, trace.json, gantt.svg, report.html")->check(non_empty());
   add_place_options(*cmd, args->options, args->no_contention);
   cmd->add_flag("--partition", args->partition,
@@ -169,7 +200,10 @@ const bool registered = register_command(20, [](CLI::App& app) {
   cmd->add_option("--export-mps", args->options.export_mps, "MILP: also write the model as an MPS file");
   cmd->add_option("--import-solution", args->options.import_solution,
                   "MILP: read a solution (name value lines) instead of solving");
-  cmd->callback([args] { run(*args); });
+  cmd->callback([args, cmd] {
+    args->method_given = cmd->get_option("--method")->count() > 0;
+    run(*args);
+  });
 });
 
 }  // namespace

@@ -16,6 +16,8 @@ struct SimulateArgs {
   std::string plan;
   std::string out;
   bool no_contention = false;
+  StreamOptions stream{64};
+  bool stream_given = false;
 };
 
 std::string violations_of(size_t n) { return fmt::format("{} violation{}", n, n == 1 ? "" : "s"); }
@@ -46,10 +48,27 @@ void run(const SimulateArgs& args) {
   const std::vector<std::string> written = unwrap(validate_as_written(problem, file, sim));
   MethodRun run = unwrap(resimulate(problem, file, sim));
   run.result.status = run.violations.empty() ? "valid" : "invalid";
-  const Plan plan = plan_of(problem, run, sim,
+  Plan plan = plan_of(problem, run, sim,
                             PlanInputs{options.input, options.cluster_path, options.coarsen.fusion,
                                        options.coarsen.max_nodes, options.dims, options.profile_path});
+  if (args.stream_given) {
+    if (run.partition) fail(fmt::format("{}: --requests/--arrival/--in-flight take plans of whole operators; this plan splits operators", args.plan));
+    plan.stream = stream_figures(problem.table, run.result.placement, args.stream, sim);
+  }
   std::cout << format_plan_summary(plan);
+  if (plan.stream) {
+    std::string util;
+    for (size_t d = 0; d < plan.stream->utilisation.size(); ++d)
+      util += fmt::format("{}{} {:.0f}%", d ? ", " : "", plan.table.device_names[d], plan.stream->utilisation[d] * 100);
+    std::cout << fmt::format("stream utilisation: {}\n", util);
+    Schedule peaks;  // over_capacity() of the stream's peaks
+    peaks.peak_memory = plan.stream->peak_memory;
+    for (DeviceId d : peaks.over_capacity(plan.table))
+      std::cout << fmt::format("stream: device '{}' needs {} for {} requests in flight, more than its {}\n",
+                               plan.table.device_names[static_cast<size_t>(d)],
+                               human_memory(plan.table, plan.stream->peak_memory[static_cast<size_t>(d)]),
+                               plan.stream->in_flight, human_memory(plan.table, plan.table.capacity[static_cast<size_t>(d)]));
+  }
   if (file.makespan_ms > 0)
     std::cout << fmt::format("plan file said {:.4f} ms; re-simulated {:.4f} ms\n", file.makespan_ms,
                              run.schedule.makespan_ms);
@@ -73,7 +92,15 @@ const bool registered = register_command(30, [](CLI::App& app) {
   cmd->add_option("plan", args->plan, "plan.json written by 'moirai place'")->required()->check(CLI::ExistingFile);
   cmd->add_option("--out,-o", args->out, "Write the re-simulated plan, trace, Gantt and report here (whenever the re-simulation is valid)")->check(non_empty());
   cmd->add_flag("--no-contention", args->no_contention, "Transfers never queue on ports");
-  cmd->callback([args] { run(*args); });
+  add_stream_options(*cmd, args->stream);
+  cmd->footer("With --requests, --arrival or --in-flight, also simulates the plan serving that stream: steady-state\n"
+              "throughput, latency p50/p90/max, utilisation per device, and any device the stream overflows.\n"
+              "Example:\n  moirai simulate out/plan.json --requests 200 --arrival 500");
+  cmd->callback([args, cmd] {
+    for (const char* name : {"--requests", "--arrival", "--in-flight"})
+      args->stream_given = args->stream_given || cmd->get_option(name)->count() > 0;
+    run(*args);
+  });
 });
 
 }  // namespace

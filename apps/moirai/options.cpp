@@ -60,6 +60,20 @@ void add_place_options(CLI::App& cmd, PlaceOptions& options, bool& no_contention
                "Transfers never queue on ports (the classic list-scheduling model, e.g. HEFT's paper)");
 }
 
+void add_stream_options(CLI::App& cmd, StreamOptions& options) {
+  cmd.add_option("--requests", options.requests,
+                 "Stream: requests simulated to measure throughput and latency percentiles (the first quarter of "
+                 "completions is warm-up; memory grows with requests x operators)")
+      ->capture_default_str()
+      ->check(within(1, 1e4, true));
+  cmd.add_option("--arrival", options.arrival_rps, "Stream: requests per second arriving (default: all at once, back to back)")
+      ->check(within(1e-6, 1e9));
+  cmd.add_option("--in-flight", options.max_in_flight,
+                 "Stream: requests admitted at once, whose activations memory must hold (default: twice the number "
+                 "of devices; with --objective throughput, the count whose plan serves the most requests per second)")
+      ->check(within(1, 1e5, true));
+}
+
 std::function<void(const std::string&)> progress_printer(const std::string& method) {
   return [method](const std::string& line) { std::cerr << "[" << method << "] " << line << "\n"; };
 }

@@ -7,6 +7,7 @@
 
 #include "moirai/pipeline.h"
 #include "moirai/placer.h"
+#include "moirai/stream.h"
 
 namespace moirai::cli {
 
@@ -28,6 +29,9 @@ ProblemOptions problem_options(const ProblemArgs& args, bool allow_max = false);
 
 /// --time-limit, --gap, --threads, --seed, --episodes, --generations, --population, --no-contention.
 void add_place_options(CLI::App& cmd, PlaceOptions& options, bool& no_contention);
+/// --requests, --arrival, --in-flight: the stream a plan is measured under (moirai/stream.h).
+void add_stream_options(CLI::App& cmd, StreamOptions& options);
+
 /// Progress lines on stderr, prefixed with the method name.
 std::function<void(const std::string&)> progress_printer(const std::string& method);
 

@@ -12,6 +12,7 @@
 #include "moirai/coarsen.h"
 #include "moirai/error.h"
 #include "moirai/placer.h"
+#include "moirai/stream.h"
 
 namespace moirai {
 
@@ -42,6 +43,12 @@ struct BenchRow {
   double single_device_ms = 0;       ///< best single device ignoring memory (best_single_device_ms)
   std::optional<double> speedup_vs_single;  ///< single_device_ms / latency_ms
   std::string settings;  ///< the options that shape results (resume refuses to mix different settings)
+  /// Serving a stream with the plan (moirai/stream.h; whole-operator plans that fit): steady-state requests/s,
+  /// latency percentiles under the stream, the period model's figure and each device's utilisation.
+  std::optional<double> throughput_rps, stream_p50_ms, stream_p90_ms;
+  double period_ms = 0;
+  std::vector<double> stream_utilisation;
+  std::string stream_note;  ///< devices whose memory the stream overflows ("" = it fits)
 
   /// A plan that fits and is valid (has a latency).
   bool has_latency() const { return latency_ms.has_value(); }
@@ -75,6 +82,7 @@ struct BenchOptions {
   bool isolate = true;        ///< false: run methods in this process, one at a time (no kill, no crash guard)
   bool retry_failed = false;  ///< re-run rows whose status is "failed: ..." (invalid rows are always re-run)
   std::string reference = "milp";  ///< the method whose speed-up over the others the summary reports
+  StreamOptions stream{64};        ///< the stream every plan is measured under (throughput_rps and percentiles)
   std::function<void(const BenchProgress&)> progress;  ///< may be empty
 };
 
@@ -113,6 +121,11 @@ std::string bench_json(const std::vector<BenchRow>& rows);
 /// Paper-style markdown: per cluster a latency table (models x methods, best in bold), speed-ups of
 /// `reference` over every other method with geometric mean and maximum, placement times.
 std::string bench_summary_md(const std::vector<BenchRow>& rows, const std::string& reference = "milp");
+
+/// Serving a stream, per cluster: each model's throughput (requests/s) and p50 latency under the stream for
+/// every method, and the ratios the throughput objective is judged by: the "throughput" plan over the best
+/// latency plan (`reference`) and over the best single device ("single"). Empty when no row has a throughput.
+std::string bench_throughput_md(const std::vector<BenchRow>& rows, const std::string& reference = "milp");
 
 /// Grouped bars: latency per model per method on one cluster (log scale when the range is wide).
 std::string bench_latency_svg(const std::vector<BenchRow>& rows, const std::string& cluster);

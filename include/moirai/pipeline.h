@@ -84,6 +84,10 @@ MethodRun geneflow_from(const Problem& problem, MethodRun seed, const PlaceOptio
 /// it is); the method's name is kept.
 MethodRun refine_run(const Problem& problem, MethodRun run, const PlaceOptions& options);
 
+/// Places with one placer object (also one outside the registry, e.g. make_throughput_placer), simulates the
+/// placement and validates the schedule, as run_method does for a whole-operator method.
+MethodRun run_placer(const Problem& problem, const Placer& placer, const PlaceOptions& options);
+
 /// Re-simulates a plan file on its problem (`moirai simulate`): whole operators through the simulator, split
 /// operators (plan `parts` + `split`) through the partition stage. Errors name the file and the mismatch.
 Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, const SimOptions& sim);

@@ -51,6 +51,7 @@ struct PlaceResult {
     std::string status;
   };
   std::vector<Level> levels;
+  int in_flight = 0;  ///< throughput plans: the requests in flight whose memory the plan holds (0 = not one)
 };
 
 class Placer {

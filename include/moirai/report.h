@@ -16,6 +16,7 @@
 #include "moirai/file_io.h"
 #include "moirai/placer.h"
 #include "moirai/simulate.h"
+#include "moirai/stream.h"
 
 namespace moirai {
 
@@ -60,6 +61,8 @@ struct Plan {
   std::vector<std::string> split_dims;     ///< per split operator: "channels", "rows" or "tokens" (else empty)
   /// Decode models: the largest context (KV-cache length) at which this placement fits, when computed.
   std::optional<int64_t> max_context;
+  std::string objective = "latency";       ///< what the placer optimised: "latency" or "throughput"
+  std::optional<StreamFigures> stream;     ///< the plan serving a stream of requests (whole-operator plans)
 
   /// (makespan - lower bound) / makespan, or nullopt without a lower bound.
   std::optional<double> gap() const;

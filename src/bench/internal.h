@@ -61,9 +61,10 @@ BenchRow base_row(const BenchTask& t, const std::string& method, const std::stri
 void fill_problem(BenchRow& row, const Problem& problem);
 /// The row of a finished method run: latency and figures, or "does not fit" / "failed: ..." / "invalid: ...".
 BenchRow make_row(BenchRow row, const Problem& problem, const MethodRun& run);
-/// run_method + make_row; an exception (an internal check) becomes a failed row.
+/// run_method (method "throughput": the throughput placer) + make_row + the plan's stream figures; an
+/// exception (an internal check) becomes a failed row.
 BenchRow run_in_process(const BenchRow& base, const Problem& problem, const std::string& method,
-                        const PlaceOptions& options);
+                        const PlaceOptions& options, const StreamOptions& stream);
 /// Appends one row as a JSON line to DIR/rows.jsonl and flushes it to disk.
 Status append_row(const std::string& dir, const BenchRow& row);
 

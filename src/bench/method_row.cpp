@@ -9,6 +9,7 @@
 
 #include "bench/internal.h"
 #include "moirai/report.h"
+#include "moirai/throughput.h"
 
 namespace moirai {
 
@@ -93,9 +94,32 @@ BenchRow make_row(BenchRow row, const Problem& p, const MethodRun& run) {
   return row;
 }
 
-BenchRow run_in_process(const BenchRow& base, const Problem& p, const std::string& method, const PlaceOptions& o) {
+BenchRow run_in_process(const BenchRow& base, const Problem& p, const std::string& method, const PlaceOptions& o,
+                        const StreamOptions& stream) {
   try {
-    return make_row(base, p, run_method(p, method, o));
+    // "throughput": the throughput objective's placer (stage DP + period MILP), outside the latency registry.
+    ThroughputOptions topts;
+    topts.in_flight = stream.max_in_flight;
+    const MethodRun run = method == "throughput" ? run_placer(p, *make_throughput_placer(topts), o) : run_method(p, method, o);
+    BenchRow row = make_row(base, p, run);
+    if (row.has_latency() && !run.partition) {  // the plan serving a stream
+      StreamOptions so = stream;
+      if (so.max_in_flight == 0) so.max_in_flight = run.result.in_flight;  // what a throughput plan holds
+      const StreamFigures f = stream_figures(p.table, run.result.placement, so, o.sim);
+      row.throughput_rps = f.throughput_rps;
+      row.stream_p50_ms = f.latency_p50_ms;
+      row.stream_p90_ms = f.latency_p90_ms;
+      row.period_ms = f.period_ms;
+      row.stream_utilisation = f.utilisation;
+      Schedule peaks;  // over_capacity() of the stream's peaks
+      peaks.peak_memory = f.peak_memory;
+      for (DeviceId d : peaks.over_capacity(p.table))
+        row.stream_note += fmt::format("{}{} needs {} of {} under the stream", row.stream_note.empty() ? "" : "; ",
+                                       p.table.device_names[static_cast<size_t>(d)],
+                                       human_memory(p.table, f.peak_memory[static_cast<size_t>(d)]),
+                                       human_memory(p.table, p.table.capacity[static_cast<size_t>(d)]));
+    }
+    return row;
   } catch (const std::exception& e) {  // a MOIRAI_CHECK in a method: a bug, but the bench goes on with a row
     BenchRow row = base;
     row.status = "failed: internal error: " + clip(e.what(), 200);

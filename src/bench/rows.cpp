@@ -47,6 +47,12 @@ json row_object(const BenchRow& r) {
               {"single_device_ms", r.single_device_ms},
               {"speedup_vs_single", opt(r.speedup_vs_single)},
               {"note", r.note},
+              {"throughput_rps", opt(r.throughput_rps)},
+              {"stream_p50_ms", opt(r.stream_p50_ms)},
+              {"stream_p90_ms", opt(r.stream_p90_ms)},
+              {"period_ms", r.period_ms},
+              {"stream_utilisation", r.stream_utilisation},
+              {"stream_note", r.stream_note},
               {"settings", r.settings}};
 }
 
@@ -98,6 +104,12 @@ Expected<BenchRow> parse_bench_row(const std::string& line) {
     r.speedup_vs_single = opt_of(j, "speedup_vs_single");
     r.note = j.value("note", std::string());
     r.settings = j.value("settings", std::string());
+    r.throughput_rps = opt_of(j, "throughput_rps");
+    r.stream_p50_ms = opt_of(j, "stream_p50_ms");
+    r.stream_p90_ms = opt_of(j, "stream_p90_ms");
+    r.period_ms = j.value("period_ms", 0.0);
+    r.stream_utilisation = j.value("stream_utilisation", std::vector<double>{});
+    r.stream_note = j.value("stream_note", std::string());
     return r;
   } catch (const std::exception& e) {
     return Error{std::string("not a bench row: ") + e.what()};
@@ -150,7 +162,7 @@ const std::vector<std::string>& bench_csv_columns() {
       "placement_time_s", "peak_memory", "lower_bound_ms", "lower_bound_source", "gap",
       "nodes_before",   "nodes_after", "speedup_vs_single", "single_device_ms", "devices",
       "capacity",       "mode",        "warm_start_method", "warm_start_ms", "polished_ms",
-      "note"};
+      "throughput_rps", "stream_p50_ms", "stream_p90_ms", "period_ms", "note"};
   return columns;
 }
 
@@ -181,6 +193,10 @@ std::string bench_csv(const std::vector<BenchRow>& rows) {
         r.warm_start_method,
         r.warm_start_ms > 0 ? num(r.warm_start_ms) : std::string(),
         r.polished_ms > 0 ? num(r.polished_ms) : std::string(),
+        num(r.throughput_rps),
+        num(r.stream_p50_ms),
+        num(r.stream_p90_ms),
+        r.period_ms > 0 ? num(r.period_ms) : std::string(),
         r.note};
     for (size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + csv_field(fields[i]);
     out += "\n";
@@ -216,6 +232,7 @@ Expected<std::vector<std::string>> write_bench_outputs(const std::vector<BenchRo
   }
   files.emplace_back("speedup.svg", bench_speedup_svg(rows, reference));
   files.emplace_back("placement-time.svg", bench_time_svg(rows));
+  if (auto md = bench_throughput_md(rows, reference); !md.empty()) files.emplace_back("throughput.md", md);
   std::vector<std::string> names;
   for (const auto& [name, contents] : files) {
     if (auto s = write_file_atomic(dir + "/" + name, contents); !s) return s.error();

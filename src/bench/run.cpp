@@ -27,7 +27,12 @@ std::string bench_settings(const BenchOptions& o) {
                      "fusion={} max_nodes={}",
                      o.place.time_limit_s, o.place.gap, o.place.seed, o.place.episodes, o.place.generations,
                      o.place.population, o.place.sim.contention ? "on" : "off", o.coarsen.fusion,
-                     o.coarsen.max_nodes);
+                     o.coarsen.max_nodes) +
+         // The stream's settings only when not the defaults, so rows written before streams still resume.
+         (o.stream.requests != 64 || o.stream.max_in_flight != 0 || o.stream.arrival_rps != 0
+              ? fmt::format(" requests={} in_flight={} arrival_rps={}", o.stream.requests, o.stream.max_in_flight,
+                            o.stream.arrival_rps)
+              : std::string());
 }
 
 Expected<std::vector<std::string>> expand_models(const std::vector<std::string>& inputs) {

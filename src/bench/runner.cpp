@@ -137,7 +137,7 @@ class Runner {
       ::setpgid(0, 0);  // its own group, so a kill reaches the solver processes it forks too
       PlaceOptions options = o_.place;
       options.progress = nullptr;
-      write_all(fds[1], bench_row_json(run_in_process(c.base, *problem_, method, options)) + "\n");
+      write_all(fds[1], bench_row_json(run_in_process(c.base, *problem_, method, options, o_.stream)) + "\n");
       ::_exit(0);
     }
     ::setpgid(pid, pid);
@@ -209,7 +209,7 @@ class Runner {
       const std::string method = tasks_[task_].methods[method_++];
       PlaceOptions options = o_.place;
       tick(nullptr);
-      record(run_in_process(base, *problem_, method, options));
+      record(run_in_process(base, *problem_, method, options, o_.stream));
     }
     return Ok{};
   }

@@ -100,29 +100,15 @@ namespace {
 const char* const kSeedMethods[] = {"heft", "cpop", "m-etf", "getf", "m-sct", "m-topo", "single", "memory-proportional"};
 
 MethodRun place_whole(const Problem& problem, const std::string& method, const PlaceOptions& options) {
-  MethodRun run;
-  run.method = method;
   auto placer = make_placer(method);
   if (!placer) {
+    MethodRun run;
+    run.method = method;
     run.error = placer.error().message;
     return run;
   }
-  const auto start = std::chrono::steady_clock::now();
-  auto result = (*placer)->place(problem.table, options);
-  run.placement_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!result) {
-    run.error = result.error().message;
-    return run;
-  }
-  run.result = std::move(*result);
-  if (auto status = check_placement(problem.table, run.result.placement); !status) {
-    run.error = method + " returned an invalid placement: " + status.error().message;
-    return run;
-  }
-  run.schedule = simulate(problem.table, run.result.placement, options.sim);
-  run.fits = run.schedule.over_capacity(problem.table).empty();
-  if (!run.fits) reorder_for_memory(problem.table, options, run);
-  run.violations = validate(problem.table, run.result.placement, run.schedule, options.sim);
+  MethodRun run = run_placer(problem, **placer, options);
+  run.method = method;
   return run;
 }
 
@@ -229,6 +215,28 @@ MethodRun geneflow_from(const Problem& problem, MethodRun seed, const PlaceOptio
 
 MethodRun refine_run(const Problem& problem, MethodRun run, const PlaceOptions& options) {
   if (run.ok() && run.fits) refine(problem, options, run);
+  return run;
+}
+
+MethodRun run_placer(const Problem& problem, const Placer& placer, const PlaceOptions& options) {
+  MethodRun run;
+  run.method = placer.name();
+  const auto start = std::chrono::steady_clock::now();
+  auto result = placer.place(problem.table, options);
+  run.placement_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!result) {
+    run.error = result.error().message;
+    return run;
+  }
+  run.result = std::move(*result);
+  if (auto status = check_placement(problem.table, run.result.placement); !status) {
+    run.error = run.method + " returned an invalid placement: " + status.error().message;
+    return run;
+  }
+  run.schedule = simulate(problem.table, run.result.placement, options.sim);
+  run.fits = run.schedule.over_capacity(problem.table).empty();
+  if (!run.fits) reorder_for_memory(problem.table, options, run);
+  run.violations = validate(problem.table, run.result.placement, run.schedule, options.sim);
   return run;
 }
 

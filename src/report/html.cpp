@@ -59,7 +59,25 @@ std::string report_html(const Plan& plan) {
   h += card("operators", std::to_string(t.num_ops()));
   h += card("transfers", std::to_string(s.transfers.size()));
   h += card("ports", plan.sim.contention ? "contended" : "contention-free");
+  h += card("objective", plan.objective);
+  if (plan.stream) {
+    const StreamFigures& f = *plan.stream;
+    h += card("throughput", fmt::format("{:.4g} requests/s", f.throughput_rps));
+    h += card("stream latency p50 / p90", human_time(f.latency_p50_ms) + " / " + human_time(f.latency_p90_ms));
+  }
   h += "</div>\n";
+  if (plan.stream) {  // every device's share of the stream's time
+    const StreamFigures& f = *plan.stream;
+    h += fmt::format("<h2>Stream</h2>\n<p class=\"muted\">{} requests, {} in flight{}; period {} (bottleneck: {}).</p>\n",
+                     f.requests, f.in_flight, f.arrival_rps > 0 ? fmt::format(", {:.4g} arriving per second", f.arrival_rps) : "",
+                     human_time(f.period_ms), xml_escape(f.bottleneck));
+    h += "<table>\n<tr><th class=\"l\">device</th><th class=\"l\">utilisation under the stream</th></tr>\n";
+    for (int d = 0; d < n && d < static_cast<int>(f.utilisation.size()); ++d)
+      h += fmt::format("<tr><td class=\"l\">{}</td><td class=\"l\">{} {:.1f}%</td></tr>\n",
+                       xml_escape(t.device_names[static_cast<size_t>(d)]), bar(f.utilisation[static_cast<size_t>(d)], false),
+                       f.utilisation[static_cast<size_t>(d)] * 100);
+    h += "</table>\n";
+  }
 
   h += "<h2>Schedule</h2>\n<p class=\"muted\">Hover over a box for its details.</p>\n<div class=\"gantt\">\n";
   h += report_detail::gantt(plan, false);

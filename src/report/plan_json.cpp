@@ -84,6 +84,19 @@ std::string plan_json(const Plan& plan, const std::string& dir) {
   j["gap"] = gap ? ojson(*gap) : ojson(nullptr);
   if (plan.result.train_time_s > 0) j["train_time_s"] = plan.result.train_time_s;
   j["contention"] = plan.sim.contention;
+  j["objective"] = plan.objective;
+  if (plan.stream) {  // serving a stream of requests with this plan (moirai/stream.h)
+    const StreamFigures& f = *plan.stream;
+    j["throughput_rps"] = f.throughput_rps;
+    j["latency_p50_ms"] = f.latency_p50_ms;
+    j["latency_p90_ms"] = f.latency_p90_ms;
+    ojson util = ojson::object();
+    for (size_t d = 0; d < f.utilisation.size(); ++d) util[t.device_names[d]] = f.utilisation[d];
+    j["stream"] = {{"requests", f.requests},         {"in_flight", f.in_flight},
+                   {"arrival_rps", f.arrival_rps},   {"latency_max_ms", f.latency_max_ms},
+                   {"period_ms", f.period_ms},       {"bottleneck", f.bottleneck},
+                   {"utilisation", util}};
+  }
   j["inputs"] = inputs_json(plan.inputs, dir);
   ojson steps = ojson::array();
   for (const auto& st : plan.steps)

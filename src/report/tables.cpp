@@ -54,7 +54,8 @@ std::string format_plan_summary(const Plan& plan) {
   if (!plan.result.mode.empty()) status += ", " + plan.result.mode;
   if (auto g = plan.gap()) status += fmt::format(", gap {:.2f}%", *g * 100);
   std::string out = fmt::format("{} on {}\n", t.name, t.cluster);
-  out += fmt::format("  method          {} ({})\n", plan.method, status);
+  out += fmt::format("  method          {} ({}){}\n", plan.method, status,
+                     plan.objective == "latency" ? "" : ", objective " + plan.objective);
   out += fmt::format("  latency         {}{}\n", human_time(s.makespan_ms),
                      plan.result.lower_bound_ms > 0 ? " (lower bound " + human_time(plan.result.lower_bound_ms) + ")" : "");
   if (auto llm = llm_figures(plan)) {
@@ -65,6 +66,13 @@ std::string format_plan_summary(const Plan& plan) {
       out += fmt::format("  first token     {} (prefill)\n", human_time(llm->time_to_first_token_ms));
   }
   if (plan.max_context) out += fmt::format("  largest context {} tokens fit this placement\n", *plan.max_context);
+  if (plan.stream) {
+    const StreamFigures& f = *plan.stream;
+    out += fmt::format("  throughput      {:.4g} requests/s ({} requests, {} in flight; period {}, bottleneck {})\n",
+                       f.throughput_rps, f.requests, f.in_flight, human_time(f.period_ms), f.bottleneck);
+    out += fmt::format("  stream latency  p50 {}, p90 {}, max {}\n", human_time(f.latency_p50_ms),
+                       human_time(f.latency_p90_ms), human_time(f.latency_max_ms));
+  }
   out += fmt::format("  placement time  {}\n", human_time(plan.placement_time_s * 1000));
   if (plan.result.train_time_s > 0) out += fmt::format("  training time   {}\n", human_time(plan.result.train_time_s * 1000));
   out += fmt::format("  transfers       {}\n\n", s.transfers.size());

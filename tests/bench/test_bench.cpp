@@ -67,7 +67,7 @@ TEST_F(BenchTest, TinyBenchWritesEveryOutput) {
   EXPECT_EQ(csv[0],
             "model,cluster,method,status,latency_ms,placement_time_s,peak_memory,lower_bound_ms,lower_bound_source,"
             "gap,nodes_before,nodes_after,speedup_vs_single,single_device_ms,devices,capacity,mode,warm_start_method,"
-            "warm_start_ms,polished_ms,note");
+            "warm_start_ms,polished_ms,throughput_rps,stream_p50_ms,stream_p90_ms,period_ms,note");
   // Output order: cluster, model, method in registry order (heft before single).
   EXPECT_EQ(csv[1].substr(0, csv[1].find(",ok")), "googlenet,hetero-gpu-server,heft");
   EXPECT_EQ(csv[4].substr(0, csv[4].find(",ok")), "squeezenet1_1,hetero-gpu-server,single");
