@@ -351,8 +351,9 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
                     r.nodes, r.objective, r.bound));
     // The model charges transfers as the simulator does, and a plan that fits memory in simulation fits the
     // reserve rows (an operator's inputs and outputs are live while it runs), so CBC's bound bounds every
-    // simulated plan; except where an operator takes no time (no instant holds its working set).
-    if ((r.has_solution || r.status == "infeasible") && reserve_rows_valid(t)) add_bound(bounds, {r.bound, "exact MILP"});
+    // simulated plan; except where an operator takes no time (no instant holds its working set). Only with an
+    // incumbent (the warm start satisfies every row, so "infeasible" is a numerical artefact, not a proof).
+    if (r.has_solution && reserve_rows_valid(t)) add_bound(bounds, {r.bound, "exact MILP"});
     // The warm start stands, and the status says what CBC said: "infeasible" here means the warm start broke a
     // row of the model (a bug to report), not a feasible plan.
     if (r.status == "solver crashed")

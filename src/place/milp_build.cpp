@@ -249,25 +249,21 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
       }
     }
   }
-  // Device loads and memory (parameters + a reserve of at least the largest working set placed there). Memory
-  // rows are in units of the device's capacity: in bytes their coefficients (up to 1e11) next to times in ms
-  // (down to 1e-6) left CBC's LPs badly scaled and slow.
-  f.reserve_unit.assign(static_cast<size_t>(K), 0);
+  // Device loads and memory (parameters + a reserve of at least the largest working set placed there).
   for (DeviceId k = 0; k < K; ++k) {
-    const double cap = t.capacity[static_cast<size_t>(k)];
     Terms load{{f.makespan, 1}}, mem;
     for (OpId i = 0; i < n; ++i)
-      if (X(i, k) >= 0) load.push_back({X(i, k), -t.time(i, k)}), mem.push_back({X(i, k), cap > 0 ? t.param_bytes[static_cast<size_t>(i)] / cap : 0.0});
+      if (X(i, k) >= 0) load.push_back({X(i, k), -t.time(i, k)}), mem.push_back({X(i, k), t.param_bytes[static_cast<size_t>(i)]});
     m.add_row(fmt::format("load_{}", k), load, 0, kMilpInf);
+    const double cap = t.capacity[static_cast<size_t>(k)];
     if (cap <= 0) continue;
-    const int r = m.add_col(fmt::format("R_{}", k), 0, 1, false);
+    const int r = m.add_col(fmt::format("R_{}", k), 0, cap, false);
     f.reserve[static_cast<size_t>(k)] = r;
-    f.reserve_unit[static_cast<size_t>(k)] = cap;
     mem.push_back({r, 1});
-    m.add_row(fmt::format("mem_{}", k), mem, -kMilpInf, 1);
+    m.add_row(fmt::format("mem_{}", k), mem, -kMilpInf, cap);
     for (OpId i = 0; i < n; ++i)
       if (X(i, k) >= 0 && ws[static_cast<size_t>(i)] > 0 && (!opt.relaxation || t.time(i, k) > 0))
-        m.add_row(fmt::format("ws_{}_{}", i, k), {{r, 1}, {X(i, k), -ws[static_cast<size_t>(i)] / cap}}, 0, kMilpInf);
+        m.add_row(fmt::format("ws_{}_{}", i, k), {{r, 1}, {X(i, k), -ws[static_cast<size_t>(i)]}}, 0, kMilpInf);
   }
   // Port loads charge each item once per destination: per edge (u) when no item has two consumers, else y.
   bool edge_ports = true;
@@ -449,11 +445,15 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
         for (int q : outs[si]) {
           const auto& e = f.edges[static_cast<size_t>(q)];
           after = std::min(after, tmin[static_cast<size_t>(e.to)] + tail[static_cast<size_t>(e.to)]);
+          if (edge_ports) {  // the edge's own duration: 2 nonzeros instead of K^2
+            r.push_back({f.comm_finish[static_cast<size_t>(q)], -1}), r.push_back({f.comm_start[static_cast<size_t>(q)], 1});
+            continue;
+          }
           if (e.data == charged) continue;
           charged = e.data;
           for (DeviceId a = 0; a < K; ++a)
             for (DeviceId b = 0; b < K; ++b)
-              if (a != b && crossing(q, a, b) >= 0) r.push_back({crossing(q, a, b), -t.transfer(e.data, a, b)});
+              if (a != b && Y(e.data, a, b) >= 0) r.push_back({Y(e.data, a, b), -t.transfer(e.data, a, b)});
         }
         m.add_row(fmt::format("fanout_{}", i), r, after, kMilpInf);
       }
@@ -650,11 +650,10 @@ std::vector<double> plan_to_values(const Formulation& f, const MilpPlan& p) {
   for (const auto& pr : f.comm_pairs)
     set(pr.col, p.comm_finish[static_cast<size_t>(pr.a)] <= p.comm_start[static_cast<size_t>(pr.b)] + 1e-9 ? 1 : 0);
   set(f.makespan, p.makespan);
-  // Reserves: the largest working set placed on each device, in units of its capacity.
+  // Reserves: the largest working set placed on each device.
   for (OpId i = 0; i < n; ++i) {
-    const auto k = static_cast<size_t>(p.device[static_cast<size_t>(i)]);
-    const int r = f.reserve[k];
-    if (r >= 0) v[static_cast<size_t>(r)] = std::max(v[static_cast<size_t>(r)], f.working_set[static_cast<size_t>(i)] / f.reserve_unit[k]);
+    const int r = f.reserve[static_cast<size_t>(p.device[static_cast<size_t>(i)])];
+    if (r >= 0) v[static_cast<size_t>(r)] = std::max(v[static_cast<size_t>(r)], f.working_set[static_cast<size_t>(i)]);
   }
   return v;
 }

@@ -116,7 +116,6 @@ struct Formulation {
   std::vector<int> tie;    ///< [data * K + b]: start of the item's transfer to b, -1 when absent (one consumer)
   int makespan = -1;
   std::vector<int> reserve;          ///< per device, -1 when the capacity is unlimited
-  std::vector<double> reserve_unit;  ///< per device: bytes per unit of its reserve and memory rows (its capacity)
   std::vector<double> working_set;   ///< per operator
   struct Pair {
     int a = 0, b = 0;  ///< operators or edges

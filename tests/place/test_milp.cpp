@@ -82,74 +82,52 @@ TEST(Milp, HeftExampleOptima) {
   expect_consistent(*t, free_ports, false, true);
 }
 
-// A random DAG without the chain of random_table (so orders matter), every edge its own data item.
-CostTable random_dag(uint64_t seed, int n, int k) {
+// Random DAG problems with integral times (so some optimum has an integral makespan), without the chain of
+// random_table (so orders matter): every edge its own data item, or (fanout) each operator writes one item read
+// by a random subset of later operators, so the MILP must charge each item once per destination device.
+CostTable integral_dag(uint64_t seed, int n, int k, bool fanout) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> unit(0, 1);
   CostTable t;
-  t.name = "dag";
-  t.per_edge_data = true;
+  t.name = fanout ? "fanout" : "dag";
+  t.per_edge_data = !fanout;
   for (int d = 0; d < k; ++d) t.device_names.push_back("d" + std::to_string(d));
   t.capacity.assign(static_cast<size_t>(k), 1e9);
   for (int i = 0; i < n; ++i) {
     t.op_names.push_back("op" + std::to_string(i));
     t.op_types.push_back("Random");
     t.op_origin.push_back({t.op_names.back()});
-    for (int d = 0; d < k; ++d) t.time_ms.push_back(std::round(1 + 9 * unit(rng)));
+    for (int d = 0; d < k; ++d) t.time_ms.push_back(std::round(1 + (fanout ? 5 : 9) * unit(rng)));
     t.param_bytes.push_back(1);
     t.flops.push_back(0);
   }
-  for (int i = 0; i < n; ++i)
+  auto add_item = [&](const std::string& name, OpId from, std::vector<OpId> to) {
+    DataItem item;
+    item.name = name;
+    item.producer = from;
+    item.consumers = std::move(to);
+    item.bytes = fanout ? 1 : 0;
+    item.transfer_ms.assign(static_cast<size_t>(k * k), 0);
+    for (int a = 0; a < k; ++a)
+      for (int b = 0; b < k; ++b)
+        if (a != b) item.transfer_ms[static_cast<size_t>(a * k + b)] = std::round(1 + (fanout ? 4 : 5) * unit(rng));
+    t.data.push_back(std::move(item));
+  };
+  for (int i = 0; i < n; ++i) {
+    std::vector<OpId> readers;
     for (int j = i + 1; j < n; ++j)
-      if (unit(rng) < 0.35) {
-        DataItem item;
-        item.name = "e" + std::to_string(i) + "_" + std::to_string(j);
-        item.producer = i;
-        item.consumers = {j};
-        item.transfer_ms.assign(static_cast<size_t>(k * k), 0);
-        for (int a = 0; a < k; ++a)
-          for (int b = 0; b < k; ++b)
-            if (a != b) item.transfer_ms[static_cast<size_t>(a * k + b)] = std::round(1 + 5 * unit(rng));
-        t.data.push_back(item);
+      if (fanout ? unit(rng) < 0.55 : unit(rng) < 0.35) {
+        if (fanout) readers.push_back(j);
+        else add_item("e" + std::to_string(i) + "_" + std::to_string(j), i, {j});
       }
+    if (!readers.empty()) add_item("t" + std::to_string(i), i, readers);
+  }
   EXPECT_TRUE(t.finalize().ok());
   return t;
 }
 
-// A random DAG whose data items feed several consumers (each operator writes one item read by a random subset
-// of later operators), integral times: the MILP must charge each item once per destination device.
-CostTable fanout_dag(uint64_t seed, int n, int k) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> unit(0, 1);
-  CostTable t;
-  t.name = "fanout";
-  for (int d = 0; d < k; ++d) t.device_names.push_back("d" + std::to_string(d));
-  t.capacity.assign(static_cast<size_t>(k), 1e9);
-  for (int i = 0; i < n; ++i) {
-    t.op_names.push_back("op" + std::to_string(i));
-    t.op_types.push_back("Random");
-    t.op_origin.push_back({t.op_names.back()});
-    for (int d = 0; d < k; ++d) t.time_ms.push_back(std::round(1 + 5 * unit(rng)));
-    t.param_bytes.push_back(1);
-    t.flops.push_back(0);
-  }
-  for (int i = 0; i + 1 < n; ++i) {
-    DataItem item;
-    item.name = "t" + std::to_string(i);
-    item.producer = i;
-    for (int j = i + 1; j < n; ++j)
-      if (unit(rng) < 0.55) item.consumers.push_back(j);
-    if (item.consumers.empty()) continue;
-    item.bytes = 1;
-    item.transfer_ms.assign(static_cast<size_t>(k * k), 0);
-    for (int a = 0; a < k; ++a)
-      for (int b = 0; b < k; ++b)
-        if (a != b) item.transfer_ms[static_cast<size_t>(a * k + b)] = std::round(1 + 4 * unit(rng));
-    t.data.push_back(item);
-  }
-  EXPECT_TRUE(t.finalize().ok());
-  return t;
-}
+CostTable random_dag(uint64_t seed, int n, int k) { return integral_dag(seed, n, k, false); }
+CostTable fanout_dag(uint64_t seed, int n, int k) { return integral_dag(seed, n, k, true); }
 
 bool has_fanout(const CostTable& t) {
   return std::any_of(t.data.begin(), t.data.end(), [](const DataItem& d) { return d.consumers.size() > 1; });
