@@ -335,15 +335,21 @@ TEST(Milp, SolverOverrunIsKilled) {
   EXPECT_NE(r.diagnostic.find("was killed"), std::string::npos) << r.diagnostic;
 }
 
-// A child killed after it found solutions (CBC overrunning its limit) still returns its last incumbent, which
-// satisfies the model; no warm start is given, so every solution is CBC's own.
-TEST(Milp, OverrunKeepsTheStreamedIncumbent) {
-  const auto t = random_dag(3, 6, 2);
+// The exact model of a small random DAG without port contention (solved to optimality in well under a second).
+Formulation small_model() {
   FormulationOptions fo;
   fo.contention = false;
   fo.upper_bound = 200;
-  auto f = build_formulation(t, fo);
-  ASSERT_TRUE(f.ok());
+  auto f = build_formulation(random_dag(3, 6, 2), fo);
+  EXPECT_TRUE(f.ok());
+  return std::move(*f);
+}
+
+// A child killed after it found solutions (CBC overrunning its limit) still returns its last incumbent, which
+// satisfies the model; no warm start is given, so every solution is CBC's own.
+TEST(Milp, OverrunKeepsTheStreamedIncumbent) {
+  const auto model = small_model();
+  const auto* f = &model;
   MilpSolveOptions so;
   so.time_limit_s = 3;
   so.kill_margin_s = 0.3;
@@ -365,12 +371,8 @@ TEST(Milp, OverrunKeepsTheStreamedIncumbent) {
 // The forked solve returns what the in-process solve returns (exact values through the pipe), and forwards the
 // child's progress lines.
 TEST(Milp, ForkedSolveMatchesInProcess) {
-  const auto t = random_dag(3, 6, 2);
-  FormulationOptions fo;
-  fo.contention = false;
-  fo.upper_bound = 200;
-  auto f = build_formulation(t, fo);
-  ASSERT_TRUE(f.ok());
+  const auto model = small_model();
+  const auto* f = &model;
   MilpSolveOptions so;
   so.time_limit_s = 20;
   so.threads = 1;  // deterministic, so both runs agree exactly
