@@ -84,7 +84,8 @@ TEST(Milp, HeftExampleOptima) {
 
 // Random DAG problems with integral times (so some optimum has an integral makespan), without the chain of
 // random_table (so orders matter): every edge its own data item, or (fanout) each operator writes one item read
-// by a random subset of later operators, so the MILP must charge each item once per destination device.
+// by a random subset of later operators, with transfers cheap next to operators (1-2 vs 2-9) so that good plans
+// spread readers over devices: the MILP must charge each item once per destination device.
 CostTable integral_dag(uint64_t seed, int n, int k, bool fanout) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> unit(0, 1);
@@ -97,7 +98,7 @@ CostTable integral_dag(uint64_t seed, int n, int k, bool fanout) {
     t.op_names.push_back("op" + std::to_string(i));
     t.op_types.push_back("Random");
     t.op_origin.push_back({t.op_names.back()});
-    for (int d = 0; d < k; ++d) t.time_ms.push_back(std::round(1 + (fanout ? 5 : 9) * unit(rng)));
+    for (int d = 0; d < k; ++d) t.time_ms.push_back(fanout ? std::round(2 + 7 * unit(rng)) : std::round(1 + 9 * unit(rng)));
     t.param_bytes.push_back(1);
     t.flops.push_back(0);
   }
@@ -110,7 +111,7 @@ CostTable integral_dag(uint64_t seed, int n, int k, bool fanout) {
     item.transfer_ms.assign(static_cast<size_t>(k * k), 0);
     for (int a = 0; a < k; ++a)
       for (int b = 0; b < k; ++b)
-        if (a != b) item.transfer_ms[static_cast<size_t>(a * k + b)] = std::round(1 + (fanout ? 4 : 5) * unit(rng));
+        if (a != b) item.transfer_ms[static_cast<size_t>(a * k + b)] = std::round(1 + (fanout ? 1 : 5) * unit(rng));
     t.data.push_back(std::move(item));
   };
   for (int i = 0; i < n; ++i) {
@@ -150,6 +151,50 @@ TEST(Milp, EqualsBruteForceWithFanOut) {
     }
   }
   EXPECT_GE(fanout_problems, 5);
+}
+
+// Three operators: A writes item X, read by B and C; per-device times as given, every link 5 ms.
+CostTable one_item_two_readers(const std::vector<std::vector<double>>& times) {
+  CostTable t;
+  t.name = "shared";
+  const int k = static_cast<int>(times[0].size());
+  for (int d = 0; d < k; ++d) t.device_names.push_back("d" + std::to_string(d));
+  t.capacity.assign(static_cast<size_t>(k), 1e9);
+  for (size_t i = 0; i < times.size(); ++i) {
+    t.op_names.push_back(std::string(1, static_cast<char>('A' + i)));
+    t.op_types.push_back("X");
+    t.op_origin.push_back({t.op_names.back()});
+    t.time_ms.insert(t.time_ms.end(), times[i].begin(), times[i].end());
+    t.param_bytes.push_back(1);
+    t.flops.push_back(0);
+  }
+  DataItem x;
+  x.name = "X";
+  x.producer = 0;
+  x.consumers = {1, 2};
+  x.bytes = 1;
+  x.transfer_ms.assign(static_cast<size_t>(k * k), 5);
+  for (int d = 0; d < k; ++d) x.transfer_ms[static_cast<size_t>(d * k + d)] = 0;
+  t.data.push_back(x);
+  EXPECT_TRUE(t.finalize().ok());
+  return t;
+}
+
+// With ports contended. Two readers on one remote device share one transfer: A [0,1], X -> d1 [1,6], B [6,7],
+// C [7,8] = 8 (charged per edge, the second copy would queue and the best plan would take 11). Readers on two
+// remote devices need two transfers, one after the other on A's send port: B and C each fast only on their own
+// device, so 12 that way, and the optimum keeps C on d0: 11 (a model without the send-port rows would claim 8).
+TEST(Milp, OneTransferPerItemAndDestination) {
+  for (const auto& [times, optimum] : std::vector<std::pair<std::vector<std::vector<double>>, double>>{
+           {{{1, 100}, {10, 1}, {10, 1}}, 8}, {{{1, 100, 100}, {10, 1, 10}, {10, 10, 1}}, 11}}) {
+    const auto t = one_item_two_readers(times);
+    EXPECT_NEAR(testing::brute_force(t, true), optimum, 1e-9);
+    const auto r = run_milp(t, true, 20);
+    EXPECT_EQ(r.status, "optimal") << optimum;
+    EXPECT_NEAR(r.objective_ms, optimum, 1e-6);
+    EXPECT_NEAR(r.lower_bound_ms, optimum, 1e-6);
+    expect_consistent(t, r, true, true);
+  }
 }
 
 TEST(Milp, EqualsBruteForceOnSmallDags) {
