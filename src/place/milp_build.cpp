@@ -4,7 +4,9 @@
 // Columns: x_i_k (binary), S_i/F_i (op start/finish), CS_q/CF_q (transfer start/finish of edge q), u_q_a_b
 // (edge q goes from device a to b; a transportation linearisation: sum_b u_q_a_b = x_from_a and
 // sum_a u_q_a_b = x_to_b, exact for binary x), z_q (crosses devices), R_k (activation reserve), o_a_b / p_q_r
-// (order binaries, 1 = a before b), T (makespan, the objective).
+// (order binaries, 1 = a before b), T (makespan, the objective); for items read by several consumers, G_d_b
+// (start of item d's transfer to b: every edge of d whose consumer is on b starts then) and y_d_a_b (d crosses
+// from a to b, charged once on the ports however many consumers read it there).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -54,31 +56,36 @@ std::vector<int> fixed_chain_positions(int count, ResourceOf resource_of, const 
   return pos;
 }
 
-// Each device's send and receive port carries at most T of transfers. Per edge (u columns), or per tensor and
-// destination: y_d_a_b >= u_q_a_b for every edge q of d, a tensor crossing once however many consumers read it.
-void port_load_rows(Formulation& f, const CostTable& t, bool edge_ports) {
+// Per data item and (source, destination): y_d_a_b >= u_q_a_b for every edge q of d, so an item crosses (and
+// is charged) once however many consumers read it on b.
+void tensor_transfer_cols(Formulation& f, const CostTable& t) {
+  auto& m = f.model;
+  const int K = f.num_devices, E = static_cast<int>(f.edges.size());
+  f.y.assign(t.data.size() * static_cast<size_t>(K * K), -1);
+  for (int q = 0; q < E; ++q)
+    for (DeviceId a = 0; a < K; ++a)
+      for (DeviceId b = 0; b < K; ++b) {
+        const int d = f.edges[static_cast<size_t>(q)].data;
+        const int u = f.u[static_cast<size_t>((q * K + a) * K + b)];
+        if (a == b || u < 0) continue;
+        int& col = f.y[static_cast<size_t>((d * K + a) * K + b)];
+        if (col < 0) col = m.add_col(fmt::format("y_{}_{}_{}", d, a, b), 0, 1, false);
+        m.add_row(fmt::format("once_{}_{}_{}_{}", q, d, a, b), {{col, 1}, {u, -1}}, 0, kMilpInf);
+      }
+}
+
+// Each device's send and receive port carries at most T of transfers: per edge (u columns) when every item has
+// one consumer, else per item and destination (y columns).
+void port_load_rows(Formulation& f, const CostTable& t) {
   auto& m = f.model;
   const int K = f.num_devices, E = static_cast<int>(f.edges.size());
   auto U = [&](int q, DeviceId a, DeviceId b) { return f.u[static_cast<size_t>((q * K + a) * K + b)]; };
-  std::vector<int> y;  // [(data * K + a) * K + b]
-  if (!edge_ports) {
-    y.assign(t.data.size() * static_cast<size_t>(K * K), -1);
-    for (int q = 0; q < E; ++q)
-      for (DeviceId a = 0; a < K; ++a)
-        for (DeviceId b = 0; b < K; ++b) {
-          const int d = f.edges[static_cast<size_t>(q)].data;
-          if (a == b || U(q, a, b) < 0) continue;
-          int& col = y[static_cast<size_t>((d * K + a) * K + b)];
-          if (col < 0) col = m.add_col(fmt::format("y_{}_{}_{}", d, a, b), 0, 1, false);
-          m.add_row(fmt::format("once_{}_{}_{}_{}", q, d, a, b), {{col, 1}, {U(q, a, b), -1}}, 0, kMilpInf);
-        }
-  }
   for (DeviceId k = 0; k < K; ++k) {
     Terms send{{f.makespan, 1}}, recv{{f.makespan, 1}};
     auto charge = [&](Terms& row, int data, DeviceId a, DeviceId b, int col) {
       if (col >= 0) row.push_back({col, -t.transfer(data, a, b)});
     };
-    if (edge_ports) {
+    if (f.y.empty()) {
       for (int q = 0; q < E; ++q)
         for (DeviceId b = 0; b < K; ++b) {
           if (b == k) continue;
@@ -90,8 +97,8 @@ void port_load_rows(Formulation& f, const CostTable& t, bool edge_ports) {
       for (int d = 0; d < static_cast<int>(t.data.size()); ++d)
         for (DeviceId b = 0; b < K; ++b) {
           if (b == k) continue;
-          charge(send, d, k, b, y[static_cast<size_t>((d * K + k) * K + b)]);
-          charge(recv, d, b, k, y[static_cast<size_t>((d * K + b) * K + k)]);
+          charge(send, d, k, b, f.y[static_cast<size_t>((d * K + k) * K + b)]);
+          charge(recv, d, b, k, f.y[static_cast<size_t>((d * K + b) * K + k)]);
         }
     }
     m.add_row(fmt::format("sendload_{}", k), send, 0, kMilpInf);
@@ -216,6 +223,32 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
     m.add_row(fmt::format("dur_c{}", q), dur, 0, 0);
     m.add_row(fmt::format("cross_{}", q), z, 1, 1);
   }
+  // One transfer per item and destination (the simulator's rule): the edges of item d whose consumers are on b
+  // all start at G_d_b (CS_q = G_d_b when x_to_b = 1). Their durations are equal, so they finish together too.
+  f.tie.assign(t.data.size() * static_cast<size_t>(K), -1);
+  for (int q0 = 0, q1 = 0; q0 < E; q0 = q1) {
+    const int d = f.edges[static_cast<size_t>(q0)].data;
+    while (q1 < E && f.edges[static_cast<size_t>(q1)].data == d) ++q1;
+    if (q1 - q0 < 2) continue;
+    for (DeviceId b = 0; b < K; ++b) {
+      std::vector<int> on_b;
+      for (int q = q0; q < q1; ++q)
+        if (X(f.edges[static_cast<size_t>(q)].to, b) >= 0) on_b.push_back(q);
+      if (on_b.size() < 2) continue;
+      double lo = kMilpInf, hi = -kMilpInf;
+      for (int q : on_b) {
+        lo = std::min(lo, m.cols[static_cast<size_t>(f.comm_start[static_cast<size_t>(q)])].lb);
+        hi = std::max(hi, m.cols[static_cast<size_t>(f.comm_start[static_cast<size_t>(q)])].ub);
+      }
+      const int g = f.tie[static_cast<size_t>(d * K + b)] = m.add_col(fmt::format("G_{}_{}", d, b), lo, hi, false);
+      for (int q : on_b) {
+        const int cs = f.comm_start[static_cast<size_t>(q)], x = X(f.edges[static_cast<size_t>(q)].to, b);
+        const double up = m.cols[static_cast<size_t>(cs)].ub - lo + slack, down = hi - m.cols[static_cast<size_t>(cs)].lb + slack;
+        m.add_row(fmt::format("tie_{}_{}", q, b), {{cs, 1}, {g, -1}, {x, up}}, -kMilpInf, up);
+        m.add_row(fmt::format("tie_{}_{}_", q, b), {{g, 1}, {cs, -1}, {x, down}}, -kMilpInf, down);
+      }
+    }
+  }
   // Device loads and memory (parameters + a reserve of at least the largest working set placed there).
   for (DeviceId k = 0; k < K; ++k) {
     Terms load{{f.makespan, 1}}, mem;
@@ -232,20 +265,25 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
       if (X(i, k) >= 0 && ws[static_cast<size_t>(i)] > 0 && (!opt.relaxation || t.time(i, k) > 0))
         m.add_row(fmt::format("ws_{}_{}", i, k), {{r, 1}, {X(i, k), -ws[static_cast<size_t>(i)]}}, 0, kMilpInf);
   }
-  // Port rows charge every edge. That is the simulator's rule only when no tensor feeds two consumers; the
-  // relaxation must stay below every simulated plan, so there it charges each tensor once per destination.
-  bool edge_ports = !opt.relaxation;
-  if (!edge_ports) {
-    edge_ports = true;
-    for (const auto& d : t.data) edge_ports = edge_ports && d.consumers.size() <= 1;
-  }
+  // Port loads charge each item once per destination: per edge (u) when no item has two consumers, else y.
+  bool edge_ports = true;
+  for (const auto& d : t.data) edge_ports = edge_ports && d.consumers.size() <= 1;
+  if (opt.contention && !edge_ports) tensor_transfer_cols(f, t);
+  auto Y = [&](int d, DeviceId a, DeviceId b) { return f.y[static_cast<size_t>((d * K + a) * K + b)]; };
+  // What crossing from a to b costs item d on the ports, charged once per destination: y, or the one edge's u.
+  auto crossing = [&](int q, DeviceId a, DeviceId b) {
+    const int d = f.edges[static_cast<size_t>(q)].data;
+    return edge_ports ? U(q, a, b) : Y(d, a, b);
+  };
   const auto desc = reach(t);
   auto ordered = [&](OpId a, OpId b) {  // a == b or a reaches b
     return a == b || ((desc[static_cast<size_t>(a)][static_cast<size_t>(b) >> 6] >> (b & 63)) & 1U);
   };
   // Precedence loads: the descendants of i placed on k run one at a time on k after F_i, so
   // T >= F_i + sum_{j in desc(i)} time(j,k) x_jk; the ancestors of i on k all finish by S_i. With ports, the same
-  // for the transfers leaving k from i or its descendants, and those entering k towards i or its ancestors.
+  // for the transfers leaving k from i or its descendants (each item once per destination), and those entering
+  // k towards i or its ancestors (per item, one edge whose consumer is i or an ancestor: whichever consumer is on
+  // k, the item crosses once).
   if (!inc && opt.precedence_loads)
     for (OpId i = 0; i < n; ++i)
       for (DeviceId k = 0; k < K; ++k) {
@@ -258,14 +296,18 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
         }
         if (after.size() > 3) m.add_row(fmt::format("pdesc_{}_{}", i, k), after, 0, kMilpInf);
         if (before.size() > 2) m.add_row(fmt::format("panc_{}_{}", i, k), before, 0, kMilpInf);
-        if (!opt.contention || !edge_ports) continue;
+        if (!opt.contention) continue;
         Terms send{{f.makespan, 1}, {f.finish[si], -1}}, recv{{f.start[si], 1}};
+        int sent = -1, received = -1;  // last data item charged
         for (int q = 0; q < E; ++q) {
           const auto& e = f.edges[static_cast<size_t>(q)];
+          const bool send_q = ordered(i, e.from) && e.data != sent, recv_q = ordered(e.to, i) && e.data != received;
+          if (send_q) sent = e.data;
+          if (recv_q) received = e.data;
           for (DeviceId b = 0; b < K; ++b) {
             if (b == k) continue;
-            if (ordered(i, e.from) && U(q, k, b) >= 0) send.push_back({U(q, k, b), -t.transfer(e.data, k, b)});
-            if (ordered(e.to, i) && U(q, b, k) >= 0) recv.push_back({U(q, b, k), -t.transfer(e.data, b, k)});
+            if (send_q && crossing(q, k, b) >= 0) send.push_back({crossing(q, k, b), -t.transfer(e.data, k, b)});
+            if (recv_q && U(q, b, k) >= 0) recv.push_back({U(q, b, k), -t.transfer(e.data, b, k)});
           }
         }
         if (send.size() > 3) m.add_row(fmt::format("psend_{}_{}", i, k), send, 0, kMilpInf);
@@ -391,18 +433,27 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
   if (!opt.contention) return f;
   // Valid rows under port contention: the transfers out of one producer share its send port, the transfers
   // into one consumer share its receive port, and each device's ports carry at most T of work.
-  if (edge_ports) {
+  {
     std::vector<std::vector<int>> outs(static_cast<size_t>(n)), ins(static_cast<size_t>(n));
     for (int q = 0; q < E; ++q) outs[static_cast<size_t>(f.edges[static_cast<size_t>(q)].from)].push_back(q), ins[static_cast<size_t>(f.edges[static_cast<size_t>(q)].to)].push_back(q);
     for (OpId i = 0; i < n; ++i) {
       const auto si = static_cast<size_t>(i);
-      if (outs[si].size() > 1) {  // T >= F_i + sum durations + min over consumers (tmin + tail)
+      if (outs[si].size() > 1) {  // T >= F_i + sum of durations (each item once per destination) + min (tmin + tail)
         double after = std::numeric_limits<double>::infinity();
         Terms r{{f.makespan, 1}, {f.finish[si], -1}};
+        int charged = -1;
         for (int q : outs[si]) {
-          const auto j = static_cast<size_t>(f.edges[static_cast<size_t>(q)].to);
-          after = std::min(after, tmin[j] + tail[j]);
-          r.push_back({f.comm_finish[static_cast<size_t>(q)], -1}), r.push_back({f.comm_start[static_cast<size_t>(q)], 1});
+          const auto& e = f.edges[static_cast<size_t>(q)];
+          after = std::min(after, tmin[static_cast<size_t>(e.to)] + tail[static_cast<size_t>(e.to)]);
+          if (edge_ports) {  // the edge's own duration: 2 nonzeros instead of K^2
+            r.push_back({f.comm_finish[static_cast<size_t>(q)], -1}), r.push_back({f.comm_start[static_cast<size_t>(q)], 1});
+            continue;
+          }
+          if (e.data == charged) continue;
+          charged = e.data;
+          for (DeviceId a = 0; a < K; ++a)
+            for (DeviceId b = 0; b < K; ++b)
+              if (a != b && Y(e.data, a, b) >= 0) r.push_back({Y(e.data, a, b), -t.transfer(e.data, a, b)});
         }
         m.add_row(fmt::format("fanout_{}", i), r, after, kMilpInf);
       }
@@ -418,7 +469,7 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
       }
     }
   }
-  port_load_rows(f, t, edge_ports);
+  port_load_rows(f, t);
   if (opt.relaxation) return f;
   // Ports: indicator "edge q leaves k across devices" = x_from_k - u_q_k_k, "enters k" = x_to_k - u_q_k_k.
   auto port_terms = [&](int q, OpId end, DeviceId k, Terms& act) {
@@ -448,8 +499,11 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
     send_pos = fixed_chain_positions(E, [&](int q) { return port_of(q, true); }, inc->comm_start, inc->comm_finish);
     recv_pos = fixed_chain_positions(E, [&](int q) { return port_of(q, false); }, inc->comm_start, inc->comm_finish);
   }
+  // The incumbent's order of two transfers; edges of one transfer (equal times) by index, as in the chains.
   auto comm_first = [&](int q, int r) {
-    return inc->comm_finish[static_cast<size_t>(q)] <= inc->comm_start[static_cast<size_t>(r)] || inc->comm_start[static_cast<size_t>(q)] < inc->comm_start[static_cast<size_t>(r)];
+    const auto sq = static_cast<size_t>(q), sr = static_cast<size_t>(r);
+    if (inc->comm_start[sq] == inc->comm_start[sr] && inc->comm_finish[sq] == inc->comm_finish[sr]) return q < r;
+    return inc->comm_finish[sq] <= inc->comm_start[sr] || inc->comm_start[sq] < inc->comm_start[sr];
   };
   // Candidate pairs, as for operators: all in the exact model; in a window the near pairs with a free end, the
   // neighbours on each port's chain, and per transfer with a free end its nearest fixed non-near transfers on
@@ -515,10 +569,15 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
       const bool fq = is_free(eq.from) || is_free(eq.to), fr = is_free(er.from) || is_free(er.to);
       const bool nq = is_near(eq.from) || is_near(eq.to), nr = is_near(er.from) || is_near(er.to);
       const bool binary = !inc || ((fq || fr) && nq && nr);
+      // Two edges of one item are one transfer when their consumers share a device (tied by G, no row), else
+      // two transfers from one send port; never on one receive port. With two devices they always share.
+      const bool same_item = eq.data == er.data, both_fixed = fixed_edge(q) && fixed_edge(r);
+      if (same_item && (K < 3 || (both_fixed && inc->device[static_cast<size_t>(eq.to)] == inc->device[static_cast<size_t>(er.to)])))
+        continue;
       std::vector<std::pair<DeviceId, bool>> ports;  // (device, is_send)
       for (DeviceId k = 0; k < K; ++k) {
         if (X(eq.from, k) >= 0 && X(er.from, k) >= 0) ports.push_back({k, true});
-        if (X(eq.to, k) >= 0 && X(er.to, k) >= 0) ports.push_back({k, false});
+        if (!same_item && X(eq.to, k) >= 0 && X(er.to, k) >= 0) ports.push_back({k, false});
       }
       if (ports.empty()) continue;
       Formulation::Pair pair{q, r, -1};
@@ -535,6 +594,19 @@ Expected<Formulation> build_formulation(const CostTable& t, const FormulationOpt
         const auto& pos = send ? send_pos : recv_pos;
         if (!binary && fixed_edge(q) && fixed_edge(r) && std::abs(pos[static_cast<size_t>(q)] - pos[static_cast<size_t>(r)]) != 1) continue;
         if (!binary && fixed_edge(q) != fixed_edge(r) && !nearest_there(q, r, k, send)) continue;
+        if (same_item && !both_fixed) {  // active when q goes k -> b and r from k to another device
+          for (DeviceId b = 0; b < K; ++b) {
+            if (b == k || U(q, k, b) < 0) continue;
+            Terms apart{{U(q, k, b), 1}};
+            for (DeviceId c = 0; c < K; ++c)
+              if (c != k && c != b && U(r, k, c) >= 0) apart.push_back({U(r, k, c), 1});
+            if (apart.size() > 1)
+              disjunction(fmt::format("pt_{}_{}_s{}_{}", q, r, k, b), f.comm_start[static_cast<size_t>(q)],
+                          f.comm_finish[static_cast<size_t>(q)], f.comm_start[static_cast<size_t>(r)],
+                          f.comm_finish[static_cast<size_t>(r)], apart, 2, pair.col, q_first);
+          }
+          continue;
+        }
         disjunction(fmt::format("pt_{}_{}_{}{}", q, r, send ? "s" : "r", k), f.comm_start[static_cast<size_t>(q)],
                     f.comm_finish[static_cast<size_t>(q)], f.comm_start[static_cast<size_t>(r)], f.comm_finish[static_cast<size_t>(r)],
                     act, indicators, pair.col, q_first);
@@ -564,6 +636,14 @@ std::vector<double> plan_to_values(const Formulation& f, const MilpPlan& p) {
     set(f.comm_finish[static_cast<size_t>(q)], p.comm_finish[static_cast<size_t>(q)]);
     set(f.cross[static_cast<size_t>(q)], a != b ? 1 : 0);
     set(f.u[static_cast<size_t>((q * K + a) * K + b)], 1);
+    if (!f.y.empty() && a != b) set(f.y[static_cast<size_t>((e.data * K + a) * K + b)], 1);
+  }
+  // A tie with no consumer on its device sits at its lower bound; else at its transfer's start.
+  for (int g : f.tie)
+    if (g >= 0) set(g, f.model.cols[static_cast<size_t>(g)].lb);
+  for (int q = 0; q < E; ++q) {
+    const auto& e = f.edges[static_cast<size_t>(q)];
+    set(f.tie[static_cast<size_t>(e.data * K + p.device[static_cast<size_t>(e.to)])], p.comm_start[static_cast<size_t>(q)]);
   }
   for (const auto& pr : f.op_pairs)
     set(pr.col, p.finish[static_cast<size_t>(pr.a)] <= p.start[static_cast<size_t>(pr.b)] + 1e-9 ? 1 : 0);

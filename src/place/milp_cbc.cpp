@@ -27,6 +27,9 @@ struct ProgressState {
   double last = -1e9;
   double every = 3;
   std::function<void(const std::string&)> sink;
+  std::function<void(double, const std::vector<double>&)> incumbent;
+  int num_cols = 0;
+  double streamed = 1e300;  // objective of the last incumbent passed on
 };
 
 // Cloned into every thread's model by CBC; the shared state keeps one clock and one rate limit.
@@ -35,9 +38,19 @@ class ProgressHandler : public CbcEventHandler {
   explicit ProgressHandler(std::shared_ptr<ProgressState> state) : state_(std::move(state)) {}
   CbcEventHandler* clone() const override { return new ProgressHandler(*this); }
   CbcAction event(CbcEvent which) override {
-    if (!state_->sink || !model_) return noAction;
+    if (!model_) return noAction;
     if (which != node && which != solution && which != heuristicSolution && which != treeStatus) return noAction;
     std::lock_guard<std::mutex> lock(state_->mutex);
+    if ((which == solution || which == heuristicSolution) && state_->incumbent) {
+      // Only solutions in the model's own columns (preprocessing renumbers them; the placer turns it off).
+      const double* best = model_->bestSolution();
+      const double obj = model_->getMinimizationObjValue();
+      if (best && model_->getNumCols() == state_->num_cols && obj < state_->streamed) {
+        state_->streamed = obj;
+        state_->incumbent(obj, std::vector<double>(best, best + state_->num_cols));
+      }
+    }
+    if (!state_->sink) return noAction;
     const double now = std::chrono::duration<double>(Clock::now() - state_->t0).count();
     if (now - state_->last < state_->every) return noAction;
     state_->last = now;
@@ -100,6 +113,8 @@ MilpSolveResult solve_in_process(const MilpModel& m, const MilpSolveOptions& opt
   auto state = std::make_shared<ProgressState>();
   state->every = opt.progress_every_s;
   state->sink = opt.progress;
+  state->incumbent = opt.incumbent;
+  state->num_cols = m.num_cols();
   ProgressHandler handler(state);
   model.passInEventHandler(&handler);
 

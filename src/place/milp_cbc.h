@@ -1,8 +1,9 @@
 // Solves a MilpModel with CBC (COIN-OR branch and cut) the way the `cbc` program does (CbcMain0/CbcMain1, so
 // preprocessing, cuts and heuristics are on), with a named warm start and progress reports. By default the
 // solve runs in a forked child process, so a crash inside CBC/Cgl (seen once: a segfault in libCgl during LNS)
-// or a solver that ignores its time limit cannot take the caller down: the caller gets status "solver crashed"
-// and keeps its own warm start.
+// or a solver that overruns its time limit cannot take the caller down: a crash gives status "solver crashed",
+// an overrun (CBC checks its clock only between steps, and one strong-branching step can take several seconds
+// on a loaded machine) gives "time limit" with the last incumbent the child streamed before it was killed.
 #pragma once
 
 #include <functional>
@@ -19,6 +20,9 @@ struct MilpSolveOptions {
   int threads = 2;
   std::vector<double> start;  ///< full warm start (one value per column), empty = none
   std::function<void(const std::string&)> progress;  ///< a line every progress_every_s seconds; may be empty
+  /// Each improving solution CBC finds (objective, one value per column), from CBC's threads (serialised); the
+  /// forked solve streams them to the caller so that a killed child still returns its best. May be empty.
+  std::function<void(double, const std::vector<double>&)> incumbent;
   double progress_every_s = 3;
   bool preprocess = true;  ///< CglPreProcess; LNS windows turn it off (it crashed once on their fixed columns)
   /// Extra CBC command-line options inserted before `-solve` (e.g. {"-cuts", "off"}); for tuning experiments.
@@ -32,12 +36,14 @@ struct MilpSolveOptions {
 };
 
 /// Test hook read by the solver child only: when the environment variable MOIRAI_MILP_INJECT_FAULT is "abort",
-/// "segv", "exit" or "hang", the child sends one progress line and then fails that way instead of solving.
+/// "segv", "exit" or "hang", the child sends one progress line and then fails that way instead of solving;
+/// "hang after solve" solves and then hangs instead of answering (an overrun after incumbents were found).
 inline constexpr const char* kMilpFaultEnv = "MOIRAI_MILP_INJECT_FAULT";
 
 struct MilpSolveResult {
-  /// "optimal", "feasible", "time limit", "infeasible", "no solution", or "solver crashed" (the child died or
-  /// was killed without a result: see diagnostic)
+  /// "optimal", "feasible", "time limit" (also when the child overran and was killed: see diagnostic; then the
+  /// values are its last streamed incumbent, or else the start, when they satisfy the model, and the bound is 0), "infeasible", "no solution", or
+  /// "solver crashed" (the child died without a result: see diagnostic)
   std::string status = "no solution";
   bool has_solution = false;
   std::vector<double> values;  ///< per column when has_solution
@@ -46,7 +52,7 @@ struct MilpSolveResult {
   double gap = 0;    ///< (objective - bound) / objective
   long nodes = 0;
   double seconds = 0;
-  std::string diagnostic;  ///< why the solver crashed (signal, exit code, overrun), else empty
+  std::string diagnostic;  ///< why the solver crashed or was killed (signal, exit code, overrun), else empty
 };
 
 /// Solves with CBC. Never throws on solver trouble, never crashes with the solver: the status says what happened.

@@ -132,25 +132,51 @@ double valid_lower_bound(const CostTable& t) {
   return std::max(critical_path_bound(t), t.num_devices() > 0 ? work / t.num_devices() : 0.0);
 }
 
+std::vector<int> transfer_groups(const std::vector<MilpEdge>& edges, const std::vector<DeviceId>& device) {
+  std::vector<int> group(edges.size());
+  int count = 0;
+  size_t run = 0;  // first edge of the current data item (edges of one item are contiguous)
+  for (size_t q = 0; q < edges.size(); ++q) {
+    if (edges[q].data != edges[run].data) run = q;
+    group[q] = -1;
+    const DeviceId to = device[static_cast<size_t>(edges[q].to)];
+    for (size_t r = run; r < q && group[q] < 0; ++r)
+      if (device[static_cast<size_t>(edges[r].to)] == to) group[q] = group[r];
+    if (group[q] < 0) group[q] = count++;
+  }
+  return group;
+}
+
 std::optional<MilpPlan> evaluate_milp_plan(const CostTable& t, const std::vector<MilpEdge>& edges,
                                            const std::vector<DeviceId>& device, const std::vector<double>& op_key,
                                            const std::vector<double>& edge_key, bool contention) {
   const int n = t.num_ops(), E = static_cast<int>(edges.size()), K = t.num_devices();
   std::vector<int> pos(static_cast<size_t>(n));
   for (int p = 0; p < n; ++p) pos[static_cast<size_t>(t.topo_order[static_cast<size_t>(p)])] = p;
-  const int N = n + E;
+  // One transfer per data item and destination device, shared by every consumer there (as the simulator sends
+  // it); its port key is the smallest of its edges' keys.
+  const auto group = transfer_groups(edges, device);
+  const int G = E == 0 ? 0 : *std::max_element(group.begin(), group.end()) + 1;
+  std::vector<int> first_edge(static_cast<size_t>(G), -1);
+  std::vector<double> group_key(static_cast<size_t>(G), std::numeric_limits<double>::infinity());
+  for (int q = 0; q < E; ++q) {
+    const auto g = static_cast<size_t>(group[static_cast<size_t>(q)]);
+    if (first_edge[g] < 0) first_edge[g] = q;
+    group_key[g] = std::min(group_key[g], edge_key[static_cast<size_t>(q)]);
+  }
+  const int N = n + G;
   std::vector<double> dur(static_cast<size_t>(N), 0);
   std::vector<std::vector<int>> succ(static_cast<size_t>(N));
   std::vector<int> indeg(static_cast<size_t>(N), 0);
   auto arc = [&](int a, int b) { succ[static_cast<size_t>(a)].push_back(b), ++indeg[static_cast<size_t>(b)]; };
   auto dev = [&](OpId i) { return device[static_cast<size_t>(i)]; };
   for (OpId i = 0; i < n; ++i) dur[static_cast<size_t>(i)] = t.time(i, dev(i));
-  for (int q = 0; q < E; ++q) {
-    const auto& e = edges[static_cast<size_t>(q)];
-    dur[static_cast<size_t>(n + q)] = t.transfer(e.data, dev(e.from), dev(e.to));
-    arc(e.from, n + q);
-    arc(n + q, e.to);
+  for (int g = 0; g < G; ++g) {
+    const auto& e = edges[static_cast<size_t>(first_edge[static_cast<size_t>(g)])];
+    dur[static_cast<size_t>(n + g)] = t.transfer(e.data, dev(e.from), dev(e.to));
+    arc(e.from, n + g);
   }
+  for (int q = 0; q < E; ++q) arc(n + group[static_cast<size_t>(q)], edges[static_cast<size_t>(q)].to);
   // Resource chains, sorted by (key, topological rank); a transfer ranks just after its producer.
   auto chain = [&](std::vector<std::pair<std::pair<double, double>, int>>& items) {
     std::sort(items.begin(), items.end());
@@ -163,12 +189,12 @@ std::optional<MilpPlan> evaluate_milp_plan(const CostTable& t, const std::vector
     chain(items);
     if (!contention) continue;
     std::vector<std::pair<std::pair<double, double>, int>> send, recv;
-    for (int q = 0; q < E; ++q) {
-      const auto& e = edges[static_cast<size_t>(q)];
+    for (int g = 0; g < G; ++g) {
+      const auto& e = edges[static_cast<size_t>(first_edge[static_cast<size_t>(g)])];
       if (dev(e.from) == dev(e.to)) continue;
-      const std::pair<double, double> key{edge_key[static_cast<size_t>(q)], pos[static_cast<size_t>(e.from)] + 0.5 + 1e-6 * q / (E + 1)};
-      if (dev(e.from) == k) send.push_back({key, n + q});
-      if (dev(e.to) == k) recv.push_back({key, n + q});
+      const std::pair<double, double> key{group_key[static_cast<size_t>(g)], pos[static_cast<size_t>(e.from)] + 0.5 + 1e-6 * g / (G + 1)};
+      if (dev(e.from) == k) send.push_back({key, n + g});
+      if (dev(e.to) == k) recv.push_back({key, n + g});
     }
     chain(send);
     chain(recv);
@@ -191,11 +217,11 @@ std::optional<MilpPlan> evaluate_milp_plan(const CostTable& t, const std::vector
   if (done != N) return std::nullopt;
   MilpPlan plan;
   plan.device = device;
-  for (int v = 0; v < N; ++v) {
-    const double s = st[static_cast<size_t>(v)], f = s + dur[static_cast<size_t>(v)];
-    if (v < n) plan.start.push_back(s), plan.finish.push_back(f);
-    else plan.comm_start.push_back(s), plan.comm_finish.push_back(f);
-    plan.makespan = std::max(plan.makespan, f);
+  for (int v = 0; v < N; ++v) plan.makespan = std::max(plan.makespan, st[static_cast<size_t>(v)] + dur[static_cast<size_t>(v)]);
+  for (OpId i = 0; i < n; ++i) plan.start.push_back(st[static_cast<size_t>(i)]), plan.finish.push_back(st[static_cast<size_t>(i)] + dur[static_cast<size_t>(i)]);
+  for (int q = 0; q < E; ++q) {
+    const auto v = static_cast<size_t>(n + group[static_cast<size_t>(q)]);
+    plan.comm_start.push_back(st[v]), plan.comm_finish.push_back(st[v] + dur[v]);
   }
   return plan;
 }

@@ -1,12 +1,15 @@
 // The Moirai MILP formulation (Zhang et al., "Moirai: Towards Optimal Placement for Distributed Inference on
 // Heterogeneous Devices", 2023, section 4) built from a CostTable into a solver-neutral MilpModel, plus the
-// MILP's own schedule model (every edge is its own transfer) used for warm starts and LNS.
+// MILP's own schedule model (the simulator's: one transfer per data item and destination device) used for warm
+// starts and LNS.
 // Departures from the paper's reference code: order binaries only for pairs not ordered by reachability, one
 // binary per unordered pair, big-M = an upper bound on the makespan (from the warm start), any number of sources
 // and sinks, an activation reserve per device in the memory rows, a transportation-style linearisation of
 // u[q,k',k''] (tighter than u >= x + x - 1), valid lower-bound rows (device and port loads, precedence loads:
 // T >= F_i + work of i's descendants on k, S_i >= work of i's ancestors on k), and symmetry breaking for
-// identical devices.
+// identical devices. Transfers as the simulator sends them: the edges of one data item whose consumers share a
+// device are tied to one interval and never exclude each other on a port; port loads charge each item once per
+// destination, so the model's objective is the simulated makespan of its plan.
 #pragma once
 
 #include <cmath>
@@ -18,7 +21,8 @@
 
 namespace moirai {
 
-/// One MILP edge: a DataItem with several consumers is several edges (the MILP charges every edge).
+/// One MILP edge: a DataItem with several consumers is several edges; those whose consumers share a device carry
+/// one transfer (transfer_groups).
 struct MilpEdge {
   int data = 0;
   OpId from = 0;
@@ -32,9 +36,13 @@ std::vector<MilpEdge> milp_edges(const CostTable& table);
 struct MilpPlan {
   std::vector<DeviceId> device;
   std::vector<double> start, finish;            ///< per operator
-  std::vector<double> comm_start, comm_finish;  ///< per edge
+  std::vector<double> comm_start, comm_finish;  ///< per edge (equal for the edges of one transfer)
   double makespan = 0;
 };
+
+/// Per edge, its transfer: edges of one data item (contiguous in `edges`, as milp_edges lists them) whose
+/// consumers are on one device share an index; indices are 0, 1, ... in order of first edge.
+std::vector<int> transfer_groups(const std::vector<MilpEdge>& edges, const std::vector<DeviceId>& device);
 
 /// Earliest (semi-active) schedule in the MILP's model that keeps the device orders given by op_key and, with
 /// contention, the port orders given by edge_key (ties by topological position). nullopt when the orders
@@ -102,6 +110,10 @@ struct Formulation {
   std::vector<int> start, finish;
   std::vector<int> comm_start, comm_finish, cross;  ///< per edge
   std::vector<int> u;      ///< [edge * K * K + k1 * K + k2], -1 when absent
+  /// [(data * K + a) * K + b]: data item crosses from a to b (>= u of each of its edges); -1 when absent. Built
+  /// only with contention and when some item has two consumers (else u charges the same).
+  std::vector<int> y;
+  std::vector<int> tie;    ///< [data * K + b]: start of the item's transfer to b, -1 when absent (one consumer)
   int makespan = -1;
   std::vector<int> reserve;          ///< per device, -1 when the capacity is unlimited
   std::vector<double> working_set;   ///< per operator

@@ -4,11 +4,14 @@
 // should be.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <string>
 
 #include "moirai/bounds.h"
 #include "moirai/placer.h"
 #include "moirai/simulate.h"
+#include "place/milp_formulation.h"
 #include "support/brute_force.h"
 #include "support/random_table.h"
 
@@ -125,6 +128,37 @@ TEST(Bounds, BelowEveryMethodOnRandomDags) {
     }
   }
   EXPECT_GE(checked, 80);  // every roomy plan (5 x 2 x 8) and some tight ones: the comparison is not vacuous
+}
+
+// The relaxation's rows hold for every schedule of the simulator's model (random devices, topological keys),
+// on the GoogLeNet instance (every edge its own item) and on tables whose items feed several consumers.
+TEST(Bounds, RelaxationHoldsEverySchedule) {
+  testing::RandomTableSpec spec;
+  spec.ops = 30;
+  spec.devices = 4;
+  spec.max_fanout = 4;
+  for (const auto& t : {testing::instance("GoogLeNet"), testing::random_table(3, spec)}) {
+    const auto edges = milp_edges(t);
+    for (bool contention : {true, false}) {
+      FormulationOptions fo;
+      fo.contention = contention;
+      fo.relaxation = true;
+      fo.upper_bound = 1e6;
+      auto f = build_formulation(t, fo);
+      ASSERT_TRUE(f.ok());
+      std::mt19937_64 rng(5);
+      for (int trial = 0; trial < 5; ++trial) {
+        std::vector<DeviceId> dev(static_cast<size_t>(t.num_ops()));
+        for (auto& d : dev) d = static_cast<DeviceId>(rng() % static_cast<uint64_t>(t.num_devices()));
+        std::vector<double> key(dev.size()), edge_key;
+        for (int p = 0; p < t.num_ops(); ++p) key[static_cast<size_t>(t.topo_order[static_cast<size_t>(p)])] = p;
+        for (const auto& e : edges) edge_key.push_back(key[static_cast<size_t>(e.from)]);
+        const auto plan = evaluate_milp_plan(t, edges, dev, key, edge_key, contention);
+        ASSERT_TRUE(plan.has_value());
+        EXPECT_EQ(f->model.violation(plan_to_values(*f, *plan), 1e-7), "") << t.name << " trial " << trial;
+      }
+    }
+  }
 }
 
 }  // namespace

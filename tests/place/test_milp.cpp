@@ -82,38 +82,119 @@ TEST(Milp, HeftExampleOptima) {
   expect_consistent(*t, free_ports, false, true);
 }
 
-// A random DAG without the chain of random_table (so orders matter), every edge its own data item.
-CostTable random_dag(uint64_t seed, int n, int k) {
+// Random DAG problems with integral times (so some optimum has an integral makespan), without the chain of
+// random_table (so orders matter): every edge its own data item, or (fanout) each operator writes one item read
+// by a random subset of later operators, with transfers cheap next to operators (1-2 vs 2-9) so that good plans
+// spread readers over devices: the MILP must charge each item once per destination device.
+CostTable integral_dag(uint64_t seed, int n, int k, bool fanout) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> unit(0, 1);
   CostTable t;
-  t.name = "dag";
-  t.per_edge_data = true;
+  t.name = fanout ? "fanout" : "dag";
+  t.per_edge_data = !fanout;
   for (int d = 0; d < k; ++d) t.device_names.push_back("d" + std::to_string(d));
   t.capacity.assign(static_cast<size_t>(k), 1e9);
   for (int i = 0; i < n; ++i) {
     t.op_names.push_back("op" + std::to_string(i));
     t.op_types.push_back("Random");
     t.op_origin.push_back({t.op_names.back()});
-    for (int d = 0; d < k; ++d) t.time_ms.push_back(std::round(1 + 9 * unit(rng)));
+    for (int d = 0; d < k; ++d) t.time_ms.push_back(fanout ? std::round(2 + 7 * unit(rng)) : std::round(1 + 9 * unit(rng)));
     t.param_bytes.push_back(1);
     t.flops.push_back(0);
   }
-  for (int i = 0; i < n; ++i)
+  auto add_item = [&](const std::string& name, OpId from, std::vector<OpId> to) {
+    DataItem item;
+    item.name = name;
+    item.producer = from;
+    item.consumers = std::move(to);
+    item.bytes = fanout ? 1 : 0;
+    item.transfer_ms.assign(static_cast<size_t>(k * k), 0);
+    for (int a = 0; a < k; ++a)
+      for (int b = 0; b < k; ++b)
+        if (a != b) item.transfer_ms[static_cast<size_t>(a * k + b)] = std::round(1 + (fanout ? 1 : 5) * unit(rng));
+    t.data.push_back(std::move(item));
+  };
+  for (int i = 0; i < n; ++i) {
+    std::vector<OpId> readers;
     for (int j = i + 1; j < n; ++j)
-      if (unit(rng) < 0.35) {
-        DataItem item;
-        item.name = "e" + std::to_string(i) + "_" + std::to_string(j);
-        item.producer = i;
-        item.consumers = {j};
-        item.transfer_ms.assign(static_cast<size_t>(k * k), 0);
-        for (int a = 0; a < k; ++a)
-          for (int b = 0; b < k; ++b)
-            if (a != b) item.transfer_ms[static_cast<size_t>(a * k + b)] = std::round(1 + 5 * unit(rng));
-        t.data.push_back(item);
+      if (fanout ? unit(rng) < 0.55 : unit(rng) < 0.35) {
+        if (fanout) readers.push_back(j);
+        else add_item("e" + std::to_string(i) + "_" + std::to_string(j), i, {j});
       }
+    if (!readers.empty()) add_item("t" + std::to_string(i), i, readers);
+  }
   EXPECT_TRUE(t.finalize().ok());
   return t;
+}
+
+CostTable random_dag(uint64_t seed, int n, int k) { return integral_dag(seed, n, k, false); }
+CostTable fanout_dag(uint64_t seed, int n, int k) { return integral_dag(seed, n, k, true); }
+
+bool has_fanout(const CostTable& t) {
+  return std::any_of(t.data.begin(), t.data.end(), [](const DataItem& d) { return d.consumers.size() > 1; });
+}
+
+// The exact MILP's optimum is the best simulated schedule over all placements and orders (transfer orders
+// included), when items feed several consumers: one transfer per item and destination, ports contended or not.
+TEST(Milp, EqualsBruteForceWithFanOut) {
+  int fanout_problems = 0;
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    const int k = seed % 2 ? 2 : 3;
+    const auto t = fanout_dag(seed, k == 2 ? 6 : 5, k);
+    fanout_problems += has_fanout(t);
+    for (bool contention : {true, false}) {
+      const double brute = testing::brute_force(t, contention);
+      const auto r = run_milp(t, contention, 20);
+      EXPECT_EQ(r.status, "optimal") << "seed " << seed << " contention " << contention;
+      EXPECT_NEAR(r.objective_ms, brute, 1e-6) << "seed " << seed << " contention " << contention;
+      expect_consistent(t, r, contention, true);
+    }
+  }
+  EXPECT_GE(fanout_problems, 5);
+}
+
+// Three operators: A writes item X, read by B and C; per-device times as given, every link 5 ms.
+CostTable one_item_two_readers(const std::vector<std::vector<double>>& times) {
+  CostTable t;
+  t.name = "shared";
+  const int k = static_cast<int>(times[0].size());
+  for (int d = 0; d < k; ++d) t.device_names.push_back("d" + std::to_string(d));
+  t.capacity.assign(static_cast<size_t>(k), 1e9);
+  for (size_t i = 0; i < times.size(); ++i) {
+    t.op_names.push_back(std::string(1, static_cast<char>('A' + i)));
+    t.op_types.push_back("X");
+    t.op_origin.push_back({t.op_names.back()});
+    t.time_ms.insert(t.time_ms.end(), times[i].begin(), times[i].end());
+    t.param_bytes.push_back(1);
+    t.flops.push_back(0);
+  }
+  DataItem x;
+  x.name = "X";
+  x.producer = 0;
+  x.consumers = {1, 2};
+  x.bytes = 1;
+  x.transfer_ms.assign(static_cast<size_t>(k * k), 5);
+  for (int d = 0; d < k; ++d) x.transfer_ms[static_cast<size_t>(d * k + d)] = 0;
+  t.data.push_back(x);
+  EXPECT_TRUE(t.finalize().ok());
+  return t;
+}
+
+// With ports contended. Two readers on one remote device share one transfer: A [0,1], X -> d1 [1,6], B [6,7],
+// C [7,8] = 8 (charged per edge, the second copy would queue and the best plan would take 11). Readers on two
+// remote devices need two transfers, one after the other on A's send port: B and C each fast only on their own
+// device, so 12 that way, and the optimum keeps C on d0: 11 (a model without the send-port rows would claim 8).
+TEST(Milp, OneTransferPerItemAndDestination) {
+  for (const auto& [times, optimum] : std::vector<std::pair<std::vector<std::vector<double>>, double>>{
+           {{{1, 100}, {10, 1}, {10, 1}}, 8}, {{{1, 100, 100}, {10, 1, 10}, {10, 10, 1}}, 11}}) {
+    const auto t = one_item_two_readers(times);
+    EXPECT_NEAR(testing::brute_force(t, true), optimum, 1e-9);
+    const auto r = run_milp(t, true, 20);
+    EXPECT_EQ(r.status, "optimal") << optimum;
+    EXPECT_NEAR(r.objective_ms, optimum, 1e-6);
+    EXPECT_NEAR(r.lower_bound_ms, optimum, 1e-6);
+    expect_consistent(t, r, true, true);
+  }
 }
 
 TEST(Milp, EqualsBruteForceOnSmallDags) {
@@ -127,20 +208,20 @@ TEST(Milp, EqualsBruteForceOnSmallDags) {
   }
 }
 
-TEST(Milp, SimulatedNeverAboveObjective) {
+// Whatever plan the MILP reports (optimal or an incumbent cut short), its objective is the simulated makespan
+// of its placement, fan-out included.
+TEST(Milp, ObjectiveIsTheSimulatedMakespan) {
   for (uint64_t seed = 1; seed <= 4; ++seed) {
     testing::RandomTableSpec spec;
     spec.ops = 8;
     spec.devices = 3;
     spec.edge_probability = 0.5;
     const auto t = testing::random_table(seed, spec);
-    bool two_on_one = false;
-    for (const auto& d : t.data) two_on_one = two_on_one || d.consumers.size() > 1;
+    EXPECT_TRUE(has_fanout(t)) << "seed " << seed;
     for (bool contention : {true, false}) {
-      const auto r = run_milp(t, contention, 5);  // any plan will do: the property holds for every plan
-      expect_consistent(t, r, contention, false);
+      const auto r = run_milp(t, contention, seed % 2 ? 1 : 5);
+      expect_consistent(t, r, contention, true);
     }
-    (void)two_on_one;
   }
 }
 
@@ -216,8 +297,8 @@ TEST(Milp, ModelViolationDetectsBrokenStart) {
 // precedence-load rows and integral T included, with and without ports.
 TEST(Milp, RandomSchedulesSatisfyEveryRow) {
   std::mt19937_64 rng(11);
-  for (uint64_t seed = 1; seed <= 4; ++seed) {
-    const auto t = random_dag(seed, 8, 3);
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    const auto t = seed <= 4 ? random_dag(seed, 8, 3) : fanout_dag(seed, 8, 3);
     const auto edges = milp_edges(t);
     for (bool contention : {true, false}) {
       FormulationOptions fo;
@@ -282,7 +363,7 @@ TEST(Milp, SolverCrashKeepsWarmStart) {
   }
 }
 
-// A child that ignores its time limit is killed after limit + margin.
+// A child that ignores its time limit is killed after limit + margin: a time limit without a solution.
 TEST(Milp, SolverOverrunIsKilled) {
   InjectFault inject("hang");
   MilpModel m;
@@ -294,20 +375,49 @@ TEST(Milp, SolverOverrunIsKilled) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto r = solve_with_cbc(m, so);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
-  EXPECT_EQ(r.status, "solver crashed");
+  EXPECT_EQ(r.status, "time limit");
   EXPECT_FALSE(r.has_solution);
   EXPECT_NE(r.diagnostic.find("was killed"), std::string::npos) << r.diagnostic;
+}
+
+// The exact model of a small random DAG without port contention (solved to optimality in well under a second).
+Formulation small_model() {
+  FormulationOptions fo;
+  fo.contention = false;
+  fo.upper_bound = 200;
+  auto f = build_formulation(random_dag(3, 6, 2), fo);
+  EXPECT_TRUE(f.ok());
+  return std::move(*f);
+}
+
+// A child killed after it found solutions (CBC overrunning its limit) still returns its last incumbent, which
+// satisfies the model; no warm start is given, so every solution is CBC's own.
+TEST(Milp, OverrunKeepsTheStreamedIncumbent) {
+  const auto model = small_model();
+  const auto* f = &model;
+  MilpSolveOptions so;
+  so.time_limit_s = 3;
+  so.kill_margin_s = 0.3;
+  so.threads = 1;
+  so.preprocess = false;  // incumbents are streamed in the model's own columns only
+  const auto solved = solve_with_cbc(f->model, so);
+  ASSERT_EQ(solved.status, "optimal");
+
+  InjectFault inject("hang after solve");
+  const auto r = solve_with_cbc(f->model, so);
+  EXPECT_EQ(r.status, "time limit");
+  EXPECT_NE(r.diagnostic.find("was killed"), std::string::npos) << r.diagnostic;
+  ASSERT_TRUE(r.has_solution);
+  EXPECT_EQ(f->model.violation(r.values, 1e-6), "");
+  EXPECT_GE(r.objective, solved.objective - 1e-9);
+  EXPECT_EQ(r.bound, 0);
 }
 
 // The forked solve returns what the in-process solve returns (exact values through the pipe), and forwards the
 // child's progress lines.
 TEST(Milp, ForkedSolveMatchesInProcess) {
-  const auto t = random_dag(3, 6, 2);
-  FormulationOptions fo;
-  fo.contention = false;
-  fo.upper_bound = 200;
-  auto f = build_formulation(t, fo);
-  ASSERT_TRUE(f.ok());
+  const auto model = small_model();
+  const auto* f = &model;
   MilpSolveOptions so;
   so.time_limit_s = 20;
   so.threads = 1;  // deterministic, so both runs agree exactly

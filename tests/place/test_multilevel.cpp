@@ -78,8 +78,17 @@ TEST(Contract, ProjectionIsNeverSlowerThanTheCoarsePlan) {
   }
 }
 
-TEST(Lns, WindowModelHoldsTheIncumbentAndDecodesToRealSchedules) {
-  const auto t = testing::instance("GoogLeNet");
+// GoogLeNet (every edge its own item) and a random table whose items feed up to four consumers on 4 devices
+// (shared transfers, and one item sent to several devices from one port).
+class LnsWindow : public ::testing::TestWithParam<bool> {};
+
+TEST_P(LnsWindow, ModelHoldsTheIncumbentAndDecodesToRealSchedules) {
+  testing::RandomTableSpec spec;
+  spec.ops = 120;
+  spec.devices = 4;
+  spec.edge_probability = 0.05;
+  spec.max_fanout = 4;
+  const auto t = GetParam() ? testing::random_table(5, spec) : testing::instance("GoogLeNet");
   const auto edges = milp_edges(t);
   const MilpPlan inc = random_plan(t, 3, true);
   std::mt19937_64 rng(7);
@@ -111,6 +120,9 @@ TEST(Lns, WindowModelHoldsTheIncumbentAndDecodesToRealSchedules) {
     EXPECT_LE(r.objective, inc.makespan * (1 + 1e-6));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Tables, LnsWindow, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "FanOut" : "GoogLeNet"; });
 
 TEST(Milp, MultilevelPlanIsValidAndNeverWorseThanItsWarmStart) {
   // Above the exact model's 150 operators, and wide enough that no bound proves the warm start optimal.
