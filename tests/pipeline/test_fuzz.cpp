@@ -131,6 +131,17 @@ class Fuzz : public ::testing::Test {
     }
   }
 
+  /// Loads the problem the mutated file `path` is part of and places it: false when it is (clearly) rejected.
+  static bool load_and_place(const ProblemOptions& options, const std::string& path, const std::string& what) {
+    auto problem = load_problem(options);
+    if (!problem) {
+      expect_clear(problem.error(), path, what);
+      return false;
+    }
+    place_all(*problem, what);
+    return true;
+  }
+
   /// Runs `cases` mutated copies of `original` through `check` (which loads and uses the written file).
   template <typename Check>
   void fuzz(const json& original, const std::string& file_name, int cases, uint64_t seed, Check check) {
@@ -169,13 +180,7 @@ TEST_F(Fuzz, ClusterFiles) {
     options.input = testing::source_path("models/squeezenet1_1.onnx");
     options.cluster_path = path;
     options.coarsen.max_nodes = 12;
-    auto problem = load_problem(options);
-    if (!problem) {
-      expect_clear(problem.error(), path, what);
-      return false;
-    }
-    place_all(*problem, what);
-    return true;
+    return load_and_place(options, path, what);
   });
 }
 
@@ -184,13 +189,7 @@ TEST_F(Fuzz, InstanceFiles) {
   fuzz(original, "instance.json", 120, 12, [&](const std::string& path, const std::string& what) {
     ProblemOptions options;
     options.input = path;
-    auto problem = load_problem(options);
-    if (!problem) {
-      expect_clear(problem.error(), path, what);
-      return false;
-    }
-    place_all(*problem, what);
-    return true;
+    return load_and_place(options, path, what);
   });
 }
 
@@ -206,13 +205,7 @@ TEST_F(Fuzz, ProfileFiles) {
     ProblemOptions options;
     options.input = testing::source_path("instances/example-1.json");
     options.profile_path = path;
-    auto problem = load_problem(options);
-    if (!problem) {
-      expect_clear(problem.error(), path, what);
-      return false;
-    }
-    place_all(*problem, what);
-    return true;
+    return load_and_place(options, path, what);
   });
 }
 
