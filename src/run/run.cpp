@@ -642,10 +642,7 @@ Expected<std::string> replan(const RunOptions& options, const PlanFile& plan, co
   return (fs::path(dir) / "plan.json").string();
 }
 
-}  // namespace
-
-Expected<RunSummary> run_plan(const RunOptions& options) {
-  if (options.requests < 1) return Error{"--requests must be at least 1"};
+Expected<RunSummary> run_into(const RunOptions& options) {
   std::error_code ec;
   const fs::path out = options.out_dir;
   fs::create_directories(out, ec);
@@ -701,6 +698,17 @@ Expected<RunSummary> run_plan(const RunOptions& options) {
     if (!next) return Error{fmt::format("{}; {}", f.message, next.error().message)};
     plan_path = *next;
   }
+}
+
+}  // namespace
+
+Expected<RunSummary> run_plan(const RunOptions& options) {
+  if (options.requests < 1) return Error{"--requests must be at least 1"};
+  std::error_code ec;
+  const bool existed = fs::exists(options.out_dir, ec);
+  auto summary = run_into(options);
+  if (!summary && !existed) fs::remove_all(options.out_dir, ec);  // a failed run leaves no directory it made
+  return summary;
 }
 
 Expected<std::map<std::string, std::string>> parse_workers(const std::string& text) {

@@ -17,10 +17,17 @@ namespace moirai {
 namespace {
 namespace fs = std::filesystem;
 
+// One directory per test process, removed when the process ends.
 fs::path temp_dir() {
-  fs::path dir = fs::temp_directory_path() / ("moirai_test_import_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir;
+  static const struct Dir {
+    fs::path path = fs::temp_directory_path() / ("moirai_test_import_" + std::to_string(::getpid()));
+    Dir() { fs::create_directories(path); }
+    ~Dir() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  } dir;
+  return dir.path;
 }
 
 std::string write_file(const std::string& name, const std::string& bytes) {

@@ -17,6 +17,8 @@ class NetnsPair {
     a_ = "moirai-" + id + "-a";
     b_ = "moirai-" + id + "-b";
     const std::string va = "mva" + id, vb = "mvb" + id;
+    veth_a_ = va;
+    veth_b_ = vb;
     if (!sh("ip netns add " + a_, "ip netns add")) return;
     created_a_ = true;
     if (!sh("ip netns add " + b_, "ip netns add")) return;
@@ -28,10 +30,10 @@ class NetnsPair {
           sh(in_b("ip addr add 10.77.0.3/24 dev " + vb), "ip addr add") &&
           sh(in_a("ip link set " + va + " up"), "ip link set up") && sh(in_b("ip link set " + vb + " up"), "ip link set up") &&
           sh(in_a("ip link set lo up"), "ip link set lo up") && sh(in_b("ip link set lo up"), "ip link set lo up");
-    veth_a_ = va;
-    veth_b_ = vb;
   }
   ~NetnsPair() {
+    // A veth that never reached its namespace stays in ours: delete it by name (an error when it is gone).
+    if (!veth_a_.empty()) std::system(("ip link del " + veth_a_ + " 2>/dev/null").c_str());
     if (created_a_) std::system(("ip netns del " + a_ + " 2>/dev/null").c_str());
     if (created_b_) std::system(("ip netns del " + b_ + " 2>/dev/null").c_str());
   }

@@ -105,7 +105,7 @@ TEST(Run, UnreachableWorkerIsOneLineNamingWorkerDeviceAndStages) {
                                     quote(kModel), quote(dir / "out")));
   expect_clean_error(r, {"worker 127.0.0.1:1 (device w0), stages s0_w0", "not reachable"});
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(8));
-  EXPECT_FALSE(fs::exists(dir / "out/run.json"));
+  EXPECT_FALSE(fs::exists(dir / "out")) << "a failed run leaves no directory it made";
 }
 
 TEST(Run, DeadlineExceededNamesWorkerDeviceAndStage) {
@@ -115,6 +115,7 @@ TEST(Run, DeadlineExceededNamesWorkerDeviceAndStage) {
                                     quote(dir / "out")));
   expect_clean_error(r, {"exceeded the deadline of 1 ms", "worker 127.0.0.1:", "(device w", "stage s"});
   EXPECT_FALSE(fs::exists(dir / "out/run.json"));
+  EXPECT_FALSE(fs::exists(dir / "out")) << "a failed run leaves no directory it made";
 }
 
 TEST(Run, BadArgumentsAreOneLine) {
