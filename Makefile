@@ -16,7 +16,7 @@ test: build
 
 demo: build
 	$(BUILD)/moirai place models/llama2_13b.onnx --cluster clusters/workstation-mixed.json --method all --time-limit 20 --out $(OUT)
-	$(BUILD)/moirai place ../shared/models/llama2_13b_decode.onnx --cluster clusters/workstation-mixed.json --context 4096 --method layer-dp
+	$(BUILD)/moirai place models/decode/llama2_13b_decode.onnx --cluster clusters/workstation-mixed.json --context 4096 --method layer-dp
 	@echo "open $(OUT)/report.html to see the plan"
 
 clean:

@@ -54,6 +54,14 @@ struct RunLayout {
 int64_t tensor_bytes(const ManifestTensor& t);
 
 /// run.json text.
+/// The stages a device runs, in run order.
+inline std::vector<std::string> stages_on(const Manifest& manifest, const std::string& device) {
+  std::vector<std::string> out;
+  for (const auto& sub : manifest.submodels)
+    if (sub.device == device) out.push_back(sub.name);
+  return out;
+}
+
 std::string run_json(const RunOptions& options, const RunLayout& layout, const Measured& m,
                      const std::vector<RunAttempt>& attempts);
 /// Measured Perfetto trace (same writer and format as the simulated one: report's trace_json).

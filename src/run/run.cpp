@@ -180,8 +180,7 @@ Failure Attempt::connect() {
     Worker w;
     w.device = device;
     w.address = layout_.worker.at(device);
-    for (const auto& sub : layout_.manifest.submodels)
-      if (sub.device == device) w.stages.push_back(sub.name);
+    w.stages = run_detail::stages_on(layout_.manifest, device);
     w.channel = open_channel(w.address);
     w.stub = pb::Worker::NewStub(w.channel);
     workers_.push_back(std::move(w));

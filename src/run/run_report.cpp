@@ -43,8 +43,7 @@ std::vector<DeviceFigures> device_figures(const RunLayout& layout, const Measure
     DeviceFigures f;
     f.name = d;
     f.worker = layout.worker.at(d);
-    for (const auto& sub : layout.manifest.submodels)
-      if (sub.device == d) f.stages.push_back(sub.name);
+    f.stages = stages_on(layout.manifest, d);
     for (const auto& op : layout.plan.ops)
       if (op.device == d) f.busy_predicted += op.end_ms - op.start_ms;
     std::map<uint64_t, double> per_request;
