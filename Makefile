@@ -3,7 +3,9 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 OUT ?= out/demo
 
-.PHONY: setup build test demo clean
+ASAN_BUILD ?= build-asan
+
+.PHONY: setup build test test-release test-sanitize demo clean
 setup:
 	@scripts/setup
 
@@ -11,8 +13,16 @@ build: setup
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-test: build
+test: test-release
+
+# The whole suite under AddressSanitizer + UBSan (its own build directory).
+test-release: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-sanitize: setup
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOIRAI_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
 demo: build
 	$(BUILD)/moirai place models/llama2_13b.onnx --cluster clusters/workstation-mixed.json --method all --time-limit 20 --out $(OUT)
@@ -20,4 +30,4 @@ demo: build
 	@echo "open $(OUT)/report.html to see the plan"
 
 clean:
-	rm -rf $(BUILD) out
+	rm -rf $(BUILD) $(ASAN_BUILD) out

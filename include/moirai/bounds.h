@@ -20,7 +20,8 @@ struct BoundOptions {
 struct LowerBound {
   double ms = 0;
   /// "critical path" (fastest device per operator, free transfers), "device load" (an LP: every operator
-  /// placed once, memory capacities, T >= each device's work), "assignment relaxation" (the MILP without order
+  /// placed once, memory capacities, T >= each device's work; beyond 40,000 operator x device pairs "total
+  /// work": the fastest times shared by all devices), "assignment relaxation" (the MILP without order
   /// binaries, solved by CBC within the time cap), or "exact MILP" (CBC's bound of the full model).
   std::string source;
 };

@@ -28,6 +28,9 @@ struct PlaceOptions {
   std::string import_solution;  ///< MILP: read a solution (column values) instead of solving
   /// Progress lines for long work (incumbent, bound, episode...). May be empty.
   std::function<void(const std::string&)> progress;
+  /// Polled by the list heuristics whose time grows with the ready set (the ETF family): true = give up with an
+  /// error (a caller out of time, e.g. the MILP's warm start). May be empty.
+  std::function<bool()> stop;
 };
 
 struct PlaceResult {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "place/lp.h"
 #include "place/milp_cbc.h"
@@ -11,6 +12,8 @@
 
 namespace moirai {
 namespace {
+
+constexpr double kMaxDeviceLoadColumns = 40000;
 
 // min T: every operator split over devices (fractions sum to 1), T >= each device's work, parameters within
 // capacity. Any plan that fits memory is a 0/1 point of it.
@@ -40,6 +43,18 @@ double device_load_bound(const CostTable& t, double seconds) {
   }
   const auto r = lp.solve(seconds);
   return r.optimal ? r.objective : 0;
+}
+
+// The device-load LP without memory rows, relaxed further: the devices share the total work at each operator's
+// fastest time. Linear time, for graphs whose LP would not solve within the budget.
+double total_work_bound(const CostTable& t) {
+  double work = 0;
+  for (OpId i = 0; i < t.num_ops(); ++i) {
+    double fastest = std::numeric_limits<double>::infinity();
+    for (DeviceId k = 0; k < t.num_devices(); ++k) fastest = std::min(fastest, t.time(i, k));
+    work += fastest;
+  }
+  return t.num_devices() > 0 ? work / t.num_devices() : 0;
 }
 
 // Every operator on its slowest device one after another, every tensor over its slowest link: no plan is
@@ -77,7 +92,11 @@ void add_bound(LowerBounds& bounds, LowerBound bound) {
 LowerBounds lower_bounds(const CostTable& t, const BoundOptions& o) {
   LowerBounds out;
   add_bound(out, {critical_path_bound(t), "critical path"});
-  add_bound(out, {device_load_bound(t, std::max(1.0, o.time_limit_s)), "device load"});
+  // CLP needs seconds for the LP's n x K columns on large graphs (and overruns its limit on a loaded machine).
+  if (static_cast<double>(t.num_ops()) * t.num_devices() <= kMaxDeviceLoadColumns)
+    add_bound(out, {device_load_bound(t, std::max(1.0, o.time_limit_s)), "device load"});
+  else
+    add_bound(out, {total_work_bound(t), "total work"});
   const auto edges = milp_edges(t);
   if (o.time_limit_s <= 0 || !relaxation_fits(t, edges.size())) return out;
   FormulationOptions fo;

@@ -137,15 +137,18 @@ WarmStart warm_start(const CostTable& t, const std::vector<MilpEdge>& edges, con
     if (!w.plan || plan->makespan < w.plan->makespan) w.plan = plan, w.plan_from = from;
   };
   const auto t0 = Clock::now();
+  // On huge graphs the heuristics alone can eat the budget: once one plan fits, stop at 30% of it (the ETF
+  // family also stops mid-way: 20k operators x 8 devices take it several seconds).
+  auto out_of_time = [&] { return w.fallback && since(t0) > 0.3 * options.time_limit_s; };
   for (const auto& name : placer_names()) {
     if (name == "milp" || name == "placeto" || name == "geneflow") continue;
-    // On huge graphs the heuristics alone can eat the budget: once one plan fits, stop at 30% of it.
-    if (w.fallback && since(t0) > 0.3 * options.time_limit_s) break;
+    if (out_of_time()) break;
     try {
       auto placer = make_placer(name);
       if (!placer.ok()) continue;
       PlaceOptions sub = options;
       sub.progress = nullptr;
+      sub.stop = out_of_time;
       sub.time_limit_s = std::min(options.time_limit_s, 10.0);
       auto r = (*placer)->place(t, sub);
       if (!r.ok() || !check_placement(t, r->placement).ok()) continue;

@@ -77,6 +77,28 @@ TEST(Bounds, RelaxationBeatsCriticalPathWhenOneDeviceMustDoTheWork) {
   EXPECT_NEAR(b.best.ms, 8, 1e-6);
 }
 
+TEST(Bounds, TotalWorkReplacesTheLoadLpOnLargeGraphs) {
+  // 20,001 independent operators x 2 devices (1 ms on "fast", 3 ms on "slow") is past the LP's 40,000 pairs: the
+  // devices share the fastest total, 20,001 / 2 ms (the best plan, 15,001 on fast and 5,000 on slow, takes 15,001).
+  CostTable t;
+  t.name = "wide";
+  t.device_names = {"fast", "slow"};
+  t.capacity = {0, 0};
+  for (int i = 0; i < 20001; ++i) {
+    t.op_names.push_back("op" + std::to_string(i));
+    t.op_types.push_back("X");
+    t.op_origin.push_back({t.op_names.back()});
+    t.time_ms.insert(t.time_ms.end(), {1, 3});
+    t.param_bytes.push_back(0);
+    t.flops.push_back(0);
+  }
+  ASSERT_TRUE(t.finalize().ok());
+  const auto b = bounds_of(t, true);
+  EXPECT_DOUBLE_EQ(bound_named(b, "total work"), 10000.5);
+  EXPECT_EQ(bound_named(b, "device load"), 0);
+  EXPECT_EQ(b.best.source, "total work");
+}
+
 TEST(Bounds, BelowBruteForceWithMemoryBinding) {
   int checked = 0;
   for (uint64_t seed = 1; seed <= 8; ++seed) {
