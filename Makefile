@@ -15,10 +15,10 @@ build: setup
 
 test: test-release
 
-# The whole suite under AddressSanitizer + UBSan (its own build directory).
 test-release: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
+# The whole suite under AddressSanitizer + UBSan (its own build directory).
 test-sanitize: setup
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOIRAI_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
