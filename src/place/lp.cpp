@@ -43,7 +43,8 @@ LinearProgram::Result LinearProgram::solve(double time_limit_s) const {
   };
   const auto clb = clamp(col_lb_), cub = clamp(col_ub_), rlb = clamp(row_lb_), rub = clamp(row_ub_);
   solver.loadProblem(matrix, clb.data(), cub.data(), obj_.data(), rlb.data(), rub.data());
-  if (time_limit_s > 0) solver.getModelPtr()->setMaximumSeconds(time_limit_s);
+  // CLP's plain limit is CPU time; on a loaded machine wall time runs ahead of it, and the budget is wall time.
+  if (time_limit_s > 0) solver.getModelPtr()->setMaximumWallSeconds(time_limit_s);
   solver.initialSolve();
   if (!solver.isProvenOptimal()) return result;
   result.optimal = true;

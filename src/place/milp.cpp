@@ -128,6 +128,7 @@ struct WarmStart {
   std::optional<Placement> fallback;   // best simulated, feasible placement
   double fallback_ms = std::numeric_limits<double>::infinity();
   std::string fallback_from;
+  double simulate_s = 0;  // the longest simulation of a heuristic's plan: the final checks need three
 };
 
 WarmStart warm_start(const CostTable& t, const std::vector<MilpEdge>& edges, const PlaceOptions& options) {
@@ -149,10 +150,13 @@ WarmStart warm_start(const CostTable& t, const std::vector<MilpEdge>& edges, con
       PlaceOptions sub = options;
       sub.progress = nullptr;
       sub.stop = out_of_time;
-      sub.time_limit_s = std::min(options.time_limit_s, 10.0);
+      // Their LPs (GETF, m-SCT) share the warm start's 30%.
+      sub.time_limit_s = std::max(0.1, 0.3 * options.time_limit_s - since(t0));
       auto r = (*placer)->place(t, sub);
       if (!r.ok() || !check_placement(t, r->placement).ok()) continue;
+      const auto simulated_from = Clock::now();
       const Schedule s = simulate(t, r->placement, options.sim);
+      w.simulate_s = std::max(w.simulate_s, since(simulated_from));
       if (s.over_capacity(t).empty() && s.makespan_ms < w.fallback_ms)
         w.fallback = r->placement, w.fallback_ms = s.makespan_ms, w.fallback_from = name;
       consider(name, from_schedule(t, edges, r->placement, s, options.sim.contention));
@@ -392,7 +396,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
       best = *multi;
     }
     int windows = 0, crashes = 0;
-    best = milp_lns(t, best, options, options.time_limit_s - since(t0), windows, crashes);
+    best = milp_lns(t, best, options, options.time_limit_s - since(t0) - 3 * warm.simulate_s, windows, crashes);
     result.status = crashes > 0 && crashes == windows ? "solver crashed" : "feasible";
     say(fmt::format("milp: LNS over {} windows ({} solver crashes): {:.6g}", windows, crashes, best.makespan));
   }

@@ -125,7 +125,10 @@ MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& 
   // Stop after every kind of window failed to improve at the largest size, twice over.
   // A window needs its solve plus the 1 s the solver child may overrun before it is killed.
   constexpr double kKillMargin = 1.0;
-  while (left() > kKillMargin + 0.3 && crashes < kMaxCrashes && stale < 8 * static_cast<int>(std::size(kPicks))) {
+  double build_s = 0;  // building the last window's model (seconds on 10k operators): the next one needs as long
+  while (left() > kKillMargin + 0.3 + build_s && crashes < kMaxCrashes &&
+         stale < 8 * static_cast<int>(std::size(kPicks))) {
+    const auto built_from = Clock::now();
     const Pick pick = kPicks[windows % std::size(kPicks)];
     const auto window = choose_window(t, edges, best, pick, size, slide, rng);
     FormulationOptions fo;
@@ -144,6 +147,8 @@ MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& 
       if (best.finish[static_cast<size_t>(i)] >= lo && best.start[static_cast<size_t>(i)] <= hi) fo.near[static_cast<size_t>(i)] = 1;
     auto f = build_formulation(t, fo);
     if (!f.ok()) break;
+    build_s = std::chrono::duration<double>(Clock::now() - built_from).count();
+    if (left() < kKillMargin + 0.1) break;  // the build ate the time the solve needed
     MilpSolveOptions so;
     so.time_limit_s = std::min(left() - kKillMargin, 1.0);
     so.kill_margin_s = kKillMargin;
