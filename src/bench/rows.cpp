@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "bench/internal.h"
+#include "internal.h"
 #include "moirai/bench.h"
 #include "moirai/pipeline.h"
 #include "moirai/report.h"

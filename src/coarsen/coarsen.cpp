@@ -4,9 +4,9 @@
 
 #include <algorithm>
 
-#include "coarsen/engine.h"
-#include "coarsen/match.h"
-#include "coarsen/rules.h"
+#include "engine.h"
+#include "match.h"
+#include "rules.h"
 
 namespace moirai {
 

@@ -11,7 +11,7 @@
 //    PointWise fusion, GELU, normalization (LayerNorm); multi-head attention from "Fused Attention" (same guide).
 //  - tvm: TVM relay/transforms/fuse_ops.cc: the pattern kinds (kElemWise/kBroadcast, kInjective, kCommReduce,
 //    kOutEWiseFusable, kOpaque) of the Relay operators ONNX ops lower to, and its three grouping rules.
-#include "coarsen/rules.h"
+#include "rules.h"
 
 #include <initializer_list>
 

@@ -10,8 +10,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cluster/ranges.h"
-#include "cost/json_file.h"
+#include "moirai/ranges.h"
+#include "json_file.h"
 #include "moirai/cost.h"
 
 namespace moirai {

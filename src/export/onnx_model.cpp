@@ -1,6 +1,6 @@
 // Loading the original model for export: the same node names and fixed input dims as the importer (so plan
 // origins match), a topological order, what every node reads, static types, and initializer data.
-#include "export/onnx_model.h"
+#include "onnx_model.h"
 
 #include <google/protobuf/stubs/logging.h>
 

@@ -13,12 +13,12 @@
 
 #include <fmt/format.h>
 
-#include "export/onnx_model.h"
+#include "onnx_model.h"
 #include "moirai/export.h"
 #include "moirai/import.h"
 #include "moirai/stages.h"
 #include "onnx/checker.h"
-#include "onnx/fold.h"
+#include "moirai/onnx_fold.h"
 
 namespace moirai {
 namespace {
@@ -171,7 +171,7 @@ class Exporter {
       bool known = true;
       for (const auto& d : t->second.tensor_type().shape().dim()) known = known && d.has_dim_value();
       if (!known) continue;
-      auto proto = onnx_import::to_tensor_proto(onnx_import::shape_value(node, dims_of(t->second)), node.output(0));
+      auto proto = fold_shape_node(node, dims_of(t->second));
       if (proto) constant_[n] = std::move(*proto);
     }
   }

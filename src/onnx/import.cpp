@@ -18,7 +18,7 @@
 
 #include "moirai/import.h"
 #include "onnx/defs/schema.h"
-#include "onnx/fold.h"
+#include "fold.h"
 #include "onnx/onnx_pb.h"
 #include "onnx/shape_inference/implementation.h"
 

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "moirai/partition.h"
-#include "partition/internal.h"
+#include "internal.h"
 
 namespace moirai {
 

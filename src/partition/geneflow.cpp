@@ -26,7 +26,7 @@
 
 #include "moirai/partition.h"
 #include "moirai/schedule.h"
-#include "partition/internal.h"
+#include "internal.h"
 
 namespace moirai {
 namespace {

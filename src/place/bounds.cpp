@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "place/lp.h"
-#include "place/milp_cbc.h"
-#include "place/milp_formulation.h"
+#include "lp.h"
+#include "milp_cbc.h"
+#include "milp_formulation.h"
 
 namespace moirai {
 namespace {

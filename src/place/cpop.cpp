@@ -13,8 +13,8 @@
 //    books send and receive ports.
 #include <queue>
 
-#include "place/list_schedule.h"
-#include "place/placers.h"
+#include "list_schedule.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {

@@ -15,8 +15,8 @@
 //    which is the paper's model and reproduces its example (schedule length 80).
 #include <queue>
 
-#include "place/list_schedule.h"
-#include "place/placers.h"
+#include "list_schedule.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {

@@ -1,6 +1,6 @@
 // Shared list-scheduling machinery: ranks, the conservative memory guard with packing look-ahead, the partial
 // schedule with insertion and port booking, and the earliest-time-first loop (see list_schedule.h).
-#include "place/list_schedule.h"
+#include "list_schedule.h"
 
 #include <algorithm>
 #include <cmath>

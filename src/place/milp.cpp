@@ -16,10 +16,10 @@
 #include "moirai/bounds.h"
 #include "moirai/placer.h"
 #include "moirai/simulate.h"
-#include "place/milp_cbc.h"
-#include "place/milp_formulation.h"
-#include "place/milp_multilevel.h"
-#include "place/placers.h"
+#include "milp_cbc.h"
+#include "milp_formulation.h"
+#include "milp_multilevel.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {

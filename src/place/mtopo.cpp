@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <numeric>
 
-#include "place/list_schedule.h"
-#include "place/placers.h"
+#include "list_schedule.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {

@@ -14,8 +14,8 @@
 
 #include "moirai/stream.h"
 #include "moirai/throughput.h"
-#include "place/milp_cbc.h"
-#include "place/milp_model.h"
+#include "milp_cbc.h"
+#include "milp_model.h"
 
 namespace moirai {
 namespace {

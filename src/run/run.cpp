@@ -24,8 +24,8 @@
 
 #include "moirai/file_io.h"
 #include "moirai/pipeline.h"
-#include "run/local_workers.h"
-#include "run/measure.h"
+#include "local_workers.h"
+#include "measure.h"
 #include "worker.grpc.pb.h"
 
 namespace moirai {
