@@ -14,6 +14,7 @@
 //    not include;
 //  - tests/<stage>/ include public headers of that stage and those below it, and private headers of that
 //    stage only; apps/ include only public headers; bench/ may also include private headers (white-box);
+//  - every .cpp of src/<stage>/ and apps/moirai/ is listed in the CMakeLists.txt next to it (no GLOB);
 //  - README.md's stage graph, between its stage-graph markers, is the one this script prints.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -158,6 +159,16 @@ function checkClients(owner) {
   }
 }
 
+// Explicit source lists: a .cpp missing from its directory's CMakeLists.txt would silently not be built.
+function checkSourceLists() {
+  for (const dir of [...stages.map((s) => `src/${s.name}`), 'apps/moirai']) {
+    const list = path.join(root, dir, 'CMakeLists.txt');
+    const listed = fs.existsSync(list) ? new Set(fs.readFileSync(list, 'utf8').match(/[\w.-]+\.cpp/g) || []) : new Set();
+    for (const file of fs.readdirSync(path.join(root, dir)))
+      if (file.endsWith('.cpp') && !listed.has(file)) errors.push(`${dir}/CMakeLists.txt: does not list ${file}`);
+  }
+}
+
 // README's copy: one row per stage, in CMake's order.
 function readmeTable() {
   const rows = stages.map((s) => `| \`${s.name}\` | ${s.stages.map((d) => `\`${d}\``).join(', ') || '-'} | ` +
@@ -182,6 +193,7 @@ function checkReadme(write) {
 const owner = ownersOfHeaders();
 stages.forEach((s) => checkStage(s, owner));
 checkClients(owner);
+checkSourceLists();
 checkReadme(flags.includes('--write-readme'));
 for (const e of errors) console.error(e);
 if (errors.length) {
