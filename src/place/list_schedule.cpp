@@ -531,7 +531,7 @@ void hold_for_favourites(const std::vector<OpId>& favourite, const std::vector<O
 Expected<PlaceResult> run_etf(const CostTable& table, const PlaceOptions& options, const EtfRules& rules,
                               const std::string& method) {
   MemoryGuard guard(table);
-  if (auto st = guard.check_model(method); !st.ok()) return st.error();
+  MOIRAI_TRY(guard.check_model(method));
   ListScheduler sched(table, options.sim.contention, /*insertion=*/false);
   const auto rank = upward_rank(table);
   const auto pos = topo_position(table);
