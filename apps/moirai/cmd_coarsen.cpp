@@ -27,7 +27,7 @@ struct CoarsenArgs {
 
 void run_coarsen(const CoarsenArgs& args) {
   ImportOptions import;
-  import.dims = unwrap(parse_dims(args.dims));
+  import.dims = parse_dims(args.dims);
   const Graph graph = unwrap(import_onnx(args.model, import));
   Cluster cluster;  // without one, the budget step uses nominal link and device speeds
   if (!args.cluster.empty()) cluster = unwrap(load_cluster(args.cluster));

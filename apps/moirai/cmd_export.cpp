@@ -20,7 +20,7 @@ struct ExportArgs {
 
 void write_device_map(const PlanFile& plan, const std::string& path) {
   const DeviceMap map = unwrap(device_map(plan));
-  if (auto status = write_file_atomic(path, device_map_json(map)); !status) fail(status.error().message);
+  if (auto status = write_file_atomic(path, device_map_json(map)); !status) fail(status.error());
   std::cout << fmt::format("{}: accelerate device_map of {} modules; llama.cpp --split-mode layer --n-gpu-layers {} "
                            "--tensor-split {}{}\n",
                            path, map.modules.size(), map.n_gpu_layers, fmt::join(map.tensor_split, ","),

@@ -50,31 +50,13 @@ std::string flops_text(double f) {
 
 std::string shape_text(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, "x")); }
 
-std::map<std::string, int64_t> parse_dims(const std::vector<std::string>& dims) {
-  std::map<std::string, int64_t> out;
-  for (const auto& d : dims) {
-    const auto eq = d.find('=');
-    int64_t value = 0;
-    try {
-      size_t used = 0;
-      if (eq == std::string::npos || eq == 0) throw std::invalid_argument(d);
-      value = std::stoll(d.substr(eq + 1), &used);
-      if (used != d.size() - eq - 1 || value <= 0) throw std::invalid_argument(d);
-    } catch (const std::exception&) {
-      fail(fmt::format("--dim {}: expected NAME=VALUE with a positive integer VALUE", d));
-    }
-    out[d.substr(0, eq)] = value;
-  }
-  return out;
-}
-
 void inspect_model(const InspectArgs& args) {
   ImportOptions options;
   options.dims = parse_dims(args.dims);
   if (args.context > 0) options.dims["context"] = args.context;
   const Graph g = unwrap(import_onnx(args.model, options));
   if (!args.dot.empty()) {
-    if (auto status = write_file_atomic(args.dot, to_dot(g)); !status) fail(status.error().message);
+    if (auto status = write_file_atomic(args.dot, to_dot(g)); !status) fail(status.error());
   }
   struct TypeRow { int count = 0; double flops = 0; };
   std::map<std::string, TypeRow> by_type;

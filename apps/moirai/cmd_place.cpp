@@ -49,7 +49,7 @@ void run_context_max(const PlaceArgs& args, const PlaceOptions& options) {
                            found.context);
   std::cout << format_plan_summary(plan);
   if (!args.out.empty()) {
-    if (auto status = write_plan_outputs(plan, args.out); !status) fail(status.error().message);
+    if (auto status = write_plan_outputs(plan, args.out); !status) fail(status.error());
     std::cout << fmt::format("wrote {}/plan.json, trace.json, gantt.svg, report.html ({} plan)\n", args.out, plan.method);
   }
 }
@@ -146,7 +146,7 @@ void run(const PlaceArgs& args) {
   }
   if (!best) fail("no method produced a plan that fits");
   if (!args.out.empty()) {
-    if (auto status = write_plan_outputs(*best, args.out); !status) fail(status.error().message);
+    if (auto status = write_plan_outputs(*best, args.out); !status) fail(status.error());
     std::cout << fmt::format("wrote {}/plan.json, trace.json, gantt.svg, report.html ({} plan)\n", args.out,
                              best->method);
   }

@@ -38,7 +38,7 @@ void run(const ProfileArgs& args) {
   options.model = args.model;
   options.fusion = args.fusion;
   options.max_nodes = args.max_nodes;
-  options.dims = unwrap(parse_dims(args.dims));
+  options.dims = parse_dims(args.dims);
   options.device = args.device;
   options.cluster = args.cluster;
   options.runtime.repeats = args.repeats;
@@ -54,8 +54,8 @@ void run(const ProfileArgs& args) {
   if (ec) fail(fmt::format("{}: cannot create the output directory: {}", args.out, ec.message()));
   const std::string profile_path = (fs::path(args.out) / "profile.json").string();
   const std::string cluster_path = (fs::path(args.out) / "cluster.json").string();
-  if (auto s = write_file_atomic(profile_path, profile_json(result, names)); !s) fail(s.error().message);
-  if (auto s = write_file_atomic(cluster_path, cluster_json(measured)); !s) fail(s.error().message);
+  if (auto s = write_file_atomic(profile_path, profile_json(result, names)); !s) fail(s.error());
+  if (auto s = write_file_atomic(cluster_path, cluster_json(measured)); !s) fail(s.error());
   std::cout << fmt::format("wrote {} ({} operators) and {} ({} device(s): {} thread(s), stage overhead {:.1f} us)\n",
                            profile_path, result.ops.size(), cluster_path, names.size(), args.threads,
                            result.stage_overhead_ms * 1000.0);

@@ -117,7 +117,7 @@ void run(const ScheduleArgs& args) {
     order["optimal"] = chosen.optimal;
     order["order"] = nlohmann::json::array();
     for (OpId o : chosen.order) order["order"].push_back(table.op_names[static_cast<size_t>(o)]);
-    if (auto status = write_file_atomic(args.out, order.dump(2) + "\n"); !status) fail(status.error().message);
+    if (auto status = write_file_atomic(args.out, order.dump(2) + "\n"); !status) fail(status.error());
     if (!args.json) std::cout << fmt::format("wrote {} ({} order)\n", args.out, chosen.method);
   }
 }

@@ -76,7 +76,7 @@ void run(const SimulateArgs& args) {
   print_verdict("re-simulated from its order", run.violations, fmt::format("{:.4f} ms, ", run.schedule.makespan_ms));
   // The re-simulated plan is written whenever it is valid: that is how a hand-edited plan gets consistent times.
   if (run.violations.empty() && !args.out.empty()) {
-    if (auto status = write_plan_outputs(plan, args.out); !status) fail(status.error().message);
+    if (auto status = write_plan_outputs(plan, args.out); !status) fail(status.error());
     std::cout << fmt::format("wrote the re-simulated plan to {}/plan.json, trace.json, gantt.svg, report.html\n", args.out);
   }
   if (!written.empty() || !run.violations.empty())

@@ -2,8 +2,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "moirai/error.h"
 
@@ -15,16 +19,23 @@ bool register_command(int order, CommandSetup setup);
 
 /// Prints "moirai: error: MESSAGE" to stderr and ends the command with exit status 1.
 [[noreturn]] void fail(const std::string& message);
+/// fail() with a library error's message, followed by the flag of the setting it names (Error::setting).
+[[noreturn]] void fail(const Error& error);
+
+/// A positive integer written in full ("12"; not "12x", "0" or "-1"), or nullopt.
+std::optional<int64_t> positive_integer(const std::string& text);
+/// --dim NAME=VALUE entries as a map; fail() names the malformed entry.
+std::map<std::string, int64_t> parse_dims(const std::vector<std::string>& entries);
 
 /// Option checks with one-line messages ("--threads: must be an integer from 1 to 1024, got '0'"): a finite
 /// number (an integer when `integer`) within [lo, hi]; a non-empty string (a path).
 CLI::Validator within(double lo, double hi, bool integer = false);
 CLI::Validator non_empty();
 
-/// The value, or fail() with the error's message.
+/// The value, or fail() with the error.
 template <class T>
 T unwrap(Expected<T> result) {
-  if (!result.ok()) fail(result.error().message);
+  if (!result.ok()) fail(result.error());
   return std::move(result).value();
 }
 

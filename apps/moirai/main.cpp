@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <map>
+#include <stdexcept>
 #include <vector>
 
 #include <fmt/format.h>
@@ -26,6 +28,46 @@ bool register_command(int order, CommandSetup setup) {
 void fail(const std::string& message) {
   std::cerr << "moirai: error: " << message << "\n";
   throw CLI::RuntimeError(1);
+}
+
+namespace {
+// The flag of each library setting an Error may name (the library names settings in words, never as flags).
+const std::map<std::string, std::string>& flags_of_settings() {
+  static const std::map<std::string, std::string> flags = {
+      {"cluster", "--cluster"},   {"clusters", "--clusters"},  {"context", "--context"},
+      {"device", "--device"},     {"dims", "--dim NAME=VALUE"}, {"max_latency_ms", "--max-latency-ms"},
+      {"max_nodes", "--max-nodes"}, {"methods", "--methods"},  {"models", "--models"},
+      {"out_dir", "--out"},       {"requests", "--requests"},  {"workers", "--workers"}};
+  return flags;
+}
+}  // namespace
+
+void fail(const Error& error) {
+  auto flag = flags_of_settings().find(error.setting);
+  fail(flag == flags_of_settings().end() ? error.message : error.message + " (" + flag->second + ")");
+}
+
+std::optional<int64_t> positive_integer(const std::string& text) {
+  try {
+    size_t used = 0;
+    const long long value = std::stoll(text, &used);
+    if (used == text.size() && value > 0) return value;
+  } catch (const std::invalid_argument&) {
+  } catch (const std::out_of_range&) {
+  }
+  return std::nullopt;
+}
+
+std::map<std::string, int64_t> parse_dims(const std::vector<std::string>& entries) {
+  std::map<std::string, int64_t> dims;
+  for (const auto& entry : entries) {
+    const auto eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) fail("--dim '" + entry + "': expected NAME=VALUE, e.g. --dim batch=4");
+    const auto value = positive_integer(entry.substr(eq + 1));
+    if (!value) fail("--dim '" + entry + "': the value must be a positive integer");
+    dims[entry.substr(0, eq)] = *value;
+  }
+  return dims;
 }
 
 CLI::Validator within(double lo, double hi, bool integer) {

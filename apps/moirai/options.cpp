@@ -25,15 +25,15 @@ ProblemOptions problem_options(const ProblemArgs& args, bool allow_max) {
   ProblemOptions options;
   options.input = args.input;
   options.cluster_path = args.cluster;
-  options.dims = unwrap(parse_dims(args.dims));
+  options.dims = parse_dims(args.dims);
   if (args.context == "max" && !allow_max) fail("--context max: only `place` searches for the largest context");
   if (!args.context.empty() && args.context != "max") {
-    auto dims = parse_dims({std::string(kContextDim) + "=" + args.context});
-    if (!dims || dims->at(kContextDim) > 10000000)
+    const auto context = positive_integer(args.context);
+    if (!context || *context > 10000000)
       fail("--context: expected a number of tokens from 1 to 1e7 or 'max', got '" + args.context + "'");
-    if (auto it = options.dims.find(kContextDim); it != options.dims.end() && it->second != dims->at(kContextDim))
+    if (auto it = options.dims.find(kContextDim); it != options.dims.end() && it->second != *context)
       fail(fmt::format("--context {} contradicts --dim context={}", args.context, it->second));
-    options.dims[kContextDim] = dims->at(kContextDim);
+    options.dims[kContextDim] = *context;
   }
   options.coarsen.fusion = args.fusion;
   options.coarsen.max_nodes = args.max_nodes;

@@ -17,7 +17,7 @@
 //   Conv, depthwise (group = C_in = C_out)| yes, axis 1; input ch. split  | yes, input rows + halo | no
 //   Conv, other groups                    | no                            | yes, input rows + halo | no
 //   MaxPool, AveragePool                  | yes, axis 1                   | yes, input rows + halo | no
-//   elementwise (Relu, Add, Mul, BN, ...) | yes, axis 1 (rank-4 output)   | yes (rank-4 output)    | yes (rank >= 2)
+//   elementwise (moirai/op_traits.h)      | yes, axis 1 (rank-4 output)   | yes (rank-4 output)    | yes (rank >= 2)
 //   MatMul, Gemm (no transA)              | yes, last axis (B columns)    | no                     | yes (rows of A)
 //   Softmax (last axis), LayerNormalization| no                           | no                     | yes
 //   ReduceMean (last axis, keepdims)      | no                            | no                     | yes

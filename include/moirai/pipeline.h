@@ -40,8 +40,6 @@ struct Problem {
 /// Loads a model + cluster (or an instance) into a cost table. Errors name the file and the problem.
 Expected<Problem> load_problem(const ProblemOptions& options);
 
-/// Parses "NAME=VALUE" strings (--dim) into a map; the error names the bad entry.
-Expected<std::map<std::string, int64_t>> parse_dims(const std::vector<std::string>& entries);
 
 /// One method run on one problem: placed, re-simulated and validated.
 struct MethodRun {

@@ -50,8 +50,6 @@ struct RunSummary {
 /// Runs the plan; errors are one line naming the worker, device and stage. On any error no run.json is written.
 Expected<RunSummary> run_plan(const RunOptions& options);
 
-/// "dev=host:port,dev2=host:port" -> map; the error names the bad entry.
-Expected<std::map<std::string, std::string>> parse_workers(const std::string& text);
 
 /// `moirai worker`: replaces this process with `node tools/worker.mjs ...` (returns only on failure).
 Status exec_worker(const std::string& listen, int threads, const std::string& provider, const std::string& device,

@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "bench/internal.h"
+#include "internal.h"
 #include "moirai/report.h"
 #include "moirai/throughput.h"
 

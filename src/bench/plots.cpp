@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "bench/internal.h"
+#include "internal.h"
 
 namespace moirai {
 namespace {

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "bench/internal.h"
+#include "internal.h"
 #include "moirai/bench.h"
 #include "moirai/pipeline.h"
 #include "moirai/report.h"
@@ -235,7 +235,7 @@ Expected<std::vector<std::string>> write_bench_outputs(const std::vector<BenchRo
   if (auto md = bench_throughput_md(rows, reference); !md.empty()) files.emplace_back("throughput.md", md);
   std::vector<std::string> names;
   for (const auto& [name, contents] : files) {
-    if (auto s = write_file_atomic(dir + "/" + name, contents); !s) return s.error();
+    MOIRAI_TRY(write_file_atomic(dir + "/" + name, contents));
     names.push_back(name);
   }
   return names;

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <set>
 
-#include "bench/internal.h"
+#include "internal.h"
 #include "moirai/report.h"
 
 namespace moirai {
@@ -65,11 +65,10 @@ Expected<std::vector<std::string>> expand_models(const std::vector<std::string>&
 }
 
 Expected<BenchResult> run_bench(const BenchOptions& o) {
-  if (o.out_dir.empty()) return Error{"bench: no output directory (--out DIR)"};
-  if (o.methods.empty()) return Error{"bench: no methods (--methods)"};
-  auto models = expand_models(o.models);
-  if (!models) return models.error();
-  if (models->empty()) return Error{"bench: no models (--models)"};
+  if (o.out_dir.empty()) return Error{"bench: no output directory", "out_dir"};
+  if (o.methods.empty()) return Error{"bench: no methods", "methods"};
+  MOIRAI_ASSIGN_OR_RETURN(auto models, expand_models(o.models));
+  if (models.empty()) return Error{"bench: no models", "models"};
   std::vector<std::pair<std::string, std::string>> clusters;  // (path, name)
   for (const auto& c : o.clusters) {
     if (!fs::exists(c)) return Error{c + ": no such cluster file"};
@@ -83,34 +82,33 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
   if (ec) return Error{fmt::format("{}: cannot create the directory: {}", o.out_dir, ec.message())};
 
   // Earlier rows: keep what is done, re-run invalid rows (and failed ones on request).
-  auto earlier = read_bench_rows(o.out_dir);
-  if (!earlier) return earlier.error();
+  MOIRAI_ASSIGN_OR_RETURN(auto earlier, read_bench_rows(o.out_dir));
   const std::string settings = bench_settings(o);
   std::vector<BenchRow> kept;
   std::set<Key> done;
-  for (auto& r : *earlier) {
+  for (auto& r : earlier) {
     if (r.settings != settings)
-      return Error{fmt::format("{}: holds results made with other settings ({}; now {}): use the same options or "
-                               "another --out", rows_path(o.out_dir), r.settings, settings)};
+      return Error{fmt::format("{}: holds results made with other settings ({}; now {}): use the same settings or "
+                               "another output directory", rows_path(o.out_dir), r.settings, settings), "out_dir"};
     if (r.invalid() || (o.retry_failed && r.failed())) continue;
     if (!done.insert({r.model, r.cluster, r.method}).second) continue;  // a duplicate line: keep the first
     kept.push_back(std::move(r));
   }
   std::ifstream raw(rows_path(o.out_dir), std::ios::binary);
   const std::string text((std::istreambuf_iterator<char>(raw)), std::istreambuf_iterator<char>());
-  if (kept.size() != earlier->size() || (!text.empty() && text.back() != '\n')) {  // drop re-runs and torn tail
+  if (kept.size() != earlier.size() || (!text.empty() && text.back() != '\n')) {  // drop re-runs and torn tail
     std::string rewritten;
     for (const auto& r : kept) rewritten += bench_row_json(r) + "\n";
-    if (auto s = write_file_atomic(rows_path(o.out_dir), rewritten); !s) return s.error();
+    MOIRAI_TRY(write_file_atomic(rows_path(o.out_dir), rewritten));
   }
 
   std::vector<BenchTask> tasks;
   int total = 0, skipped = 0;
-  for (const auto& m : *models) {
+  for (const auto& m : models) {
     const std::string model = fs::path(m).stem().string();
     std::vector<std::pair<std::string, std::string>> targets = clusters;
     if (is_instance(m)) targets = {{"", "instance"}};
-    else if (clusters.empty()) return Error{m + ": a model needs a cluster (--clusters FILE...)"};
+    else if (clusters.empty()) return Error{m + ": a model needs a cluster file", "clusters"};
     for (const auto& [cpath, cname] : targets) {
       BenchTask t{m, model, cpath, cname, {}};
       for (const auto& method : o.methods) {

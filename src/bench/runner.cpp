@@ -15,7 +15,7 @@
 #include <map>
 #include <memory>
 
-#include "bench/internal.h"
+#include "internal.h"
 #include "moirai/report.h"
 
 namespace moirai {

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <set>
 
-#include "bench/internal.h"
+#include "internal.h"
 #include "moirai/report.h"
 
 namespace moirai {

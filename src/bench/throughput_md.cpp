@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "bench/internal.h"
+#include "internal.h"
 
 namespace moirai {
 namespace {

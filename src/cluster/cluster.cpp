@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cluster/ranges.h"
+#include "moirai/ranges.h"
 
 namespace moirai {
 namespace {

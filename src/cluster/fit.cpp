@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "cluster/ranges.h"
+#include "moirai/ranges.h"
 #include "moirai/cluster.h"
 
 namespace moirai {

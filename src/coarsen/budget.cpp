@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <tuple>
 
-#include "coarsen/match.h"
+#include "match.h"
 
 namespace moirai::coarsen_detail {
 namespace {

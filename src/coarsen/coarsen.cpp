@@ -4,9 +4,9 @@
 
 #include <algorithm>
 
-#include "coarsen/engine.h"
-#include "coarsen/match.h"
-#include "coarsen/rules.h"
+#include "engine.h"
+#include "match.h"
+#include "rules.h"
 
 namespace moirai {
 
@@ -26,7 +26,7 @@ Expected<CoarsenResult> coarsen(const Graph& graph, const Cluster& cluster, cons
     return Error{"unknown fusion backend '" + options.fusion + "' (known: " + known + ")"};
   }
   if (options.max_nodes < 0)
-    return Error{"--max-nodes must be positive, got " + std::to_string(options.max_nodes)};
+    return Error{"the node budget must be positive, got " + std::to_string(options.max_nodes), "max_nodes"};
   auto valid = graph.validate();
   if (!valid.ok()) return Error{"coarsen: input graph " + graph.name + ": " + valid.error().message};
 

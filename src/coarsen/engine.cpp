@@ -3,7 +3,7 @@
 // roofline model costs it as that kernel; its FLOPs and parameters are the members' sums, and its memory
 // traffic is only what crosses the group boundary (internal tensors never touch memory, which is why fusion
 // pays).
-#include "coarsen/engine.h"
+#include "engine.h"
 
 #include <algorithm>
 #include <queue>

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "coarsen/rules.h"
+#include "rules.h"
 #include "moirai/graph.h"
 
 namespace moirai::coarsen_detail {

@@ -7,7 +7,7 @@
 // contracted graph at each phase, and a group may have only one exit and one anchor.
 #include <algorithm>
 
-#include "coarsen/match.h"
+#include "match.h"
 
 namespace moirai::coarsen_detail {
 namespace {

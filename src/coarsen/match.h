@@ -5,8 +5,8 @@
 #include <map>
 #include <string>
 
-#include "coarsen/engine.h"
-#include "coarsen/rules.h"
+#include "engine.h"
+#include "rules.h"
 #include "moirai/cluster.h"
 
 namespace moirai::coarsen_detail {

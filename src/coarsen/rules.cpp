@@ -11,9 +11,11 @@
 //    PointWise fusion, GELU, normalization (LayerNorm); multi-head attention from "Fused Attention" (same guide).
 //  - tvm: TVM relay/transforms/fuse_ops.cc: the pattern kinds (kElemWise/kBroadcast, kInjective, kCommReduce,
 //    kOutEWiseFusable, kOpaque) of the Relay operators ONNX ops lower to, and its three grouping rules.
-#include "coarsen/rules.h"
+#include "rules.h"
 
 #include <initializer_list>
+
+#include "moirai/op_traits.h"
 
 namespace moirai::coarsen_detail {
 namespace {
@@ -40,12 +42,10 @@ Types with(Types a, std::initializer_list<const char*> more) {
 /// Operator kinds shared by every backend (TVM's registrations of the Relay ops each ONNX op lowers to).
 std::map<std::string, Kind, std::less<>> base_kinds() {
   std::map<std::string, Kind, std::less<>> k;
-  for (const char* t : {"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "Exp", "Log", "Relu", "LeakyRelu",
-                        "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Neg", "Abs", "Reciprocal", "Where",
-                        "Cast", "Identity", "Dropout", "Not", "Equal", "Less", "Greater", "And", "Or", "Min", "Max",
-                        "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Softplus", "Elu", "Selu", "PRelu", "Gelu",
-                        "Mish", "BatchNormalization", "Constant"})
-    k[t] = Kind::ElemWise;  // BatchNormalization: TVM's SimplifyInference lowers it to multiply/add
+  // Elementwise types come from the operator-traits table; the other kinds below agree with its pattern column
+  // (tests/coarsen/test_rules.cpp checks).
+  for (const auto& traits : op_traits_table())
+    if (traits.pattern == OpPattern::ElemWise) k[std::string(traits.type)] = Kind::ElemWise;
   for (const char* t : {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice",
                         "Gather", "Expand", "Pad", "Tile", "Resize", "DepthToSpace", "SpaceToDepth", "Shape",
                         "Range", "ConstantOfShape", "GatherElements"})

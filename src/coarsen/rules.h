@@ -5,7 +5,7 @@
 //      applied one after the other, each on the graph the previous rules produced;
 //   3. kind rules: TVM's grouping rule over kinds (a node joins its immediate post-dominator when every node on
 //      the paths between them has an allowed kind).
-// The engine (match.cpp, contract.cpp) names no operator: everything operator-specific lives in rules.cpp.
+// The engine (engine.cpp, match.cpp) names no operator: everything operator-specific lives in rules.cpp.
 #pragma once
 
 #include <cstdint>

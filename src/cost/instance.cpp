@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cluster/ranges.h"
-#include "cost/json_file.h"
+#include "moirai/ranges.h"
+#include "json_file.h"
 #include "moirai/cost.h"
 
 namespace moirai {
@@ -21,9 +21,8 @@ using nlohmann::json;
 }  // namespace
 
 Expected<CostTable> load_instance(const std::string& path) {
-  auto file = cost::read_json_file(path, "the instance file");
-  if (!file) return file.error();
-  const json& root = *file;
+  MOIRAI_ASSIGN_OR_RETURN(auto file, cost::read_json_file(path, "the instance file"));
+  const json& root = file;
   auto fail = [&](const std::string& what) { return Error{path + ": " + what}; };
   for (const char* key : {"devices", "ops", "edges"})
     if (!root.is_object() || !root.contains(key) || !root.at(key).is_array())

@@ -10,17 +10,16 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cluster/ranges.h"
-#include "cost/json_file.h"
+#include "moirai/ranges.h"
+#include "json_file.h"
 #include "moirai/cost.h"
 
 namespace moirai {
 
 Status apply_profile(CostTable& table, const std::string& path) {
   using nlohmann::json;
-  auto file = cost::read_json_file(path, "the profile file");
-  if (!file) return file.error();
-  const json& root = *file;
+  MOIRAI_ASSIGN_OR_RETURN(auto file, cost::read_json_file(path, "the profile file"));
+  const json& root = file;
   if (!root.is_object() || !root.contains("ops")) return Error{path + ": missing field ops"};
   if (!root.at("ops").is_object()) return Error{path + ": field ops must be an object"};
   int version = 1;

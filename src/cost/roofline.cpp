@@ -147,7 +147,7 @@ Expected<CostTable> build_cost_table(const Graph& graph, const Cluster& cluster,
       for (int d = 0; d < k; ++d) item.transfer_ms[static_cast<size_t>(s * k + d)] = cluster.transfer_ms(s, d, item.bytes);
     t.data.push_back(std::move(item));
   }
-  if (auto status = t.finalize(); !status) return status.error();
+  MOIRAI_TRY(t.finalize());
   return t;
 }
 

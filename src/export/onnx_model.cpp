@@ -1,6 +1,6 @@
 // Loading the original model for export: the same node names and fixed input dims as the importer (so plan
 // origins match), a topological order, what every node reads, static types, and initializer data.
-#include "export/onnx_model.h"
+#include "onnx_model.h"
 
 #include <google/protobuf/stubs/logging.h>
 
@@ -59,7 +59,8 @@ Status fix_input_dims(OnnxModel& m, const std::map<std::string, int64_t>& dims) 
       auto it = dims.find(dim->has_dim_param() ? dim->dim_param() : "");
       if (it != dims.end()) dim->set_dim_value(it->second);
       else if (k == 0) dim->set_dim_value(1);  // the importer's rule for a batch dimension
-      else return Error{fmt::format("{}: input '{}' dimension {} is dynamic; give it with --dim", m.path, input.name(), k)};
+      else return Error{fmt::format("{}: input '{}' dimension {} is dynamic and has no value", m.path, input.name(), k),
+                        "dims"};
     }
   }
   return Ok{};

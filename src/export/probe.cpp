@@ -51,11 +51,11 @@ Expected<Manifest> write_call_probes(const std::string& dir, const std::vector<i
     return Ok{};
   };
   // The reference the runner checks the probes' outputs against: all of them in one model.
-  if (auto s = write("all", 0, elements.size()); !s) return s.error();
+  MOIRAI_TRY(write("all", 0, elements.size()));
   m.model = fs::absolute(fs::path(dir) / "all.onnx").string();
   for (size_t i = 0; i < elements.size(); ++i) {
     const std::string name = fmt::format("probe{}", i), x = fmt::format("x{}", i), y = fmt::format("y{}", i);
-    if (auto s = write(name, i, i + 1); !s) return s.error();
+    MOIRAI_TRY(write(name, i, i + 1));
     const ManifestTensor in{x, "float32", {elements[i]}, "", {}, false, 0};
     const ManifestTensor result{y, "float32", {elements[i]}, name, {}, true, 0};
     m.inputs.push_back(in);

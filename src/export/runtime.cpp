@@ -71,9 +71,8 @@ Expected<std::string> find_tool(const std::string& name, const std::string& argv
 Expected<RuntimeResult> run_manifest(const std::string& manifest_path, const RuntimeOptions& options) {
   std::string script = options.script;
   if (script.empty()) {
-    auto found = find_tool("run_plan.mjs", "/proc/self/exe");
-    if (!found) return found.error();
-    script = *found;
+    MOIRAI_ASSIGN_OR_RETURN(auto found, find_tool("run_plan.mjs", "/proc/self/exe"));
+    script = found;
   }
   const char* node_env = std::getenv("MOIRAI_NODE");
   const std::string node = node_env && *node_env ? node_env : "node";
@@ -107,26 +106,22 @@ Expected<RuntimeResult> run_manifest(const std::string& manifest_path, const Run
 }
 
 Expected<ProfileResult> profile_model(const ProfileOptions& options) {
-  auto graph = import_onnx(options.model, ImportOptions{options.dims});
-  if (!graph) return graph.error();
+  MOIRAI_ASSIGN_OR_RETURN(auto graph, import_onnx(options.model, ImportOptions{options.dims}));
   Cluster cluster;
   if (!options.cluster.empty()) {
-    auto loaded = load_cluster(options.cluster);
-    if (!loaded) return loaded.error();
-    cluster = std::move(*loaded);
+    MOIRAI_ASSIGN_OR_RETURN(auto loaded, load_cluster(options.cluster));
+    cluster = std::move(loaded);
   } else if (options.max_nodes > 0) {
-    return Error{"--max-nodes needs --cluster (the budget step weighs transfers against compute)"};
+    return Error{"a node budget needs a cluster (the budget step weighs transfers against compute)", "max_nodes"};
   }
-  auto coarse = coarsen(*graph, cluster, CoarsenOptions{options.fusion, options.max_nodes});
-  if (!coarse) return coarse.error();
-  const Graph& g = coarse->graph;
+  MOIRAI_ASSIGN_OR_RETURN(auto coarse, coarsen(graph, cluster, CoarsenOptions{options.fusion, options.max_nodes}));
+  const Graph& g = coarse.graph;
   std::vector<double> analytic(static_cast<size_t>(g.num_ops()), -1);
   if (!options.cluster.empty()) {
     const DeviceId d = cluster.find(options.device);
-    if (d == kNone) return Error{fmt::format("{}: no device named '{}' (--device)", options.cluster, options.device)};
-    auto table = build_cost_table(g, cluster);
-    if (!table) return table.error();
-    for (OpId op = 0; op < g.num_ops(); ++op) analytic[static_cast<size_t>(op)] = table->time(op, d);
+    if (d == kNone) return Error{fmt::format("{}: no device named '{}'", options.cluster, options.device), "device"};
+    MOIRAI_ASSIGN_OR_RETURN(auto table, build_cost_table(g, cluster));
+    for (OpId op = 0; op < g.num_ops(); ++op) analytic[static_cast<size_t>(op)] = table.time(op, d);
   }
   // One stage per coarse operator: the stage key is the operator's index.
   ExportRequest request;
@@ -134,10 +129,9 @@ Expected<ProfileResult> profile_model(const ProfileOptions& options) {
   request.source = options.model;
   request.dims = options.dims;
   request.check = false;  // measured, not delivered; the export tests run the checker
-  auto order = g.topological_order();
-  if (!order) return order.error();
+  MOIRAI_ASSIGN_OR_RETURN(auto order, g.topological_order());
   std::vector<int> position(static_cast<size_t>(g.num_ops()));
-  for (size_t i = 0; i < order->size(); ++i) position[static_cast<size_t>((*order)[i])] = static_cast<int>(i);
+  for (size_t i = 0; i < order.size(); ++i) position[static_cast<size_t>(order[i])] = static_cast<int>(i);
   for (OpId op = 0; op < g.num_ops(); ++op)
     request.ops.push_back(ExportOp{g.op(op).name, fmt::format("op{}", op), g.op(op).origin,
                                    static_cast<double>(position[static_cast<size_t>(op)])});
@@ -150,34 +144,30 @@ Expected<ProfileResult> profile_model(const ProfileOptions& options) {
       fs::remove_all(dir, ec);
     }
   } cleanup{dir};
-  auto manifest = export_submodels(request, dir.string());
-  if (!manifest) return manifest.error();
+  MOIRAI_ASSIGN_OR_RETURN(auto manifest, export_submodels(request, dir.string()));
   RuntimeOptions runtime = options.runtime;
   if (runtime.original.empty()) runtime.original = options.model;
-  auto run = run_manifest(manifest->path, runtime);
-  if (!run) return run.error();
-  if (!run->match)
+  MOIRAI_ASSIGN_OR_RETURN(auto run, run_manifest(manifest.path, runtime));
+  if (!run.match)
     return Error{fmt::format("{}: the per-operator sub-models disagree with the model (max |diff| {:.3g})",
-                             options.model, run->max_abs_diff)};
+                             options.model, run.max_abs_diff)};
   std::map<std::string, double> by_op;
-  for (const auto& sub : manifest->submodels)
-    if (auto it = run->submodel_ms.find(sub.name); it != run->submodel_ms.end() && !sub.ops.empty())
+  for (const auto& sub : manifest.submodels)
+    if (auto it = run.submodel_ms.find(sub.name); it != run.submodel_ms.end() && !sub.ops.empty())
       by_op[sub.ops.front()] = it->second;
   // The call probe, with the same runtime options: a stage that does no work.
-  auto probe = write_call_probes((dir / "probe").string(), {1});
-  if (!probe) return probe.error();
+  MOIRAI_ASSIGN_OR_RETURN(auto probe, write_call_probes((dir / "probe").string(), {1}));
   RuntimeOptions probe_options = runtime;
-  probe_options.original = probe->model;
+  probe_options.original = probe.model;
   probe_options.repeats = std::max(runtime.repeats, 50);  // microseconds each: many repeats are cheap
-  auto probe_run = run_manifest(probe->path, probe_options);
-  if (!probe_run) return probe_run.error();
+  MOIRAI_ASSIGN_OR_RETURN(auto probe_run, run_manifest(probe.path, probe_options));
   ProfileResult result;
-  result.original_ms = run->original_ms;
+  result.original_ms = run.original_ms;
   result.analytic_total_ms = options.cluster.empty() ? -1 : 0;
   result.threads = runtime.threads;
-  result.call_ms = probe_run->submodel_ms.count("probe0") ? probe_run->submodel_ms.at("probe0") : 0;
+  result.call_ms = probe_run.submodel_ms.count("probe0") ? probe_run.submodel_ms.at("probe0") : 0;
   // The runner's loop around a call: the probe's end-to-end time beyond its session call.
-  result.stage_overhead_ms = std::max(result.call_ms, probe_run->split_ms);
+  result.stage_overhead_ms = std::max(result.call_ms, probe_run.split_ms);
   // Hand-offs: every group pays a call and moves its activations out of and into sessions, which the whole
   // model in one session does not. What the groups take beyond the whole model and those calls, per byte
   // handed off, is the hand-off cost (the model's own inputs and outputs are paid by both and not counted).
@@ -191,10 +181,10 @@ Expected<ProfileResult> profile_model(const ProfileOptions& options) {
     handoff_bytes += bytes[static_cast<size_t>(op)];
     groups_ms += by_op.count(g.op(op).name) ? by_op[g.op(op).name] : 0;
   }
-  const double extra_ms = groups_ms - run->original_ms - static_cast<double>(g.num_ops() - 1) * result.call_ms;
+  const double extra_ms = groups_ms - run.original_ms - static_cast<double>(g.num_ops() - 1) * result.call_ms;
   const double ms_per_byte = handoff_bytes > 0 ? std::max(0.0, extra_ms) / handoff_bytes : 0;
   result.handoff_gbps = ms_per_byte > 0 ? std::min(1e6, 1.0 / ms_per_byte / 1e6) : 1e6;
-  for (OpId op : *order) {
+  for (OpId op : order) {
     OpProfile p;
     p.name = g.op(op).name;
     p.type = g.op(op).type;
@@ -233,7 +223,7 @@ std::string profile_json(const ProfileResult& result, const std::vector<std::str
 Expected<Cluster> measured_cluster(const ProfileResult& result, const Cluster& base, const std::string& device,
                                    const std::vector<std::string>& devices) {
   const DeviceId d = base.find(device);
-  if (d == kNone) return Error{fmt::format("{}: no device named '{}' (--device)", base.name, device)};
+  if (d == kNone) return Error{fmt::format("{}: no device named '{}'", base.name, device), "device"};
   Cluster c;
   c.name = fmt::format("measured-{}", base.name);
   c.description = fmt::format(

@@ -13,12 +13,12 @@
 
 #include <fmt/format.h>
 
-#include "export/onnx_model.h"
+#include "onnx_model.h"
 #include "moirai/export.h"
 #include "moirai/import.h"
 #include "moirai/stages.h"
 #include "onnx/checker.h"
-#include "onnx/fold.h"
+#include "moirai/onnx_fold.h"
 
 namespace moirai {
 namespace {
@@ -102,18 +102,16 @@ class Exporter {
       : req_(request), graph_(graph), m_(model) {}
 
   Expected<Manifest> run(const std::string& out_dir) {
-    if (auto s = map_nodes(); !s) return s.error();
+    MOIRAI_TRY(map_nodes());
     find_constant_shapes();
-    auto stages = assign_stages(stage_input(), req_.source);
-    if (!stages) return stages.error();
-    plan_stages(*stages);
+    MOIRAI_ASSIGN_OR_RETURN(auto stages, assign_stages(stage_input(), req_.source));
+    plan_stages(stages);
     TempDir tmp{fs::path(out_dir)};
-    if (auto s = tmp.create(); !s) return s.error();
+    MOIRAI_TRY(tmp.create());
     Manifest manifest = base_manifest();
     for (size_t s = 0; s < plans_.size(); ++s) {
-      auto sub = write_stage(static_cast<int>(s), tmp.path());
-      if (!sub) return sub.error();
-      manifest.submodels.push_back(std::move(*sub));
+      MOIRAI_ASSIGN_OR_RETURN(auto sub, write_stage(static_cast<int>(s), tmp.path()));
+      manifest.submodels.push_back(std::move(sub));
     }
     manifest.weights = !weights_absent_;
     if (weights_absent_) std::ofstream(tmp.path() / "weights.absent", std::ios::binary);
@@ -122,7 +120,7 @@ class Exporter {
       out << manifest_json(manifest);
       if (!out) return Error{fmt::format("{}: cannot write manifest.json", out_dir)};
     }
-    if (auto s = tmp.commit(); !s) return s.error();
+    MOIRAI_TRY(tmp.commit());
     manifest.path = (fs::path(out_dir) / "manifest.json").string();
     return manifest;
   }
@@ -171,7 +169,7 @@ class Exporter {
       bool known = true;
       for (const auto& d : t->second.tensor_type().shape().dim()) known = known && d.has_dim_value();
       if (!known) continue;
-      auto proto = onnx_import::to_tensor_proto(onnx_import::shape_value(node, dims_of(t->second)), node.output(0));
+      auto proto = fold_shape_node(node, dims_of(t->second));
       if (proto) constant_[n] = std::move(*proto);
     }
   }
@@ -409,10 +407,9 @@ class Exporter {
       }
     }
     for (const auto& name : plan.initializers) {
-      auto init = resolved(m_.initializer.at(name));
-      if (!init) return init.error();
-      *g.add_initializer() = init->tensor;
-      weights_absent_ = weights_absent_ || init->absent;
+      MOIRAI_ASSIGN_OR_RETURN(auto init, resolved(m_.initializer.at(name)));
+      *g.add_initializer() = init.tensor;
+      weights_absent_ = weights_absent_ || init.absent;
     }
     ManifestModel mm;
     mm.name = plan.name;
@@ -421,28 +418,26 @@ class Exporter {
     for (int op : plan.ops) mm.ops.push_back(req_.ops[static_cast<size_t>(op)].name);
     auto add_input = [&](const std::string& v, const std::string& from) -> Status {
       if (auto st = add_value_info(g.add_input(), v); !st) return st;
-      auto t = tensor(v);
-      if (!t) return t.error();
-      t->from = from;
-      if (from.empty()) t->index_bound = index_bound(v);
-      mm.inputs.push_back(std::move(*t));
+      MOIRAI_ASSIGN_OR_RETURN(auto t, tensor(v));
+      t.from = from;
+      if (from.empty()) t.index_bound = index_bound(v);
+      mm.inputs.push_back(std::move(t));
       return Ok{};
     };
     for (const auto& v : plan.graph_inputs)
-      if (auto st = add_input(v, ""); !st) return st.error();
+      MOIRAI_TRY(add_input(v, ""));
     for (const auto& [v, from] : plan.received)
-      if (auto st = add_input(v, plans_[static_cast<size_t>(from)].name); !st) return st.error();
+      MOIRAI_TRY(add_input(v, plans_[static_cast<size_t>(from)].name));
     if (orig.ir_version() < 4)  // before IR 4 every initializer must also be a graph input
       for (const auto& name : plan.initializers)
-        if (auto st = add_value_info(g.add_input(), name); !st) return st.error();
+        MOIRAI_TRY(add_value_info(g.add_input(), name));
     for (const auto& v : plan.outputs) {
-      if (auto st = add_value_info(g.add_output(), v); !st) return st.error();
-      auto t = tensor(v);
-      if (!t) return t.error();
-      t->graph_output = plan.graph_outputs.count(v) > 0;
+      MOIRAI_TRY(add_value_info(g.add_output(), v));
+      MOIRAI_ASSIGN_OR_RETURN(auto t, tensor(v));
+      t.graph_output = plan.graph_outputs.count(v) > 0;
       if (auto it = plan.sent_to.find(v); it != plan.sent_to.end())
-        for (int to : it->second) t->to.push_back(plans_[static_cast<size_t>(to)].name);
-      mm.outputs.push_back(std::move(*t));
+        for (int to : it->second) t.to.push_back(plans_[static_cast<size_t>(to)].name);
+      mm.outputs.push_back(std::move(t));
     }
     const fs::path file = dir / mm.file;
     {
@@ -462,9 +457,8 @@ class Exporter {
 
   Expected<export_detail::ResolvedInitializer> resolved(int index) {
     if (auto it = init_cache_.find(index); it != init_cache_.end()) return it->second;
-    auto r = export_detail::resolve_initializer(m_, index);
-    if (!r) return r.error();
-    return init_cache_[index] = std::move(*r);
+    MOIRAI_ASSIGN_OR_RETURN(auto r, export_detail::resolve_initializer(m_, index));
+    return init_cache_[index] = std::move(r);
   }
 
   const ExportRequest& req_;
@@ -483,12 +477,10 @@ class Exporter {
 }  // namespace
 
 Expected<Manifest> export_submodels(const ExportRequest& request, const std::string& out_dir) {
-  auto graph = import_onnx(request.model_path, ImportOptions{request.dims});
-  if (!graph) return graph.error();
-  auto model = export_detail::load_onnx_model(request.model_path, request.dims, *graph);
-  if (!model) return model.error();
+  MOIRAI_ASSIGN_OR_RETURN(auto graph, import_onnx(request.model_path, ImportOptions{request.dims}));
+  MOIRAI_ASSIGN_OR_RETURN(auto model, export_detail::load_onnx_model(request.model_path, request.dims, graph));
   try {
-    return Exporter(request, *graph, *model).run(out_dir);
+    return Exporter(request, graph, model).run(out_dir);
   } catch (const std::filesystem::filesystem_error& e) {
     return Error{fmt::format("{}: {}", out_dir, e.what())};
   }

@@ -167,8 +167,7 @@ Status Graph::validate() const {
                                  tensor(t).name, o.name)};
     }
   }
-  auto order = topological_order();
-  if (!order) return order.error();
+  MOIRAI_TRY(topological_order());
   return Ok{};
 }
 

@@ -2,9 +2,9 @@
 // operator's tensors and integer attributes, so they apply equally to imported and to rebuilt operators.
 #include <algorithm>
 #include <string_view>
-#include <unordered_map>
 
 #include "moirai/graph.h"
+#include "moirai/op_traits.h"
 
 namespace moirai {
 namespace {
@@ -20,37 +20,6 @@ double product(const std::vector<int64_t>& v, size_t from = 0) {
 int64_t attr_or(const Operator& op, const char* key, int64_t fallback) {
   auto it = op.attrs.find(key);
   return it == op.attrs.end() || it->second.empty() ? fallback : it->second[0];
-}
-
-/// FLOPs per output element of elementwise and normalisation operators. Transcendental functions count a few
-/// operations each (a rough but common convention); data movement counts 0.
-const std::unordered_map<std::string_view, double>& per_element_flops() {
-  static const std::unordered_map<std::string_view, double> table = {
-      // arithmetic and comparisons
-      {"Add", 1}, {"Sub", 1}, {"Mul", 1}, {"Div", 1}, {"Mod", 1}, {"Neg", 1}, {"Abs", 1}, {"Sign", 1},
-      {"Max", 1}, {"Min", 1}, {"Sum", 1}, {"Mean", 1}, {"Floor", 1}, {"Ceil", 1}, {"Round", 1}, {"Reciprocal", 1},
-      {"Sqrt", 1}, {"Equal", 1}, {"Less", 1}, {"LessOrEqual", 1}, {"Greater", 1}, {"GreaterOrEqual", 1},
-      {"Not", 1}, {"And", 1}, {"Or", 1}, {"Xor", 1}, {"Where", 1}, {"Cast", 1}, {"Clip", 1},
-      {"BitShift", 1}, {"IsNaN", 1}, {"IsInf", 1},
-      // activations
-      {"Relu", 1}, {"LeakyRelu", 2}, {"PRelu", 2}, {"Elu", 4}, {"Selu", 4}, {"Celu", 4}, {"ThresholdedRelu", 1},
-      {"HardSigmoid", 3}, {"HardSwish", 4}, {"Sigmoid", 4}, {"Tanh", 4}, {"Exp", 4}, {"Log", 4}, {"Pow", 4},
-      {"Erf", 4}, {"Sin", 4}, {"Cos", 4}, {"Softplus", 4}, {"Softsign", 2}, {"Mish", 8}, {"Gelu", 8},
-      {"FastGelu", 8}, {"QuickGelu", 5}, {"Swish", 5}, {"SiLU", 5},
-      // normalisation (per element: max/mean, subtract, exp or square, sum, divide or scale...)
-      {"Softmax", 5}, {"LogSoftmax", 6}, {"Hardmax", 1}, {"LayerNormalization", 8},
-      {"SimplifiedLayerNormalization", 5}, {"RMSNormalization", 5}, {"SkipLayerNormalization", 9},
-      {"InstanceNormalization", 8}, {"GroupNormalization", 8}, {"BatchNormalization", 2},
-      {"LpNormalization", 3}, {"LRN", 6}, {"Dropout", 0},
-      // reductions count per input element (handled below), listed so they are known
-      // data movement: no arithmetic
-      {"Reshape", 0}, {"Flatten", 0}, {"Squeeze", 0}, {"Unsqueeze", 0}, {"Identity", 0}, {"Transpose", 0},
-      {"Concat", 0}, {"Split", 0}, {"Slice", 0}, {"Gather", 0}, {"GatherElements", 0}, {"GatherND", 0},
-      {"ScatterND", 0}, {"ScatterElements", 0}, {"Expand", 0}, {"Tile", 0}, {"Pad", 0}, {"DepthToSpace", 0},
-      {"SpaceToDepth", 0}, {"Shape", 0}, {"Size", 0}, {"ConstantOfShape", 0}, {"Constant", 0}, {"Range", 1},
-      {"Trilu", 0}, {"OneHot", 0}, {"CumSum", 1}, {"Resize", 1}, {"Upsample", 1}, {"TopK", 1}, {"NonZero", 1},
-  };
-  return table;
 }
 
 bool is_reduction(std::string_view type) {
@@ -97,9 +66,8 @@ double compute_flops(const Graph& g, const Operator& op) {
     return out * window;
   }
   if (is_reduction(type)) return op.inputs.empty() ? out : elems(g, op.inputs[0]);
-  auto it = per_element_flops().find(type);
-  if (it != per_element_flops().end()) return out * it->second;
-  return -1;
+  const OpTraits* traits = find_op_traits(type);
+  return traits && traits->flops_per_element >= 0 ? out * traits->flops_per_element : -1;
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Constant evaluation of small tensors, used to fold the shape arithmetic that exporters emit (Shape, Gather,
 // Concat, Unsqueeze, Slice, Cast, Range, Where, ...). Each op is implemented on index maps so integer values
 // stay exact; anything unusual returns nullopt and the node stays a real operator.
-#include "onnx/fold.h"
+#include "fold.h"
 
 #include <algorithm>
 #include <cmath>

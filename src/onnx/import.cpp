@@ -18,7 +18,7 @@
 
 #include "moirai/import.h"
 #include "onnx/defs/schema.h"
-#include "onnx/fold.h"
+#include "fold.h"
 #include "onnx/onnx_pb.h"
 #include "onnx/shape_inference/implementation.h"
 
@@ -92,16 +92,17 @@ class Importer {
     for (const auto& o : model_.opset_import())
       opsets_[o.domain() == "ai.onnx" ? "" : o.domain()] = static_cast<int>(o.version());
     if (!opsets_.count("")) opsets_[""] = 13;
-    if (auto s = name_nodes(); !s) return s.error();
-    if (auto s = read_sources(); !s) return s.error();
-    auto order = node_order();
-    if (!order) return order.error();
-    if (auto s = infer_and_fold(*order); !s) return s.error();
+    MOIRAI_TRY(name_nodes());
+    MOIRAI_TRY(read_sources());
+    MOIRAI_ASSIGN_OR_RETURN(auto order, node_order());
+    MOIRAI_TRY(infer_and_fold(order));
     return build();
   }
 
  private:
-  Error fail(const std::string& what) const { return Error{fmt::format("{}: {}", path_, what)}; }
+  Error fail(const std::string& what, const std::string& setting = "") const {
+    return Error{fmt::format("{}: {}", path_, what), setting};
+  }
   std::string node_label(int n) const {
     return fmt::format("node '{}' ({})", names_[static_cast<size_t>(n)], g_.node(n).op_type());
   }
@@ -169,9 +170,10 @@ class Importer {
         } else if (k == 0) {
           value = 1;  // an unnamed (or unset) batch dimension
         } else {
-          return fail(fmt::format("input '{}' dimension {} ({}) is dynamic; fix it with --dim {}=VALUE",
-                                  input.name(), k, param.empty() ? "unnamed" : "'" + param + "'",
-                                  param.empty() ? "NAME" : param));
+          return fail(fmt::format("input '{}' dimension {} ({}) is dynamic; give {} a value", input.name(), k,
+                                  param.empty() ? "unnamed" : "'" + param + "'",
+                                  param.empty() ? "the dimension a name and" : "'" + param + "'"),
+                      "dims");
         }
         dim->set_dim_value(value);
         dims.push_back(value);
@@ -181,7 +183,8 @@ class Importer {
     }
     for (const auto& [name, value] : options_.dims)
       if (!used_dims.count(name))
-        return fail(fmt::format("--dim {}={}: the model has no dynamic dimension named '{}'", name, value, name));
+        return fail(fmt::format("the model has no dynamic dimension named '{}' (given the value {})", name, value),
+                    "dims");
     for (auto& vi : *g_.mutable_value_info()) file_types_[vi.name()] = &vi.type();
     return Ok{};
   }
@@ -331,7 +334,7 @@ class Importer {
         try {
           schema->GetTypeAndShapeInferenceFunction()(ctx);
           inferred = std::move(ctx.allOutputTypes_);
-        } catch (const std::exception&) {
+        } catch (const P::InferenceError&) {
           // Fall back on the shapes stored in the file below.
         }
       }
@@ -393,9 +396,8 @@ class Importer {
       for (const auto& out : node.output()) {
         if (out.empty()) continue;
         const TensorId id = tensor_for(graph, out);
-        if (auto s = check_dims(fmt::format("tensor '{}' (output of {})", out, node_label(n)), graph.tensor(id).shape);
-            !s)
-          return s.error();
+        MOIRAI_TRY(
+            check_dims(fmt::format("tensor '{}' (output of {})", out, node_label(n)), graph.tensor(id).shape));
         op.outputs.push_back(id);
       }
       for (const auto& a : node.attribute()) {
@@ -448,7 +450,7 @@ Expected<Graph> import_onnx(const std::string& path, const ImportOptions& option
     return Error{path + ": not a valid ONNX model (no graph with outputs, or a bad IR version; truncated or corrupt?)"};
   try {
     return Importer(path, model, options).run();
-  } catch (const std::exception& e) {
+  } catch (const P::InferenceError& e) {  // ONNX's inference outside one node's (a subgraph's, a function's)
     return Error{fmt::format("{}: cannot import the model: {}", path, e.what())};
   }
 }

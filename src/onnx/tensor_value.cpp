@@ -3,7 +3,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "onnx/fold.h"
+#include "fold.h"
+#include "moirai/onnx_fold.h"
 
 namespace moirai::onnx_import {
 namespace T = onnx;
@@ -168,3 +169,12 @@ Value shape_value(const T::NodeProto& node, const std::vector<int64_t>& shape) {
 }
 
 }  // namespace moirai::onnx_import
+
+namespace moirai {
+
+std::optional<onnx::TensorProto> fold_shape_node(const onnx::NodeProto& node,
+                                                 const std::vector<int64_t>& input_shape) {
+  return onnx_import::to_tensor_proto(onnx_import::shape_value(node, input_shape), node.output(0));
+}
+
+}  // namespace moirai

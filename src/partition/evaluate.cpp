@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "moirai/partition.h"
-#include "partition/internal.h"
+#include "internal.h"
 
 namespace moirai {
 
@@ -76,10 +76,9 @@ PartitionResult finish_partition(const CostTable& table, std::vector<Split> spli
 Expected<PartitionResult> evaluate_splits(const CostTable& table, const Graph& graph, const Placement& base,
                                           const std::vector<Split>& splits, const SimOptions& sim,
                                           const Cluster* cluster, const std::map<std::string, double>* start_ms) {
-  auto expanded = expand_splits(table, graph, base, splits, cluster);
-  if (!expanded) return expanded.error();
+  MOIRAI_ASSIGN_OR_RETURN(auto expanded, expand_splits(table, graph, base, splits, cluster));
   if (start_ms) {  // each device runs its operators in the order of the given start times
-    const CostTable& t = expanded->table;
+    const CostTable& t = expanded.table;
     std::vector<std::pair<double, OpId>> by_start;
     for (OpId op : t.topo_order) {  // ties keep a topological order
       const auto it = start_ms->find(t.op_names[static_cast<size_t>(op)]);
@@ -88,14 +87,14 @@ Expected<PartitionResult> evaluate_splits(const CostTable& table, const Graph& g
       by_start.emplace_back(it->second, op);
     }
     std::stable_sort(by_start.begin(), by_start.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    Placement& p = expanded->placement;
+    Placement& p = expanded.placement;
     p.order.assign(static_cast<size_t>(t.num_devices()), {});
     p.transfer_priority.clear();
     for (const auto& [start, op] : by_start) p.order[static_cast<size_t>(p.device[static_cast<size_t>(op)])].push_back(op);
     if (order_deadlock(t, p)) p.order.clear();  // against precedence: the list policy decides
   }
-  Schedule schedule = simulate(expanded->table, expanded->placement, sim);
-  return finish_partition(table, splits, std::move(*expanded), std::move(schedule),
+  Schedule schedule = simulate(expanded.table, expanded.placement, sim);
+  return finish_partition(table, splits, std::move(expanded), std::move(schedule),
                           simulate(table, base, sim).makespan_ms);
 }
 

@@ -158,14 +158,13 @@ Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& 
     for (DeviceId d : s.devices)
       if (d < 0 || d >= k)
         return Error{fmt::format("operator '{}': split names device {}, there are {}", graph.op(o).name, d, k)};
-    auto parts = plan_parts(graph, o, s);
-    if (!parts) return parts.error();
-    for (size_t i = 0; i < parts->size(); ++i) {
-      const PartSpec& p = (*parts)[i];
+    MOIRAI_ASSIGN_OR_RETURN(auto parts, plan_parts(graph, o, s));
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const PartSpec& p = parts[i];
       add_op(o, fmt::format("{}#{}", table.op_names[static_cast<size_t>(o)], i), p.device, p.share, p.byte_fraction,
              p.param_fraction);
     }
-    out.specs[static_cast<size_t>(o)] = std::move(*parts);
+    out.specs[static_cast<size_t>(o)] = std::move(parts);
   }
 
   const LinkModel links = link_model(table, cluster);
@@ -243,7 +242,7 @@ Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& 
     out.placement.order = base.order;
     out.placement.transfer_priority = base.transfer_priority;
   }
-  if (auto status = t.finalize(); !status) return status.error();
+  MOIRAI_TRY(t.finalize());
   return out;
 }
 

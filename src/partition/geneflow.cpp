@@ -26,7 +26,7 @@
 
 #include "moirai/partition.h"
 #include "moirai/schedule.h"
-#include "partition/internal.h"
+#include "internal.h"
 
 namespace moirai {
 namespace {
@@ -83,11 +83,10 @@ class Search {
   // The candidate's expanded problem and schedule: in the seed's order (or the list policy), and where a device
   // overflows, in BTSearch's memory-optimal order of its operators when that makes the plan fit.
   Expected<std::pair<PartitionedProblem, MemoryFit>> run(const std::vector<Split>& splits) {
-    auto e = expand_splits(table_, graph_, seed_, splits, cluster_);
-    if (!e) return e.error();
-    keep_seed_order(*e);
-    MemoryFit fit = fit_with_memory_orders(e->table, e->placement, options_.sim, order_search_, &cache_);
-    return std::make_pair(std::move(*e), std::move(fit));
+    MOIRAI_ASSIGN_OR_RETURN(auto e, expand_splits(table_, graph_, seed_, splits, cluster_));
+    keep_seed_order(e);
+    MemoryFit fit = fit_with_memory_orders(e.table, e.placement, options_.sim, order_search_, &cache_);
+    return std::make_pair(std::move(e), std::move(fit));
   }
 
   void choose_genes(double seed_ms) {
@@ -383,15 +382,14 @@ Expected<PartitionResult> geneflow(const CostTable& table, const Graph* coarse_g
   const Graph empty;
   const Graph& graph = coarse_graph ? *coarse_graph : empty;
   const std::vector<Split> whole(static_cast<size_t>(table.num_ops()));
-  auto seed_result = evaluate_splits(table, graph, seed, whole, options.sim, cluster);
-  if (!seed_result) return seed_result.error();
-  const double seed_ms = seed_result->makespan_ms;
+  MOIRAI_ASSIGN_OR_RETURN(auto seed_result, evaluate_splits(table, graph, seed, whole, options.sim, cluster));
+  const double seed_ms = seed_result.makespan_ms;
   if (!coarse_graph || table.num_devices() < 2 || coarse_graph->num_ops() != table.num_ops()) {
-    seed_result->search_time_s = elapsed();
+    seed_result.search_time_s = elapsed();
     return seed_result;
   }
 
-  Search search(table, graph, seed, seed_result->schedule, options, cluster);
+  Search search(table, graph, seed, seed_result.schedule, options, cluster);
   search.choose_genes(seed_ms);
   const int population = std::max(4, options.population);
   int generation = 0;
@@ -427,17 +425,17 @@ Expected<PartitionResult> geneflow(const CostTable& table, const Graph* coarse_g
   const Individual& best = search.best_feasible_;
   std::optional<std::pair<PartitionedProblem, MemoryFit>> chosen;
   if (best.feasible && best.makespan < seed_ms * (1 - 1e-9)) {
-    auto r = search.run(search.splits_of(best));  // the cache returns the orders the search found
-    if (!r) return r.error();
+    // The cache returns the orders the search found.
+    MOIRAI_ASSIGN_OR_RETURN(auto r, search.run(search.splits_of(best)));
     // A BTSearch cut by its time limit after the cache was emptied may order differently: keep the seed then.
-    if (r->second.overflow == 0 && r->second.schedule.makespan_ms < seed_ms * (1 - 1e-9)) chosen = std::move(*r);
+    if (r.second.overflow == 0 && r.second.schedule.makespan_ms < seed_ms * (1 - 1e-9)) chosen = std::move(r);
   }
   if (chosen) {
     result = finish_partition(table, search.splits_of(best), std::move(chosen->first), std::move(chosen->second.schedule),
                               seed_ms);
     result.memory_ordered = chosen->second.ordered;
   } else {
-    result = std::move(*seed_result);
+    result = std::move(seed_result);
   }
   result.seed_makespan_ms = seed_ms;
   result.genes = search.genes();

@@ -6,28 +6,18 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
-#include <set>
-#include <string_view>
 
 #include <fmt/format.h>
 
+#include "moirai/op_traits.h"
 #include "moirai/partition.h"
 
 namespace moirai {
 namespace {
 
-enum class Kind { Other, Conv, Pool, Elementwise, MatMul, TokenWise };
-
-Kind kind_of(const Operator& op) {
-  static const std::set<std::string_view> elementwise = {
-      "Relu", "Add", "Mul", "Sub", "Div", "Sigmoid", "Clip", "BatchNormalization", "LeakyRelu", "HardSigmoid",
-      "HardSwish", "Tanh", "Gelu", "Erf", "Sqrt", "Neg", "Exp", "PRelu", "Elu", "Selu", "Softplus", "Identity"};
-  if (op.type == "Conv") return Kind::Conv;
-  if (op.type == "MaxPool" || op.type == "AveragePool") return Kind::Pool;
-  if (op.type == "MatMul" || op.type == "Gemm") return Kind::MatMul;
-  if (op.type == "Softmax" || op.type == "LayerNormalization" || op.type == "ReduceMean") return Kind::TokenWise;
-  if (elementwise.count(op.type)) return Kind::Elementwise;
-  return Kind::Other;
+SplitClass split_class(const Operator& op) {
+  const OpTraits* traits = find_op_traits(op.type);
+  return traits ? traits->split : SplitClass::None;
 }
 
 int64_t attr(const Operator& op, const char* name, size_t i, int64_t fallback) {
@@ -90,10 +80,10 @@ Rule rule_for(const Graph& g, OpId id, SplitDim dim, int follow_axis = -1) {
     return attention.legal || dim == SplitDim::Heads ? attention : fused_rule(g, op, dim);
   }
   if (dim == SplitDim::Heads) return r;
-  const Kind kind = kind_of(op);
-  if (kind == Kind::Other) return r;
+  const SplitClass kind = split_class(op);
+  if (kind == SplitClass::None) return r;
   const int rank = static_cast<int>(out.size());
-  const bool follows = kind == Kind::Elementwise && follow_axis >= 0 && follow_axis < rank;
+  const bool follows = kind == SplitClass::Elementwise && follow_axis >= 0 && follow_axis < rank;
   r.inputs.assign(op.inputs.size(), InputRule{});
   auto same_shape_inputs = [&](int axis) {  // elementwise partners (residuals, ...) follow the output's range
     for (size_t i = 0; i < op.inputs.size(); ++i) {
@@ -103,21 +93,21 @@ Rule rule_for(const Graph& g, OpId id, SplitDim dim, int follow_axis = -1) {
   };
 
   if (!follows && (dim == SplitDim::Channels || dim == SplitDim::Rows)) {
-    if (kind == Kind::MatMul || kind == Kind::TokenWise) {
+    if (kind == SplitClass::MatMul || kind == SplitClass::TokenWise) {
       if (dim == SplitDim::Rows) return r;
     } else if (rank != 4) {
       return r;
     }
   }
-  if (dim == SplitDim::Tokens && !(kind == Kind::MatMul || kind == Kind::TokenWise || kind == Kind::Elementwise)) return r;
+  if (dim == SplitDim::Tokens && !(kind == SplitClass::MatMul || kind == SplitClass::TokenWise || kind == SplitClass::Elementwise)) return r;
 
-  if (kind == Kind::Conv || kind == Kind::Pool) {
+  if (kind == SplitClass::Conv || kind == SplitClass::Pool) {
     const Tensor& x = g.tensor(op.inputs.front());
     if (is_param(x) || x.shape.size() != 4) return r;
     const int64_t group = attr(op, "group", 0, 1);
     if (dim == SplitDim::Channels) {
-      const bool depthwise = kind == Kind::Pool || (group == x.shape[1] && group == out[1]);
-      if (kind == Kind::Conv && group != 1 && !depthwise) return r;
+      const bool depthwise = kind == SplitClass::Pool || (group == x.shape[1] && group == out[1]);
+      if (kind == SplitClass::Conv && group != 1 && !depthwise) return r;
       r.out_axis = 1;
       r.split_params = true;
       same_shape_inputs(1);
@@ -125,7 +115,7 @@ Rule rule_for(const Graph& g, OpId id, SplitDim dim, int follow_axis = -1) {
     } else {
       Window w;
       w.kernel = attr(op, "kernel_shape", 0, 0);
-      if (w.kernel == 0 && kind == Kind::Conv && op.inputs.size() >= 2 && g.tensor(op.inputs[1]).shape.size() == 4)
+      if (w.kernel == 0 && kind == SplitClass::Conv && op.inputs.size() >= 2 && g.tensor(op.inputs[1]).shape.size() == 4)
         w.kernel = g.tensor(op.inputs[1]).shape[2];
       if (w.kernel <= 0) return r;
       w.stride = attr(op, "strides", 0, 1);
@@ -136,7 +126,7 @@ Rule rule_for(const Graph& g, OpId id, SplitDim dim, int follow_axis = -1) {
       same_shape_inputs(2);
       r.inputs[0] = {2, w};
     }
-  } else if (kind == Kind::MatMul) {
+  } else if (kind == SplitClass::MatMul) {
     if (rank < 2 || op.inputs.size() < 2 || attr(op, "transA", 0, 0) != 0) return r;
     const Tensor& a = g.tensor(op.inputs[0]);
     const Tensor& b = g.tensor(op.inputs[1]);

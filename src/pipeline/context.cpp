@@ -36,42 +36,38 @@ Expected<int64_t> largest_context(const ProblemOptions& options, const Problem& 
     if (auto it = seen.find(context); it != seen.end()) return it->second;
     ProblemOptions o = options;
     o.dims[kContextDim] = context;
-    auto p = load_problem(o);
-    if (!p) return p.error();
+    MOIRAI_ASSIGN_OR_RETURN(auto p, load_problem(o));
     Placement at;
-    for (OpId op = 0; op < p->table.num_ops(); ++op) {
-      auto it = device_of.find(p->table.op_names[static_cast<size_t>(op)]);
-      if (it == device_of.end() || p->table.num_ops() != problem.table.num_ops())
+    for (OpId op = 0; op < p.table.num_ops(); ++op) {
+      auto it = device_of.find(p.table.op_names[static_cast<size_t>(op)]);
+      if (it == device_of.end() || p.table.num_ops() != problem.table.num_ops())
         return Error{fmt::format("'{}': the operators change with the context ({} at context {}), so one placement "
-                                 "does not carry over", problem.table.name, p->table.op_names[static_cast<size_t>(op)], context)};
-      const auto& names = p->table.device_names;
+                                 "does not carry over", problem.table.name, p.table.op_names[static_cast<size_t>(op)], context)};
+      const auto& names = p.table.device_names;
       at.device.push_back(static_cast<DeviceId>(std::find(names.begin(), names.end(), it->second) - names.begin()));
     }
-    const Schedule s = simulate(p->table, at, sim);
-    Probe r{s.over_capacity(p->table).empty(), s.peak_memory};
+    const Schedule s = simulate(p.table, at, sim);
+    Probe r{s.over_capacity(p.table).empty(), s.peak_memory};
     // Headroom per device, for the secant guess: capacity - peak.
-    for (size_t d = 0; d < r.peak.size(); ++d) r.peak[d] = p->table.capacity[d] - r.peak[d];
+    for (size_t d = 0; d < r.peak.size(); ++d) r.peak[d] = p.table.capacity[d] - r.peak[d];
     seen[context] = r;
     return r;
   };
   // Secant guess from two lengths: the headroom of each device falls linearly with the length.
   const int64_t a = 1024, b = 2048;
-  auto pa = probe(a);
-  if (!pa) return pa.error();
-  auto pb = probe(b);
-  if (!pb) return pb.error();
+  MOIRAI_ASSIGN_OR_RETURN(auto pa, probe(a));
+  MOIRAI_ASSIGN_OR_RETURN(auto pb, probe(b));
   double guess = static_cast<double>(kMaxContext);
-  for (size_t d = 0; d < pa->peak.size(); ++d) {
-    const double slope = (pb->peak[d] - pa->peak[d]) / static_cast<double>(b - a);  // headroom per token (< 0)
-    if (slope < 0) guess = std::min(guess, static_cast<double>(a) + pa->peak[d] / -slope);
+  for (size_t d = 0; d < pa.peak.size(); ++d) {
+    const double slope = (pb.peak[d] - pa.peak[d]) / static_cast<double>(b - a);  // headroom per token (< 0)
+    if (slope < 0) guess = std::min(guess, static_cast<double>(a) + pa.peak[d] / -slope);
   }
   int64_t lo = 0, hi = kMaxContext + 1;  // fits at lo (0: none known), not at hi
   int64_t c = std::clamp<int64_t>(static_cast<int64_t>(std::floor(guess)), 1, kMaxContext);
   for (int step = 0; step < 80 && hi - lo > 1; ++step) {
-    auto p = probe(c);
-    if (!p) return p.error();
-    (p->fits ? lo : hi) = c;
-    if (step == 0 && p->fits) c = c + 1;  // the guess fits: confirm that one more token does not
+    MOIRAI_ASSIGN_OR_RETURN(auto p, probe(c));
+    (p.fits ? lo : hi) = c;
+    if (step == 0 && p.fits) c = c + 1;  // the guess fits: confirm that one more token does not
     else if (hi == kMaxContext + 1) c = std::min(kMaxContext, std::max(lo * 2, lo + 1));
     else c = lo + (hi - lo) / 2;
   }
@@ -86,12 +82,12 @@ Expected<ContextSearch> place_at_largest_context(const ProblemOptions& options, 
     at.context = context;
     at.options = options;
     at.options.dims[kContextDim] = context;
-    auto p = load_problem(at.options);
-    if (!p) return p.error();
-    at.problem = std::move(*p);
+    MOIRAI_ASSIGN_OR_RETURN(auto p, load_problem(at.options));
+    at.problem = std::move(p);
     double state = 0;
     for (double b : at.problem.table.state_bytes) state += b;
-    if (state <= 0) return Error{options.input + ": --context applies to decode models (a KV cache input)"};
+    if (state <= 0)
+      return Error{options.input + ": a context length applies to decode models only (a KV cache input)", "context"};
     at.run = run_method(at.problem, method, place, refine_with_geneflow);
     return at;
   };
@@ -101,14 +97,13 @@ Expected<ContextSearch> place_at_largest_context(const ProblemOptions& options, 
       progress(fmt::format("context {}: {}", at.context,
                            fits(at) ? "fits" : at.run.error.empty() ? "does not fit" : at.run.error));
   };
-  auto best = probe(1);
-  if (!best) return best.error();
-  say(*best);
-  if (!fits(*best))
+  MOIRAI_ASSIGN_OR_RETURN(auto best, probe(1));
+  say(best);
+  if (!fits(best))
     return Error{fmt::format("{}: no plan fits even at context 1{}", method,
-                             best->run.error.empty() ? "" : ": " + best->run.error)};
+                             best.run.error.empty() ? "" : ": " + best.run.error)};
   // At context 1 the state is one token's cache: the bytes per token.
-  const CostTable& t = best->problem.table;
+  const CostTable& t = best.problem.table;
   double per_token = 0, room = 0;
   for (size_t op = 0; op < t.param_bytes.size(); ++op) {
     per_token += t.state_bytes[op];
@@ -118,17 +113,16 @@ Expected<ContextSearch> place_at_largest_context(const ProblemOptions& options, 
   int64_t lo = 1, hi = std::min<int64_t>(kMaxContext, static_cast<int64_t>(room / per_token)) + 2;
   while (hi - lo > 1) {
     const int64_t mid = lo + (hi - lo) / 2;
-    auto at = probe(mid);
-    if (!at) return at.error();
-    say(*at);
-    if (fits(*at)) {
+    MOIRAI_ASSIGN_OR_RETURN(auto at, probe(mid));
+    say(at);
+    if (fits(at)) {
       lo = mid;
       best = std::move(at);
     } else {
       hi = mid;
     }
   }
-  return std::move(*best);
+  return std::move(best);
 }
 
 }  // namespace moirai

@@ -30,31 +30,11 @@ void reorder_for_memory(const CostTable& table, const PlaceOptions& options, Met
 
 }  // namespace
 
-Expected<std::map<std::string, int64_t>> parse_dims(const std::vector<std::string>& entries) {
-  std::map<std::string, int64_t> dims;
-  for (const auto& entry : entries) {
-    const auto eq = entry.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return Error{"--dim '" + entry + "': expected NAME=VALUE, e.g. --dim batch=4"};
-    try {
-      size_t used = 0;
-      const std::string value = entry.substr(eq + 1);
-      const long long v = std::stoll(value, &used);
-      if (used != value.size() || v <= 0) throw std::invalid_argument(value);
-      dims[entry.substr(0, eq)] = v;
-    } catch (const std::exception&) {
-      return Error{"--dim '" + entry + "': the value must be a positive integer"};
-    }
-  }
-  return dims;
-}
-
 Expected<Problem> load_problem(const ProblemOptions& options) {
   Problem problem;
   if (is_instance(options.input)) {
-    auto table = load_instance(options.input);
-    if (!table) return table.error();
-    problem.table = std::move(*table);
+    MOIRAI_ASSIGN_OR_RETURN(auto table, load_instance(options.input));
+    problem.table = std::move(table);
     // No graph to fuse: --max-nodes contracts the table itself (deterministic, so `simulate` rebuilds it).
     if (options.coarsen.max_nodes > 0 && problem.table.num_ops() > options.coarsen.max_nodes) {
       const int before = problem.table.num_ops();
@@ -63,26 +43,22 @@ Expected<Problem> load_problem(const ProblemOptions& options) {
     }
   } else {
     if (options.cluster_path.empty())
-      return Error{options.input + ": a model needs a cluster (--cluster FILE, e.g. clusters/hetero-gpu-server.json)"};
-    auto graph = import_onnx(options.input, ImportOptions{options.dims});
-    if (!graph) return graph.error();
-    auto cluster = load_cluster(options.cluster_path);
-    if (!cluster) return cluster.error();
-    auto coarse = coarsen(*graph, *cluster, options.coarsen);
-    if (!coarse) return coarse.error();
-    auto table = build_cost_table(coarse->graph, *cluster);
+      return Error{options.input + ": a model needs a cluster file (e.g. clusters/hetero-gpu-server.json)", "cluster"};
+    MOIRAI_ASSIGN_OR_RETURN(auto graph, import_onnx(options.input, ImportOptions{options.dims}));
+    MOIRAI_ASSIGN_OR_RETURN(auto cluster, load_cluster(options.cluster_path));
+    MOIRAI_ASSIGN_OR_RETURN(auto coarse, coarsen(graph, cluster, options.coarsen));
+    auto table = build_cost_table(coarse.graph, cluster);
     if (!table) return Error{options.cluster_path + ": " + table.error().message};  // a device without figures
     problem.table = std::move(*table);
-    problem.steps = std::move(coarse->steps);
-    problem.coarse = std::move(coarse->graph);
-    problem.graph = std::move(*graph);
-    problem.cluster = std::move(*cluster);
+    problem.steps = std::move(coarse.steps);
+    problem.coarse = std::move(coarse.graph);
+    problem.graph = std::move(graph);
+    problem.cluster = std::move(cluster);
   }
   // Name plans after the file (ONNX exporters often leave a generic graph name such as "torch_jit").
   problem.table.name = std::filesystem::path(options.input).stem().string();
   if (!options.profile_path.empty()) {
-    auto status = apply_profile(problem.table, options.profile_path);
-    if (!status) return status.error();
+    MOIRAI_TRY(apply_profile(problem.table, options.profile_path));
   }
   return problem;
 }
@@ -356,14 +332,12 @@ Expected<std::vector<std::string>> validate_split_as_written(const Problem& prob
 
 Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, const SimOptions& sim) {
   const CostTable& table = problem.table;
-  auto placement = resolve_placement(plan, table);
-  if (!placement) return placement.error();
+  MOIRAI_ASSIGN_OR_RETURN(auto placement, resolve_placement(plan, table));
   MethodRun run;
   run.method = plan.method;
-  run.result.placement = std::move(*placement);
-  auto splits = splits_of(plan, table);
-  if (!splits) return splits.error();
-  const bool any_split = !splits->empty();
+  run.result.placement = std::move(placement);
+  MOIRAI_ASSIGN_OR_RETURN(auto splits, splits_of(plan, table));
+  const bool any_split = !splits.empty();
   if (!any_split) {
     if (auto stuck = order_deadlock(table, run.result.placement)) {
       // The order comes from the start times, so name the operator's start_ms in the file.
@@ -394,7 +368,7 @@ Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, con
   const Cluster* cluster = problem.cluster ? &*problem.cluster : nullptr;
   // Start times that order a device against precedence (a part moved by hand) cannot be re-run as they are:
   // evaluate_splits then uses the list policy, and the as-written verdict names the fields that broke.
-  auto result = evaluate_splits(table, *problem.coarse, whole, *splits, sim, cluster, &start_ms);
+  auto result = evaluate_splits(table, *problem.coarse, whole, splits, sim, cluster, &start_ms);
   if (!result) return Error{plan.path + ": " + result.error().message};
   auto partition = std::make_shared<PartitionResult>(std::move(*result));
   run.violations = validate(partition->expanded.table, partition->expanded.placement, partition->schedule, sim);
@@ -407,14 +381,12 @@ Expected<MethodRun> resimulate(const Problem& problem, const PlanFile& plan, con
 
 Expected<std::vector<std::string>> validate_as_written(const Problem& problem, const PlanFile& plan,
                                                        const SimOptions& sim) {
-  auto placement = resolve_placement(plan, problem.table);
-  if (!placement) return placement.error();
-  auto splits = splits_of(plan, problem.table);
-  if (!splits) return splits.error();
-  if (!splits->empty()) return validate_split_as_written(problem, plan, std::move(*placement), *splits, sim);
+  MOIRAI_ASSIGN_OR_RETURN(auto placement, resolve_placement(plan, problem.table));
+  MOIRAI_ASSIGN_OR_RETURN(auto splits, splits_of(plan, problem.table));
+  if (!splits.empty()) return validate_split_as_written(problem, plan, std::move(placement), splits, sim);
   const WrittenSchedule written = written_schedule(plan, problem.table);
   auto violations = written.problems;
-  for (auto& v : validate(problem.table, *placement, written.schedule, sim, &written.names))
+  for (auto& v : validate(problem.table, placement, written.schedule, sim, &written.names))
     violations.push_back(std::move(v));
   return violations;
 }

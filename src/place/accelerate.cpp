@@ -13,8 +13,8 @@
 
 #include <fmt/format.h>
 
-#include "place/layer_chain.h"
-#include "place/placers.h"
+#include "layer_chain.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {

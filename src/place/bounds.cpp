@@ -6,9 +6,9 @@
 #include <cmath>
 #include <limits>
 
-#include "place/lp.h"
-#include "place/milp_cbc.h"
-#include "place/milp_formulation.h"
+#include "lp.h"
+#include "milp_cbc.h"
+#include "milp_formulation.h"
 
 namespace moirai {
 namespace {

@@ -13,8 +13,8 @@
 //    books send and receive ports.
 #include <queue>
 
-#include "place/list_schedule.h"
-#include "place/placers.h"
+#include "list_schedule.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {
@@ -31,7 +31,7 @@ class CpopPlacer final : public Placer {
 
   Expected<PlaceResult> place(const CostTable& table, const PlaceOptions& options) const override {
     MemoryGuard guard(table);
-    if (auto st = guard.check_model(name()); !st.ok()) return st.error();
+    MOIRAI_TRY(guard.check_model(name()));
     ListScheduler sched(table, options.sim.contention, /*insertion=*/true);
     const auto up = place::upward_rank(table);
     const auto down = place::downward_rank(table);

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "place/layer_chain.h"
-#include "place/placers.h"
+#include "layer_chain.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {

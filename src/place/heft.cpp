@@ -15,8 +15,8 @@
 //    which is the paper's model and reproduces its example (schedule length 80).
 #include <queue>
 
-#include "place/list_schedule.h"
-#include "place/placers.h"
+#include "list_schedule.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {
@@ -33,7 +33,7 @@ class HeftPlacer final : public Placer {
 
   Expected<PlaceResult> place(const CostTable& table, const PlaceOptions& options) const override {
     MemoryGuard guard(table);
-    if (auto st = guard.check_model(name()); !st.ok()) return st.error();
+    MOIRAI_TRY(guard.check_model(name()));
     ListScheduler sched(table, options.sim.contention, /*insertion=*/true);
     const auto rank = place::upward_rank(table);
     const auto pos = place::topo_position(table);

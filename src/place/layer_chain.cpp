@@ -1,5 +1,5 @@
 // Layer chains (see layer_chain.h).
-#include "place/layer_chain.h"
+#include "layer_chain.h"
 
 #include <algorithm>
 #include <set>

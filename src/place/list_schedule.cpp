@@ -1,6 +1,6 @@
 // Shared list-scheduling machinery: ranks, the conservative memory guard with packing look-ahead, the partial
 // schedule with insertion and port booking, and the earliest-time-first loop (see list_schedule.h).
-#include "place/list_schedule.h"
+#include "list_schedule.h"
 
 #include <algorithm>
 #include <cmath>
@@ -570,7 +570,7 @@ void hold_for_favourites(const std::vector<OpId>& favourite, const std::vector<O
 Expected<PlaceResult> run_etf(const CostTable& table, const PlaceOptions& options, const EtfRules& rules,
                               const std::string& method) {
   MemoryGuard guard(table);
-  if (auto st = guard.check_model(method); !st.ok()) return st.error();
+  MOIRAI_TRY(guard.check_model(method));
   ListScheduler sched(table, options.sim.contention, /*insertion=*/false);
   const auto rank = upward_rank(table);
   const auto pos = topo_position(table);

@@ -1,5 +1,5 @@
 // CLP back end of LinearProgram: builds a CoinPackedMatrix from triplets and runs the dual simplex.
-#include "place/lp.h"
+#include "lp.h"
 
 #include <coin/ClpSimplex.hpp>
 #include <coin/CoinPackedMatrix.hpp>

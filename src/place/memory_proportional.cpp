@@ -6,7 +6,7 @@
 // weight budget is lowered by the overflow and the fill is redone.
 #include <fmt/format.h>
 
-#include "place/placers.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {

@@ -11,8 +11,8 @@
 //    off = transfers never wait);
 //  - memory: MemoryGuard (parameters plus every activation held or received, never freed, which is Baechi's
 //    conservative accounting) with a packing look-ahead so that tight capacities do not lead to a dead end.
-#include "place/list_schedule.h"
-#include "place/placers.h"
+#include "list_schedule.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {

@@ -10,16 +10,17 @@
 #include <limits>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
 #include "moirai/bounds.h"
 #include "moirai/placer.h"
 #include "moirai/simulate.h"
-#include "place/milp_cbc.h"
-#include "place/milp_formulation.h"
-#include "place/milp_multilevel.h"
-#include "place/placers.h"
+#include "milp_cbc.h"
+#include "milp_formulation.h"
+#include "milp_multilevel.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {
@@ -144,25 +145,21 @@ WarmStart warm_start(const CostTable& t, const std::vector<MilpEdge>& edges, con
   for (const auto& name : placer_names()) {
     if (name == "milp" || name == "placeto" || name == "geneflow") continue;
     if (out_of_time()) break;
-    try {
-      auto placer = make_placer(name);
-      if (!placer.ok()) continue;
-      PlaceOptions sub = options;
-      sub.progress = nullptr;
-      sub.stop = out_of_time;
-      // Their LPs (GETF, m-SCT) share the warm start's 30%.
-      sub.time_limit_s = std::max(0.1, 0.3 * options.time_limit_s - since(t0));
-      auto r = (*placer)->place(t, sub);
-      if (!r.ok() || !check_placement(t, r->placement).ok()) continue;
-      const auto simulated_from = Clock::now();
-      const Schedule s = simulate(t, r->placement, options.sim);
-      w.simulate_s = std::max(w.simulate_s, since(simulated_from));
-      if (s.over_capacity(t).empty() && s.makespan_ms < w.fallback_ms)
-        w.fallback = r->placement, w.fallback_ms = s.makespan_ms, w.fallback_from = name;
-      consider(name, from_schedule(t, edges, r->placement, s, options.sim.contention));
-    } catch (const std::exception&) {
-      continue;  // a broken heuristic must not stop the MILP
-    }
+    auto placer = make_placer(name);
+    if (!placer.ok()) continue;
+    PlaceOptions sub = options;
+    sub.progress = nullptr;
+    sub.stop = out_of_time;
+    // Their LPs (GETF, m-SCT) share the warm start's 30%.
+    sub.time_limit_s = std::max(0.1, 0.3 * options.time_limit_s - since(t0));
+    auto r = (*placer)->place(t, sub);
+    if (!r.ok() || !check_placement(t, r->placement).ok()) continue;
+    const auto simulated_from = Clock::now();
+    const Schedule s = simulate(t, r->placement, options.sim);
+    w.simulate_s = std::max(w.simulate_s, since(simulated_from));
+    if (s.over_capacity(t).empty() && s.makespan_ms < w.fallback_ms)
+      w.fallback = r->placement, w.fallback_ms = s.makespan_ms, w.fallback_from = name;
+    consider(name, from_schedule(t, edges, r->placement, s, options.sim.contention));
   }
   consider("list schedule", list_schedule(t, edges, options.sim.contention));
   if (w.plan) {
@@ -221,8 +218,10 @@ Expected<MilpPlan> read_solution(const CostTable& t, const std::vector<MilpEdge>
     double value = 0;
     try {
       value = std::stod(tok[at + 1]);
-    } catch (const std::exception&) {
+    } catch (const std::invalid_argument&) {
       continue;  // a header line such as "Optimal - objective value 30"
+    } catch (const std::out_of_range&) {
+      return Error{fmt::format("{}: value '{}' of column {} is out of range", path, tok[at + 1], tok[at])};
     }
     int a = 0, b = 0;
     char rest = 0;
@@ -285,11 +284,10 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     r.lower_bound_ms = b.ms, r.lower_bound_source = b.source;
   };
   if (!options.import_solution.empty()) {
-    auto plan = read_solution(t, edges, options.import_solution);
-    if (!plan.ok()) return plan.error();
+    MOIRAI_ASSIGN_OR_RETURN(auto plan, read_solution(t, edges, options.import_solution));
     // Keep the file's orders where given; topological order otherwise.
-    std::vector<double> op_key(plan->start), edge_key(plan->comm_start);
-    auto tight = evaluate_milp_plan(t, edges, plan->device, op_key, edge_key, contention);
+    std::vector<double> op_key(plan.start), edge_key(plan.comm_start);
+    auto tight = evaluate_milp_plan(t, edges, plan.device, op_key, edge_key, contention);
     if (!tight) return Error{options.import_solution + ": the solution's start times contradict the precedences"};
     result.placement = to_placement(t, edges, *tight);
     result.status = "imported";
@@ -334,12 +332,10 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
   const bool small = t.num_ops() <= 150;
   std::optional<Formulation> exact;
   if (small || !options.export_mps.empty()) {
-    auto f = build_formulation(t, fo);
-    if (!f.ok()) return f.error();
-    exact = std::move(*f);
+    MOIRAI_ASSIGN_OR_RETURN(auto f, build_formulation(t, fo));
+    exact = std::move(f);
     if (!options.export_mps.empty()) {
-      auto st = exact->model.write_mps(options.export_mps);
-      if (!st.ok()) return st.error();
+      MOIRAI_TRY(exact->model.write_mps(options.export_mps));
     }
   }
   const bool use_exact = exact && small && exact->model.num_integer() <= 800;  // beyond this the root LP alone eats the budget

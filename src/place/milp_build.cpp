@@ -17,7 +17,7 @@
 
 #include <fmt/format.h>
 
-#include "place/milp_formulation.h"
+#include "milp_formulation.h"
 
 namespace moirai {
 namespace {

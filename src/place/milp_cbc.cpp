@@ -2,7 +2,7 @@
 // CbcMain1 with `-threads N -timeMode elapsed -sec S -ratioGap G`, report progress through a CbcEventHandler,
 // and map CBC's status to ours. The solve runs in a forked child (milp_cbc_child.cpp holds the process
 // plumbing); this file is what the child (or, with isolate off, the caller) runs.
-#include "place/milp_cbc.h"
+#include "milp_cbc.h"
 
 #include <chrono>
 #include <cmath>

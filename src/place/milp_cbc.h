@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "place/milp_model.h"
+#include "milp_model.h"
 
 namespace moirai {
 

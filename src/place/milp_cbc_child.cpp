@@ -30,7 +30,7 @@
 
 #include <fmt/format.h>
 
-#include "place/milp_cbc.h"
+#include "milp_cbc.h"
 
 namespace moirai {
 namespace {

@@ -1,6 +1,6 @@
 // Builds the Moirai MILP (see milp_formulation.h for the paper and the departures) and the MILP's own
 // semi-active schedule model used to turn heuristic plans into complete MIP starts.
-#include "place/milp_formulation.h"
+#include "milp_formulation.h"
 
 #include <algorithm>
 #include <cmath>

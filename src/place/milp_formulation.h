@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "moirai/cost.h"
-#include "place/milp_model.h"
+#include "milp_model.h"
 
 namespace moirai {
 

@@ -14,8 +14,8 @@
 #include <fmt/format.h>
 
 #include "moirai/placer.h"
-#include "place/milp_cbc.h"
-#include "place/milp_formulation.h"
+#include "milp_cbc.h"
+#include "milp_formulation.h"
 
 namespace moirai {
 namespace {

@@ -1,5 +1,5 @@
 // Solver-neutral MILP model and its free-format MPS writer (readable by CBC, HiGHS, SCIP, Gurobi).
-#include "place/milp_model.h"
+#include "milp_model.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,6 @@
 // Multilevel solve (milp_multilevel.h): contraction of a cost table, projection of a plan one level finer, and
 // the driver that solves the coarsest level exactly and improves each finer one by local search.
-#include "place/milp_multilevel.h"
+#include "milp_multilevel.h"
 
 #include <algorithm>
 #include <chrono>

@@ -9,7 +9,7 @@
 
 #include "moirai/coarsen.h"
 #include "moirai/placer.h"
-#include "place/milp_formulation.h"
+#include "milp_formulation.h"
 
 namespace moirai {
 

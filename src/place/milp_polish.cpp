@@ -10,7 +10,7 @@
 #include <cmath>
 #include <random>
 
-#include "place/milp_formulation.h"
+#include "milp_formulation.h"
 
 namespace moirai {
 namespace {

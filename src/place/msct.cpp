@@ -23,9 +23,9 @@
 #include <algorithm>
 #include <map>
 
-#include "place/list_schedule.h"
-#include "place/lp.h"
-#include "place/placers.h"
+#include "list_schedule.h"
+#include "lp.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {

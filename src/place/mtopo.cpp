@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <numeric>
 
-#include "place/list_schedule.h"
-#include "place/placers.h"
+#include "list_schedule.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {
@@ -31,7 +31,7 @@ class MtopoPlacer final : public Placer {
     const int k = table.num_devices();
     {
       MemoryGuard guard(table);
-      if (auto st = guard.check_model(name()); !st.ok()) return st.error();
+      MOIRAI_TRY(guard.check_model(name()));
     }
     // Total = parameters + every data item once (what one device holding everything would count).
     double total = 0, largest = 0;

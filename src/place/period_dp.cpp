@@ -235,9 +235,9 @@ Expected<ThroughputResult> stage_dp(const CostTable& table, const PlaceOptions& 
     // Least latency at any period, then bisect on the period cap.
     Dp::Solution any = dp.solve(kInf);
     if (any.stages.empty() || any.value > options.max_latency_ms)
-      return Error{fmt::format("throughput: no plan of stages meets --max-latency-ms {} (the least latency of a stage "
-                               "plan that fits is {:.4g} ms)",
-                               options.max_latency_ms, any.stages.empty() ? kInf : any.value)};
+      return Error{fmt::format("throughput: no plan of stages meets the latency bound of {} ms (the least latency of "
+                               "a stage plan that fits is {:.4g} ms)",
+                               options.max_latency_ms, any.stages.empty() ? kInf : any.value), "max_latency_ms"};
     double lo = sol.period, hi = any.period;
     sol = any;
     for (int iter = 0; iter < 60 && hi - lo > 1e-12 * std::max(1.0, hi); ++iter) {
@@ -285,8 +285,9 @@ Expected<int> choose_in_flight(const CostTable& table, const PlaceOptions& place
     }
   }
   if (best == 0)
-    return Error{first_error.empty() ? fmt::format("throughput: no stage plan meets --max-latency-ms {}", options.max_latency_ms)
-                                     : first_error};
+    return first_error.empty() ? Error{fmt::format("throughput: no stage plan meets the latency bound of {} ms",
+                                                   options.max_latency_ms), "max_latency_ms"}
+                               : Error{first_error};
   return best;
 }
 

@@ -14,8 +14,8 @@
 
 #include "moirai/stream.h"
 #include "moirai/throughput.h"
-#include "place/milp_cbc.h"
-#include "place/milp_model.h"
+#include "milp_cbc.h"
+#include "milp_model.h"
 
 namespace moirai {
 namespace {
@@ -184,10 +184,9 @@ Expected<ThroughputResult> place_for_throughput(const CostTable& table, const Pl
   const auto t0 = std::chrono::steady_clock::now();
   ThroughputOptions options = given;
   if (options.in_flight == 0 && table.num_ops() > 0) {
-    auto k = choose_in_flight(table, place, options);
-    if (!k) return k.error();
-    options.in_flight = *k;
-    if (place.progress) place.progress(fmt::format("throughput: {} requests in flight", *k));
+    MOIRAI_ASSIGN_OR_RETURN(auto k, choose_in_flight(table, place, options));
+    options.in_flight = k;
+    if (place.progress) place.progress(fmt::format("throughput: {} requests in flight", k));
   }
   auto dp = stage_dp(table, place, options);
   if (dp) dp->in_flight = options.in_flight;
@@ -198,8 +197,8 @@ Expected<ThroughputResult> place_for_throughput(const CostTable& table, const Pl
   if (!options.milp || table.num_ops() == 0) {
     if (!dp.ok()) return dp;
     if (!dp_ok)
-      return Error{fmt::format("throughput: the stage plan's simulated latency {:.6g} ms exceeds --max-latency-ms {}",
-                               dp->latency_ms, options.max_latency_ms)};
+      return Error{fmt::format("throughput: the stage plan's simulated latency {:.6g} ms exceeds the latency bound of "
+                               "{} ms", dp->latency_ms, options.max_latency_ms), "max_latency_ms"};
     return dp;
   }
   PlaceOptions rest = place;
@@ -224,8 +223,8 @@ Expected<ThroughputResult> place_for_throughput(const CostTable& table, const Pl
   if (milp_ok) return milp;
   if (!dp.ok()) return dp;
   if (!milp.ok()) return milp;
-  return Error{fmt::format("throughput: no plan found meets --max-latency-ms {} (stage DP: {:.6g} ms, MILP: {:.6g} ms)",
-                           options.max_latency_ms, dp->latency_ms, milp->latency_ms)};
+  return Error{fmt::format("throughput: no plan found meets the latency bound of {} ms (stage DP: {:.6g} ms, MILP: "
+                           "{:.6g} ms)", options.max_latency_ms, dp->latency_ms, milp->latency_ms), "max_latency_ms"};
 }
 
 namespace {
@@ -238,15 +237,14 @@ class ThroughputPlacer final : public Placer {
     return "least period (requests/s) for a stream: stage DP, then the period MILP warm-started by it";
   }
   Expected<PlaceResult> place(const CostTable& table, const PlaceOptions& options) const override {
-    auto r = place_for_throughput(table, options, options_);
-    if (!r) return r.error();
+    MOIRAI_ASSIGN_OR_RETURN(auto r, place_for_throughput(table, options, options_));
     PlaceResult out;
-    out.placement = std::move(r->placement);
-    out.status = r->status;
-    out.objective_ms = r->period_ms;
-    out.mode = fmt::format("{}, {} in flight", r->source, r->in_flight);
-    out.in_flight = r->in_flight;
-    if (r->lower_bound_ms > 0) out.mode += fmt::format(", period lower bound {:.6g} ms", r->lower_bound_ms);
+    out.placement = std::move(r.placement);
+    out.status = r.status;
+    out.objective_ms = r.period_ms;
+    out.mode = fmt::format("{}, {} in flight", r.source, r.in_flight);
+    out.in_flight = r.in_flight;
+    if (r.lower_bound_ms > 0) out.mode += fmt::format(", period lower bound {:.6g} ms", r.lower_bound_ms);
     return out;
   }
 

@@ -32,8 +32,8 @@
 
 #include <fmt/format.h>
 
-#include "place/placeto_policy.h"
-#include "place/placers.h"
+#include "placeto_policy.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {

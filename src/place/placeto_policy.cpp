@@ -1,6 +1,6 @@
 // Placeto's policy network: forward and hand-written backward of the message-passing embedding and the
 // softmax head (see placeto_policy.h for the equations).
-#include "place/placeto_policy.h"
+#include "placeto_policy.h"
 
 #include <cmath>
 #include <utility>

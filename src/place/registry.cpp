@@ -2,7 +2,7 @@
 #include <utility>
 
 #include "moirai/placer.h"
-#include "place/placers.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {

@@ -7,7 +7,7 @@
 #include <algorithm>
 
 #include "moirai/schedule.h"
-#include "place/placers.h"
+#include "placers.h"
 
 namespace moirai {
 namespace {

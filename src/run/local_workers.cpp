@@ -1,5 +1,5 @@
 // Starting and reaping local worker processes (see local_workers.h).
-#include "run/local_workers.h"
+#include "local_workers.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -24,8 +24,8 @@
 
 #include "moirai/file_io.h"
 #include "moirai/pipeline.h"
-#include "run/local_workers.h"
-#include "run/measure.h"
+#include "local_workers.h"
+#include "measure.h"
 #include "worker.grpc.pb.h"
 
 namespace moirai {
@@ -667,7 +667,7 @@ Expected<RunSummary> run_into(const RunOptions& options) {
     for (const auto& d : layout->devices) {
       auto it = addresses.find(d);
       if (it == addresses.end())
-        return Error{fmt::format("{}: device '{}' has stages but --workers names no worker for it", plan_path, d)};
+        return Error{fmt::format("{}: device '{}' has stages but no worker is given for it", plan_path, d), "workers"};
       layout->worker[d] = it->second;
     }
     Measured m;
@@ -702,29 +702,12 @@ Expected<RunSummary> run_into(const RunOptions& options) {
 }  // namespace
 
 Expected<RunSummary> run_plan(const RunOptions& options) {
-  if (options.requests < 1) return Error{"--requests must be at least 1"};
+  if (options.requests < 1) return Error{"the number of requests must be at least 1", "requests"};
   std::error_code ec;
   const bool existed = fs::exists(options.out_dir, ec);
   auto summary = run_into(options);
   if (!summary && !existed) fs::remove_all(options.out_dir, ec);  // a failed run leaves no directory it made
   return summary;
-}
-
-Expected<std::map<std::string, std::string>> parse_workers(const std::string& text) {
-  std::map<std::string, std::string> out;
-  std::stringstream ss(text);
-  std::string entry;
-  while (std::getline(ss, entry, ',')) {
-    const size_t eq = entry.find('=');
-    const size_t colon = entry.rfind(':');
-    if (eq == std::string::npos || eq == 0 || colon == std::string::npos || colon < eq + 2 || colon + 1 == entry.size())
-      return Error{fmt::format("--workers: '{}' is not DEVICE=HOST:PORT", entry)};
-    const std::string device = entry.substr(0, eq);
-    if (out.count(device)) return Error{fmt::format("--workers: device '{}' is named twice", device)};
-    out[device] = entry.substr(eq + 1);
-  }
-  if (out.empty()) return Error{"--workers: no DEVICE=HOST:PORT given"};
-  return out;
 }
 
 Status exec_worker(const std::string& listen, int threads, const std::string& provider, const std::string& device,

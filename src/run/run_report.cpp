@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "run/measure.h"
+#include "measure.h"
 
 namespace moirai::run_detail {
 namespace {

@@ -12,17 +12,15 @@
 #include <set>
 #include <string>
 
+#include "moirai/op_traits.h"
+
 namespace moirai::sched {
 namespace {
 
-/// Operator types whose output element i depends only on input elements i (up to broadcasting).
-bool is_elementwise(const std::string& type) {
-  static const std::set<std::string, std::less<>> kTypes = {
-      "Abs",   "Add",  "BatchNormalization", "Cast", "Ceil",  "Clip",     "Cos",  "Div",   "Dropout",
-      "Elu",   "Erf",  "Exp",                "Floor", "Gelu", "HardSigmoid", "HardSwish", "Identity",
-      "LeakyRelu", "Log", "Mul", "Neg", "Pow", "PRelu", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid",
-      "Sign", "Sin", "Softplus", "Softsign", "Sqrt", "Sub", "Tanh", "Where", "Mish", "Silu"};
-  return kTypes.count(type) > 0;
+/// Whether the operator's output may take over the buffer of an input (moirai/op_traits.h).
+bool works_in_place(const std::string& type) {
+  const OpTraits* traits = find_op_traits(type);
+  return traits && traits->in_place;
 }
 
 }  // namespace
@@ -125,7 +123,7 @@ MemProblem build_problem(const CostTable& table, const std::vector<OpId>& ops, c
       }
     }
     for (int i = 0; i < m; ++i) {
-      if (!is_elementwise(table.op_types[static_cast<size_t>(ops[static_cast<size_t>(i)])])) continue;
+      if (!works_in_place(table.op_types[static_cast<size_t>(ops[static_cast<size_t>(i)])])) continue;
       if (produced[static_cast<size_t>(i)].size() != 1) continue;
       const double out = p.items[static_cast<size_t>(produced[static_cast<size_t>(i)][0])].bytes;
       for (int d : p.op_items[static_cast<size_t>(i)]) {

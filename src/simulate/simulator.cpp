@@ -16,7 +16,7 @@
 #include <fmt/format.h>
 
 #include "moirai/simulate.h"
-#include "simulate/internal.h"
+#include "internal.h"
 
 namespace moirai {
 namespace {

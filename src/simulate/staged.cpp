@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 
 #include "moirai/stages.h"
-#include "simulate/internal.h"
+#include "internal.h"
 
 namespace moirai {
 namespace {

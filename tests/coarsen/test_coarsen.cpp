@@ -228,7 +228,8 @@ TEST(Coarsen, UnknownBackendAndBadBudgetAreErrors) {
   options.max_nodes = -3;
   r = coarsen(conv_bn_relu(), Cluster{}, options);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().message, "--max-nodes must be positive, got -3");
+  EXPECT_EQ(r.error().message, "the node budget must be positive, got -3");
+  EXPECT_EQ(r.error().setting, "max_nodes");
 }
 
 TEST(Coarsen, ConvBnReluIsOneKernelOnEveryFusingBackend) {

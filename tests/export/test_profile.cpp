@@ -77,7 +77,8 @@ TEST(Profile, MeasuredClusterRoundTrip) {
   EXPECT_DOUBLE_EQ(back->transfer_ms(0, 1, 1e6), 1.0);
   auto missing = measured_cluster(measured(), *base, "gpu", {"gpu"});
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.error().message, "local-cpu: no device named 'gpu' (--device)");
+  EXPECT_EQ(missing.error().message, "local-cpu: no device named 'gpu'");
+  EXPECT_EQ(missing.error().setting, "device");
 }
 
 }  // namespace

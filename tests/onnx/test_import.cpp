@@ -219,7 +219,8 @@ TEST(Import, DynamicDimsAreFixedByOptions) {
   b.node("Relu", {"ids"}, {"y"}, "relu");
   b.output("y");
   const std::string path = b.save("dynamic.onnx");
-  expect_error(import_onnx(path), path, "dimension 1 ('seq') is dynamic; fix it with --dim seq=VALUE");
+  expect_error(import_onnx(path), path, "dimension 1 ('seq') is dynamic; give 'seq' a value");
+  EXPECT_EQ(import_onnx(path).error().setting, "dims");
   auto g = import_onnx(path, ImportOptions{{{"seq", 7}}});
   ASSERT_TRUE(g.ok()) << g.error().message;
   EXPECT_EQ(g->tensor(g->find_tensor("y")).shape, (std::vector<int64_t>{1, 7}));  // batch defaults to 1

@@ -1,4 +1,4 @@
-// LLM decode with a KV cache, on a tiny decoder built here (2 layers, 2 heads of 4, FP32, symbolic `context`):
+// LLM decode with a KV cache, on a tiny decoder (tests/support/tiny_decoder.h):
 // cache bytes per layer by hand, the cache counted as resident state of the operator that appends to it, the
 // in-place append, the per-device reserve, the largest context a plan fits (fits at N, not at 2N), and the LLM
 // figures of plan.json.
@@ -14,58 +14,20 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "moirai/export.h"
 #include "moirai/pipeline.h"
 #include "moirai/report.h"
-#include "support/onnx_builder.h"
+#include "support/tiny_decoder.h"
 #include "support/random_table.h"
 
 namespace moirai {
 namespace {
 namespace fs = std::filesystem;
+using testing::tiny_decoder;
 
 fs::path temp_dir() {
   fs::path dir = fs::temp_directory_path() / ("moirai_test_llm_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   return dir;
-}
-
-// h [1,2,1,4] -> embed -> per layer: q, k, v projections; k, v appended to past_key.L / past_value.L [1,2,context,4]
-// (outputs present_key.L / present_value.L); softmax(q k^T) v; output projection; residual. Then lm_head -> logits.
-std::string tiny_decoder(int layers = 2) {
-  testing::ModelBuilder b;
-  b.input("h", {"1", "2", "1", "4"});
-  b.weight("w_embed", {4, 4});
-  b.node("MatMul", {"h", "w_embed"}, {"x0"}, "embed");
-  std::string x = "x0";
-  for (int l = 0; l < layers; ++l) {
-    const std::string p = "layers." + std::to_string(l), L = std::to_string(l);
-    for (const char* w : {"wq", "wk", "wv", "wo"}) b.weight(p + "." + w, {4, 4});
-    b.node("MatMul", {x, p + ".wq"}, {p + "/q"}, p + "/wq");
-    b.node("MatMul", {x, p + ".wk"}, {p + "/k"}, p + "/wk");
-    b.node("MatMul", {x, p + ".wv"}, {p + "/v"}, p + "/wv");
-    for (const std::string nm : {"key", "value"}) {
-      b.input("past_" + nm + "." + L, {"1", "2", "context", "4"});
-      auto* cat = b.node("Concat", {"past_" + nm + "." + L, p + (nm == "key" ? "/k" : "/v")}, {"present_" + nm + "." + L},
-                         p + "/" + nm + "_cache");
-      testing::ModelBuilder::attr(cat, "axis", {2}, true);
-      b.output("present_" + nm + "." + L);
-    }
-    auto* t = b.node("Transpose", {"present_key." + L}, {p + "/kT"}, p + "/k_T");
-    testing::ModelBuilder::attr(t, "perm", {0, 1, 3, 2});
-    b.node("MatMul", {p + "/q", p + "/kT"}, {p + "/s"}, p + "/scores");
-    auto* sm = b.node("Softmax", {p + "/s"}, {p + "/p"}, p + "/softmax");
-    testing::ModelBuilder::attr(sm, "axis", {-1}, true);
-    b.node("MatMul", {p + "/p", "present_value." + L}, {p + "/a"}, p + "/attn");
-    b.node("MatMul", {p + "/a", p + ".wo"}, {p + "/o"}, p + "/wo");
-    b.node("Add", {x, p + "/o"}, {p + "/x"}, p + "/resid");
-    x = p + "/x";
-  }
-  b.weight("w_out", {4, 16});
-  b.node("MatMul", {x, "w_out"}, {"logits"}, "lm_head");
-  b.output("logits");
-  b.g->set_name("tiny_decode");
-  return b.save_as((temp_dir() / "tiny_decode.onnx").string());
 }
 
 // One GPU of `memory_gib` keeping `reserved_gib` back.
@@ -95,7 +57,7 @@ Problem load(const ProblemOptions& o) {
 constexpr double kGiB = 1024.0 * 1024 * 1024;
 
 TEST(Llm, CacheBytesPerLayerByHand) {
-  const std::string model = tiny_decoder();
+  const std::string model = tiny_decoder(temp_dir());
   const Problem p = load(options(model, one_gpu(1, 0), 1000));
   // past_key.L: 1 x 2 heads x 1000 tokens x 4 x 4 bytes (FP32) = 32,000 bytes; four caches.
   const auto caches = find_kv_caches(*p.graph);
@@ -137,7 +99,7 @@ TEST(Llm, CacheBytesPerLayerByHand) {
 }
 
 TEST(Llm, ReserveDecidesWhetherThePlanFits) {
-  const std::string model = tiny_decoder();
+  const std::string model = tiny_decoder(temp_dir());
   const int64_t n = 4096;  // cache 4 x 32 x 4096 = 512 KiB; with activations about 0.56 MiB in all
   const Problem roomy = load(options(model, one_gpu(0.75 / 1024, 0), n));
   const Problem tight = load(options(model, one_gpu(0.75 / 1024, 0.25 / 1024), n));
@@ -160,7 +122,7 @@ TEST(Llm, ReserveDecidesWhetherThePlanFits) {
 }
 
 TEST(Llm, FitsAtContextNButNotAt2N) {
-  const std::string model = tiny_decoder();
+  const std::string model = tiny_decoder(temp_dir());
   const std::string gpu = one_gpu(0.8 / 1024, 0);  // 838,861 bytes
   const int64_t n = 4096;
   const Problem at_n = load(options(model, gpu, n));
@@ -184,7 +146,7 @@ TEST(Llm, FitsAtContextNButNotAt2N) {
 
 // `place --context max`: bisection over the context with the method re-placed at each probe.
 TEST(Llm, LargestContextTheMethodPlaces) {
-  const std::string model = tiny_decoder();
+  const std::string model = tiny_decoder(temp_dir());
   const std::string gpu = one_gpu(0.8 / 1024, 0);
   int probes = 0;
   auto found = place_at_largest_context(options(model, gpu, 1), "layer-dp", PlaceOptions{}, false,
@@ -205,7 +167,7 @@ TEST(Llm, LargestContextTheMethodPlaces) {
 }
 
 TEST(Llm, PlanJsonCarriesTheLlmFigures) {
-  const std::string model = tiny_decoder();
+  const std::string model = tiny_decoder(temp_dir());
   const Problem p = load(options(model, one_gpu(1, 0), 1000));
   const MethodRun run = run_method(p, "layer-dp", PlaceOptions{});
   ASSERT_TRUE(run.ok()) << run.error;
@@ -223,56 +185,6 @@ TEST(Llm, PlanJsonCarriesTheLlmFigures) {
   EXPECT_EQ(j["devices"][0]["reserved_bytes"], 0.0);
   EXPECT_EQ(j["max_context"], 12345);
   EXPECT_FALSE(j.contains("time_to_first_token_ms"));
-}
-
-// llama.cpp's split of a 4-layer decoder over two equal GPUs (5 slots, shares 0.5 / 1): layers 0-2 on cuda:0,
-// layer 3 and the output layer on cuda:1, the embedding on the CPU. Exported as a device map and read back, every
-// module names the device the plan put its operators on, and --tensor-split 3,2 reproduces the same split.
-TEST(Llm, DeviceMapRoundTripsToThePlansDevices) {
-  const std::string model = tiny_decoder(4);
-  const std::string cluster = (temp_dir() / "two-gpus.json").string();
-  std::ofstream(cluster) << R"({"name": "two-gpus", "devices": [
-    {"name": "cpu0", "kind": "cpu", "peak_gflops": 100, "mem_bandwidth_gbps": 20, "memory_gib": 8},
-    {"name": "gpuA", "kind": "gpu", "peak_gflops": 1000, "mem_bandwidth_gbps": 100, "memory_gib": 2},
-    {"name": "gpuB", "kind": "gpu", "peak_gflops": 1000, "mem_bandwidth_gbps": 100, "memory_gib": 2}],
-    "links": {"default": {"bandwidth_gbps": 10}}})";
-  const ProblemOptions o = options(model, cluster, 64);
-  const Problem p = load(o);
-  const MethodRun run = run_method(p, "llama-cpp", PlaceOptions{});
-  ASSERT_TRUE(run.ok()) << run.error;
-  const fs::path dir = temp_dir() / "plan";
-  fs::create_directories(dir);
-  PlanInputs inputs{o.input, o.cluster_path, o.coarsen.fusion, 0, o.dims, ""};
-  const std::string plan_path = (dir / "plan.json").string();
-  std::ofstream(plan_path) << plan_json(plan_of(p, run, {}, inputs), dir.string());
-  auto plan = read_plan(plan_path);
-  ASSERT_TRUE(plan.ok()) << plan.error().message;
-  auto map = device_map(*plan);
-  ASSERT_TRUE(map.ok()) << map.error().message;
-  EXPECT_EQ(map->tensor_split, (std::vector<int>{3, 2}));
-  EXPECT_EQ(map->n_gpu_layers, 5);
-  EXPECT_TRUE(map->tensor_split_exact);
-  EXPECT_TRUE(map->split_layers.empty());
-  auto back = parse_device_map(device_map_json(*map), "device_map.json");
-  ASSERT_TRUE(back.ok()) << back.error().message;
-  std::map<std::string, std::string> module_device;  // module -> plan device name, through the file
-  for (const auto& [module, device] : back->modules) module_device[module] = back->devices.at(device);
-  EXPECT_EQ(module_device.size(), 6u);  // embed_tokens, 4 layers, lm_head (this model has no final norm)
-  EXPECT_EQ(module_device.at("model.embed_tokens"), "cpu0");
-  EXPECT_EQ(module_device.at("model.layers.2"), "gpuA");
-  EXPECT_EQ(module_device.at("model.layers.3"), "gpuB");
-  EXPECT_EQ(module_device.at("lm_head"), "gpuB");
-  int checked = 0;
-  for (const auto& op : plan->ops) {
-    const int layer = layer_index(op.origin.front());
-    const std::string module = layer >= 0 ? "model.layers." + std::to_string(layer)
-                               : op.origin.front() == "embed" ? "model.embed_tokens" : "lm_head";
-    EXPECT_EQ(module_device.at(module), op.device) << op.name;
-    ++checked;
-  }
-  EXPECT_EQ(checked, p.table.num_ops());
-  EXPECT_EQ(parse_device_map(R"({"device_map": {"lm_head": "cuda:7"}, "devices": {"cpu": "x"}})", "m.json").error().message,
-            "m.json: device_map.lm_head must name one of the devices");
 }
 
 }  // namespace

@@ -208,13 +208,6 @@ TEST(LoadProblem, Errors) {
   auto bad_cluster = load_problem(po);
   ASSERT_FALSE(bad_cluster.ok());
   EXPECT_NE(bad_cluster.error().message.find("negative-bandwidth.json"), std::string::npos);
-  auto bad_dims = parse_dims({"batch"});
-  ASSERT_FALSE(bad_dims.ok());
-  EXPECT_NE(bad_dims.error().message.find("batch"), std::string::npos);
-  auto dims = parse_dims({"batch=4", "seq=128"});
-  ASSERT_TRUE(dims.ok());
-  EXPECT_EQ(dims->at("batch"), 4);
-  EXPECT_EQ(dims->at("seq"), 128);
 }
 
 TEST(LoadProblem, MaxNodesContractsAnInstance) {

@@ -144,7 +144,9 @@ TEST(StageDp, MemoryBindsAndLatencyBoundIsExactOnChains) {
     auto b = stage_dp(t, quick(), o);
     if (bounded >= kInf) {
       ASSERT_FALSE(b.ok());
-      EXPECT_NE(b.error().message.find("no plan of stages meets --max-latency-ms"), std::string::npos) << b.error().message;
+      EXPECT_NE(b.error().message.find("no plan of stages meets the latency bound of"), std::string::npos)
+          << b.error().message;
+      EXPECT_EQ(b.error().setting, "max_latency_ms");
       continue;
     }
     ASSERT_TRUE(b.ok()) << b.error().message;

@@ -218,7 +218,9 @@ TEST(Trace, TracksAndCompleteEvents) {
       EXPECT_EQ(e["args"]["type"], "MatMul");
       EXPECT_EQ(e["pid"], 2);
     }
-    if (e["name"] == "t1") EXPECT_EQ(e["args"]["bytes"], 1024.0);
+    if (e["name"] == "t1") {
+      EXPECT_EQ(e["args"]["bytes"], 1024.0);
+    }
   }
   EXPECT_EQ(x, 4 + 2 * 1);  // every op, every transfer on its send and its receive track
   EXPECT_EQ(processes, (std::map<int, std::string>{{1, "a100"}, {2, "cpu \"x\""}}));

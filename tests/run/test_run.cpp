@@ -127,7 +127,7 @@ TEST(Run, BadArgumentsAreOneLine) {
                      {"--workers: 'w0' is not DEVICE=HOST:PORT"});
   expect_clean_error(moirai(fmt::format("run {} {} --workers w0=127.0.0.1:1 --out {}", quote(plan), quote(kModel),
                                         quote(dir / "o"))),
-                     {"device 'w1' has stages but --workers names no worker for it"});
+                     {"device 'w1' has stages but no worker is given for it (--workers)"});
 }
 
 /// Number of stage runs a worker has recorded so far.
