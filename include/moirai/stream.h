@@ -27,6 +27,9 @@ int stream_in_flight(const StreamOptions& options, int devices);
 struct StreamResult {
   int requests = 0;
   int in_flight = 0;                ///< admission limit used
+  /// Sequences in flight, min(in_flight, requests): for a decode graph each admission slot is one sequence
+  /// whose steps follow one another, and each holds its own KV cache (CostTable::state_bytes) all along.
+  int sequences = 0;
   std::vector<double> arrival_ms;   ///< per request: when it arrived (it may wait for admission)
   std::vector<double> finish_ms;    ///< per request: end of its last operator
   std::vector<double> latency_ms;   ///< finish - arrival
@@ -37,7 +40,8 @@ struct StreamResult {
   double latency_p50_ms = 0, latency_p90_ms = 0, latency_max_ms = 0;  ///< nearest-rank percentiles
   std::vector<double> busy_ms;      ///< per device, all requests
   std::vector<double> utilisation;  ///< per device: busy / makespan
-  std::vector<double> peak_memory;  ///< per device: parameters once plus live activations of every request
+  /// Per device: parameters once, one KV cache per sequence (decode graphs), live activations of every request.
+  std::vector<double> peak_memory;
   /// Spans of every request, request-major: ops[r * num_ops + op]; transfers in start order (data ids are the
   /// table's, `transfer_request` gives each one's request).
   std::vector<OpSpan> ops;
