@@ -4,7 +4,8 @@
 // equal GPUs give 9 states instead of 256 subsets. Stage cost on a device of class q after class p:
 // compute = sum of its operator times; port = the tensors crossing cut a sent from p to q (the send port of p
 // and the receive port of q carry them and nothing else, since each device holds one stage); memory =
-// parameters + in_flight x (bytes produced in the stage + bytes it reads from before a).
+// parameters + in_flight x (KV caches + bytes produced in the stage + bytes it reads from before a), the
+// bound of stream_memory_bound().
 // Without a latency bound the DP minimises the largest stage cost in one pass. With a bound L it bisects on the
 // period P: "least latency (sum of stage compute and cut transfers) with every stage cost <= P" is monotone in P.
 #include <algorithm>
@@ -84,7 +85,7 @@ struct Dp {
     for (int i = 0; i < n; ++i) {
       const OpId op = at(t.topo_order, i);
       for (int c = 0; c < C; ++c) at(at(pre, c), i + 1) = at(at(pre, c), i) + t.time(op, at(members, c).front());
-      at(pre_params, i + 1) = at(pre_params, i) + at(t.param_bytes, op);
+      at(pre_params, i + 1) = at(pre_params, i) + resident_bytes(t, op, in_flight);
     }
     // Crossing tensors at every cut.
     const int m = static_cast<int>(t.data.size());
@@ -112,7 +113,7 @@ struct Dp {
       row.resize(static_cast<size_t>(n - a));
       for (int b = a + 1; b <= n; ++b) {
         const OpId op = at(t.topo_order, b - 1);
-        for (int i : at(t.op_outputs, op)) sum += at(t.data, i).bytes;
+        for (int i : at(t.op_outputs, op)) sum += at(t.data, i).bytes - at(t.data, i).in_place_bytes;
         for (int i : at(t.op_inputs, op))
           if (at(pos, at(t.data, i).producer) < a && at(stamp, i) != a) {
             at(stamp, i) = a;

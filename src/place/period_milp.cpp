@@ -1,11 +1,12 @@
 // Period MILP for throughput (moirai/throughput.h) and the throughput placer that combines it with the stage DP.
 // Columns: x[o][d] (operator o on device d, binary), T (the period, minimised), y[i][d] >= x[c][d] for every
 // reader c of tensor i (i is needed on d), w[i][s][d] >= x[p][s] + y[i][d] - 1 for s != d (i is sent from s to
-// d, p its producer; only with port contention), u[i][d] >= x[p][d], y[i][d] (i occupies memory on d).
+// d, p its producer; only with port contention), u[i][d] >= x[p][d], y[i][d] (i occupies memory on d), and
+// for a KV cache's in-place append c[i][d] >= y[i][d] - x[p][d] (a remote copy holds the whole cache).
 // Rows: each operator on one device; T >= compute of every device, T >= transfers of every send and receive
-// port (one per tensor and remote device, as the simulator sends them); parameters + in_flight x activation
-// bytes <= capacity (the bound of stream_memory_bound). The continuous columns sit at their lower bounds in an
-// optimum, so they equal the products they stand for. `contiguous` adds z[j][d] >= x[j][d] - x[j-1][d] over
+// port (one per tensor and remote device, as the simulator sends them); parameters + in_flight x (KV caches +
+// activation bytes) <= capacity (the bound of stream_memory_bound). The continuous columns sit at their lower
+// bounds in an optimum, so they equal the products they stand for. `contiguous` adds z[j][d] >= x[j][d] - x[j-1][d] over
 // positions j of topo_order with sum_j z[j][d] <= 1: each device one range, the stage DP's space.
 #include <algorithm>
 #include <chrono>
@@ -29,7 +30,7 @@ struct PeriodModel {
   MilpModel model;
   int T = -1;
   std::vector<int> x;                 // n x k
-  std::vector<std::vector<int>> y, u;  // per item: k columns (-1 when absent)
+  std::vector<std::vector<int>> y, u, copy;  // per item: k columns (-1 when absent)
   std::vector<std::vector<int>> w;     // per item: k x k (-1 when absent)
   std::vector<std::vector<int>> z;     // per topo position: k (contiguous only)
 };
@@ -55,10 +56,11 @@ PeriodModel build(const CostTable& t, bool contention, int in_flight, bool conti
   for (int o = 0; o < n; ++o)
     for (int d = 0; d < k; ++d) {
       at(load, d).emplace_back(X(o, d), t.time(o, d));
-      at(mem, d).emplace_back(X(o, d), at(t.param_bytes, o));
+      at(mem, d).emplace_back(X(o, d), resident_bytes(t, o, in_flight));
     }
   f.y.assign(static_cast<size_t>(m), std::vector<int>(static_cast<size_t>(k), -1));
   f.u = f.y;
+  f.copy = f.y;
   f.w.assign(static_cast<size_t>(m), std::vector<int>(static_cast<size_t>(k * k), -1));
   for (int i = 0; i < m; ++i) {
     const DataItem& item = at(t.data, i);
@@ -72,7 +74,13 @@ PeriodModel build(const CostTable& t, bool contention, int in_flight, bool conti
         mm.add_row(fmt::format("held_{}_{}", i, d), {{u, 1}, {X(item.producer, d), -1}}, 0, kMilpInf);
         if (at(at(f.y, i), d) >= 0)
           mm.add_row(fmt::format("read_{}_{}", i, d), {{u, 1}, {at(at(f.y, i), d), -1}}, 0, kMilpInf);
-        at(mem, d).emplace_back(u, in_flight * item.bytes);
+        at(mem, d).emplace_back(u, in_flight * (item.bytes - item.in_place_bytes));
+      }
+      if (item.in_place_bytes > 0 && in_flight > 0 && at(at(f.y, i), d) >= 0) {  // a copy elsewhere is whole
+        const int c = at(at(f.copy, i), d) = mm.add_col(fmt::format("c_{}_{}", i, d), 0, 1, false);
+        mm.add_row(fmt::format("copy_{}_{}", i, d), {{c, 1}, {at(at(f.y, i), d), -1}, {X(item.producer, d), 1}}, 0,
+                   kMilpInf);
+        at(mem, d).emplace_back(c, in_flight * item.in_place_bytes);
       }
     }
     if (!contention || item.consumers.empty()) continue;
@@ -128,6 +136,7 @@ std::vector<double> values_of(const CostTable& t, const PeriodModel& f, const Pl
     for (int d = 0; d < k; ++d) {
       if (at(at(f.y, i), d) >= 0) at(v, at(at(f.y, i), d)) = at(needed, d);
       if (at(at(f.u, i), d) >= 0) at(v, at(at(f.u, i), d)) = (at(needed, d) || d == s) ? 1 : 0;
+      if (at(at(f.copy, i), d) >= 0) at(v, at(at(f.copy, i), d)) = at(needed, d) && d != s ? 1 : 0;
       if (d != s && at(at(f.w, i), s * k + d) >= 0) at(v, at(at(f.w, i), s * k + d)) = at(needed, d);
     }
   }

@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "moirai/stream.h"
 #include "simulate/internal.h"
 
 namespace moirai {
@@ -408,8 +409,7 @@ std::vector<double> trace_peak_memory(const CostTable& table, const Placement& p
   }
   std::sort(deltas.begin(), deltas.end());
   std::vector<double> live(static_cast<size_t>(k), 0.0);
-  for (int op = 0; op < n; ++op)
-    at(live, at(dev, op)) += at(table.param_bytes, op) + (sequences - 1) * at(table.state_bytes, op);
+  for (int op = 0; op < n; ++op) at(live, at(dev, op)) += resident_bytes(table, op, sequences);
   std::vector<double> peak = live;
   for (const auto& [d, t, bytes] : deltas) {
     at(live, d) += bytes;

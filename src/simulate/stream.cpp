@@ -112,14 +112,15 @@ PeriodLoads period_loads(const CostTable& table, const Placement& placement, con
 
 std::vector<double> stream_memory_bound(const CostTable& table, const Placement& placement, int in_flight) {
   const int k = table.num_devices();
-  std::vector<double> params(static_cast<size_t>(k), 0.0), acts(static_cast<size_t>(k), 0.0);
-  for (int op = 0; op < table.num_ops(); ++op) at(params, at(placement.device, op)) += at(table.param_bytes, op);
+  std::vector<double> resident(static_cast<size_t>(k), 0.0), acts(static_cast<size_t>(k), 0.0);
+  for (int op = 0; op < table.num_ops(); ++op)
+    at(resident, at(placement.device, op)) += resident_bytes(table, op, in_flight);
   std::vector<int> mark(static_cast<size_t>(k), -1);
   for (int i = 0; i < static_cast<int>(table.data.size()); ++i) {
     const DataItem& item = at(table.data, i);
     const DeviceId s = at(placement.device, item.producer);
     at(mark, s) = i;
-    at(acts, s) += item.bytes;
+    at(acts, s) += item.bytes - item.in_place_bytes;  // an in-place append: its cache is resident already
     for (OpId c : item.consumers) {
       const DeviceId d = at(placement.device, c);
       if (at(mark, d) != i) {
@@ -128,8 +129,12 @@ std::vector<double> stream_memory_bound(const CostTable& table, const Placement&
       }
     }
   }
-  for (int d = 0; d < k; ++d) at(params, d) += in_flight * at(acts, d);
-  return params;
+  for (int d = 0; d < k; ++d) at(resident, d) += in_flight * at(acts, d);
+  return resident;
+}
+
+double resident_bytes(const CostTable& table, OpId op, int sequences) {
+  return at(table.param_bytes, op) + (sequences - 1) * at(table.state_bytes, op);
 }
 
 StreamFigures stream_figures(const CostTable& table, const Placement& placement, const StreamOptions& options,
@@ -145,6 +150,9 @@ StreamFigures stream_figures(const CostTable& table, const Placement& placement,
   f.latency_p90_ms = r.latency_p90_ms;
   f.latency_max_ms = r.latency_max_ms;
   f.period_ms = loads.period_ms;
+  f.sequences = r.sequences;
+  if (std::any_of(table.state_bytes.begin(), table.state_bytes.end(), [](double b) { return b > 0; }))
+    f.tokens_per_s = r.throughput_rps;
   f.bottleneck = loads.bottleneck;
   f.utilisation = r.utilisation;
   f.peak_memory = r.peak_memory;

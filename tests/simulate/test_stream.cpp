@@ -1,6 +1,7 @@
 // Stream simulator: one request equals simulate() exactly (random DAGs, given orders and transfer priorities,
 // with and without contention); a hand-computed two-stage pipeline; invariants of many requests (no overlap per
-// device, precedence inside each request, admission limit, arrival rate); the period model.
+// device, precedence inside each request, admission limit, arrival rate); the period model; a decode step whose
+// sequences in flight each hold a KV cache (worked by hand).
 #include <algorithm>
 #include <random>
 
@@ -125,6 +126,59 @@ TEST(Stream, TwoStagePipelineByHand) {
   EXPECT_EQ(slow.finish_ms, (std::vector<double>{6, 16, 26, 36}));
   EXPECT_DOUBLE_EQ(slow.latency_max_ms, 6);
   EXPECT_DOUBLE_EQ(slow.throughput_rps, 100);
+}
+
+// A decode step in miniature: `attn` (weights 60, KV cache 40 as its state) appends 10 bytes of new tokens to
+// its cache in place and returns it as `present` (50 bytes); `head` (20) reads it on another device and writes
+// 5 unread bytes. Times 1, transfer 1.
+CostTable decode_step() {
+  CostTable t = two_stage(1, 1, 1);
+  t.op_names = {"attn", "head"};
+  t.param_bytes = {100, 20};
+  t.state_bytes = {40, 0};
+  t.data[0].name = "present";
+  t.data[0].bytes = 50;
+  t.data[0].in_place_bytes = 40;
+  DataItem out;
+  out.name = "logits";
+  out.producer = 1;
+  out.bytes = 5;
+  out.transfer_ms = {0, 1, 1, 0};
+  t.data.push_back(out);
+  EXPECT_TRUE(t.finalize().ok());
+  return t;
+}
+
+TEST(Stream, EverySequenceInFlightHoldsItsKvCache) {
+  const CostTable t = decode_step();
+  Placement p;
+  p.device = {0, 1};
+  // One step: d0 holds weights and one cache (100) plus the appended 10; d1 its 20, the whole copy (50) and 5.
+  const Schedule one = simulate(t, p);
+  EXPECT_EQ(one.peak_memory, (std::vector<double>{110, 75}));
+  expect_same(t, one, simulate_stream(t, p, {}));
+  // Three sequences: attn_r [r, r+1], its transfer [r+1, r+2], head_r [r+2, r+3]. d0: 60 + 3 x 40 resident, and
+  // two appends alive at once (each until its transfer ends): 200. d1: 20 + two copies + one output: 125.
+  StreamOptions o;
+  o.requests = 3;
+  o.max_in_flight = 3;
+  const StreamResult r = simulate_stream(t, p, o);
+  EXPECT_EQ(r.sequences, 3);
+  EXPECT_EQ(r.finish_ms, (std::vector<double>{3, 4, 5}));
+  EXPECT_EQ(r.peak_memory, (std::vector<double>{200, 125}));
+  // The planners' bound: every request's data as if alive at once, caches once per sequence.
+  EXPECT_EQ(stream_memory_bound(t, p, 3), (std::vector<double>{60 + 3 * 40 + 3 * 10, 20 + 3 * (50 + 5)}));
+  EXPECT_DOUBLE_EQ(resident_bytes(t, 0, 3), 180);
+  // Fewer requests than slots: only as many sequences (and caches) as requests.
+  o.requests = 2;
+  EXPECT_EQ(simulate_stream(t, p, o).sequences, 2);
+  EXPECT_EQ(simulate_stream(t, p, o).peak_memory[0], 60 + 2 * 40 + 2 * 10);
+  // The figures a plan reports: tokens/s, one token per decode step.
+  o.requests = 3;
+  const StreamFigures f = stream_figures(t, p, o);
+  EXPECT_DOUBLE_EQ(f.tokens_per_s, r.throughput_rps);
+  EXPECT_EQ(f.sequences, 3);
+  EXPECT_EQ(stream_figures(two_stage(3, 2, 1), p, o).tokens_per_s, 0);
 }
 
 TEST(Stream, ManyRequestsKeepTheInvariants) {
