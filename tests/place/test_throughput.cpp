@@ -1,7 +1,8 @@
 // Throughput placers: the stage DP equals brute force over every stage plan (contiguous ranges, each on its own
 // device, any order) on small chains, with and without a latency bound, memory binding, equal devices merged;
 // the period MILP restricted to stages equals the DP on chains, and unrestricted equals brute force over every
-// assignment; every plan's memory bound holds and its stream throughput is at most one request per period.
+// assignment; every plan's memory bound holds and its stream throughput is at most one request per period;
+// with KV caches (one per sequence in flight) the DP and the MILP still equal brute force.
 #include <algorithm>
 #include <functional>
 #include <random>
@@ -160,6 +161,46 @@ TEST(StageDp, NothingFitsIsAnError) {
   ASSERT_FALSE(dp.ok());
   EXPECT_NE(dp.error().message.find("throughput: no plan of stages holds 4 requests in flight"), std::string::npos)
       << dp.error().message;
+}
+
+// Decode-like chains: every other operator keeps a KV cache (half its resident bytes) and appends to it in place
+// (half its output). With 3 sequences in flight each holds its own cache, so capacities that bind force other
+// plans; the DP and the period MILP still equal brute force under the bound that counts every cache.
+TEST(StageDp, KvCachesCountOncePerSequenceInFlight) {
+  int bound_by_caches = 0;
+  for (uint64_t seed = 200; seed < 220; ++seed) {
+    SCOPED_TRACE(seed);
+    CostTable t = chain(seed, 5, 3);
+    double resident = 0, acts = 0;
+    for (int o = 0; o < t.num_ops(); o += 2) {
+      t.state_bytes[static_cast<size_t>(o)] = 0.5 * t.param_bytes[static_cast<size_t>(o)];
+      for (int i : t.op_outputs[static_cast<size_t>(o)]) t.data[static_cast<size_t>(i)].in_place_bytes = 0.5 * t.data[static_cast<size_t>(i)].bytes;
+    }
+    for (int o = 0; o < t.num_ops(); ++o) resident += resident_bytes(t, o, 3);
+    for (const auto& item : t.data) acts += item.bytes;
+    for (auto& c : t.capacity) c = 0.55 * (resident + 3 * acts);
+    ThroughputOptions o;
+    o.in_flight = 3;
+    const double want = brute_force_stages(t, 3, 0, {});
+    CostTable one_cache = t;  // the same model planned as if the caches were shared
+    std::fill(one_cache.state_bytes.begin(), one_cache.state_bytes.end(), 0.0);
+    if (brute_force_stages(one_cache, 3, 0, {}) < want) ++bound_by_caches;
+    auto dp = stage_dp(t, quick(), o);
+    if (want >= kInf) {
+      EXPECT_FALSE(dp.ok());
+      continue;
+    }
+    ASSERT_TRUE(dp.ok()) << dp.error().message;
+    EXPECT_NEAR(dp->period_ms, want, 1e-9);
+    EXPECT_TRUE(fits(t, dp->placement, 3));
+    if (seed % 4 == 0) {  // the MILP is slower: a few seeds
+      auto any = period_milp(t, quick(), o, &dp->placement);
+      ASSERT_TRUE(any.ok()) << any.error().message;
+      EXPECT_NEAR(any->period_ms, brute_force_any(t, 3, {}), 1e-6);
+      EXPECT_TRUE(fits(t, any->placement, 3));
+    }
+  }
+  EXPECT_GT(bound_by_caches, 0);  // the caches made a difference somewhere
 }
 
 TEST(PeriodMilp, ContiguousEqualsTheDpAndFreeEqualsBruteForceOnChains) {
