@@ -105,6 +105,9 @@ const bool registered = register_command(70, [](CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-nodes", args->options.coarsen.max_nodes, "Coarsen every model to at most N nodes (0: off)")
       ->check(within(0, 1e7, true));
+  cmd->add_option("--context", args->options.context,
+                  "Decode models: tokens in the KV cache (their 'context' dimension, 1 to 1e7); other models ignore it")
+      ->check(within(1, 1e7, true));
   add_place_options(*cmd, args->options.place, args->no_contention);
   cmd->add_option("--kill-after", args->options.kill_after_s,
                   "Kill a method still running after S seconds (default 3 x time limit + 60)")

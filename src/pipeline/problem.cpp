@@ -64,7 +64,7 @@ Expected<Problem> load_problem(const ProblemOptions& options) {
   } else {
     if (options.cluster_path.empty())
       return Error{options.input + ": a model needs a cluster (--cluster FILE, e.g. clusters/hetero-gpu-server.json)"};
-    auto graph = import_onnx(options.input, ImportOptions{options.dims});
+    auto graph = import_onnx(options.input, ImportOptions{options.dims, options.optional_dims});
     if (!graph) return graph.error();
     auto cluster = load_cluster(options.cluster_path);
     if (!cluster) return cluster.error();

@@ -9,6 +9,7 @@
 // Without a latency bound the DP minimises the largest stage cost in one pass. With a bound L it bisects on the
 // period P: "least latency (sum of stage compute and cut transfers) with every stage cost <= P" is monotone in P.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -21,6 +22,7 @@ namespace moirai {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kChooseShare = 0.5;  // of the time limit, what choose_in_flight may spend
 
 template <class V>
 auto& at(V& v, long i) {
@@ -264,10 +266,19 @@ Expected<ThroughputResult> stage_dp(const CostTable& table, const PlaceOptions& 
 
 Expected<int> choose_in_flight(const CostTable& table, const PlaceOptions& place, const ThroughputOptions& options,
                                int requests) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto spent_s = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   int best = 0;
   double best_rate = 0;
   std::string first_error;
-  for (int k = 1; k <= 2 * std::max(1, table.num_devices()); ++k) {
+  const int most = 2 * std::max(1, table.num_devices());
+  for (int k = 1; k <= most; ++k) {
+    if (best > 0 && spent_s() > kChooseShare * place.time_limit_s) {  // the MILP needs the rest of the limit
+      if (place.progress)
+        place.progress(fmt::format("throughput: in-flight counts 1 to {} of {} tried within {:.0f}% of the time limit",
+                                   k - 1, most, 100 * kChooseShare));
+      break;
+    }
     ThroughputOptions o = options;
     o.in_flight = k;
     auto dp = stage_dp(table, place, o);

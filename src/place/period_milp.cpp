@@ -21,9 +21,29 @@
 namespace moirai {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 template <class V>
 auto& at(V& v, long i) {
   return v[static_cast<size_t>(i)];
+}
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Of a time limit, what the CBC child may overrun before it is killed (CBC reads its clock only between phases:
+// in a large root LP it overruns by seconds), so that the limit covers the overrun too.
+double kill_margin(double limit_s) { return std::min(1.0, 0.25 * limit_s); }
+
+// Below this the period MILP (model, CBC start, root LP) has no chance: the DP's plan is returned as it is.
+constexpr double kMinMilpSeconds = 0.3;
+constexpr double kAfterMilpSlack_s = 0.15;  // a killed child ends up to ~0.1 s after its deadline (measured)
+
+// Requests per second of a plan serving the placer's stream (64 requests, `in_flight` of them admitted).
+double stream_rate(const CostTable& table, const Placement& placement, int in_flight, const SimOptions& sim) {
+  StreamOptions so;
+  so.requests = 64;
+  so.max_in_flight = in_flight;
+  return simulate_stream(table, placement, so, sim).throughput_rps;
 }
 
 struct PeriodModel {
@@ -150,17 +170,30 @@ std::vector<double> values_of(const CostTable& t, const PeriodModel& f, const Pl
   return v;
 }
 
+// The stage DP's plan alone (no MILP, or no time left for it): an error when it breaks the latency bound.
+Expected<ThroughputResult> stage_plan_only(Expected<ThroughputResult> dp, double max_latency_ms) {
+  if (dp.ok() && max_latency_ms > 0 && dp->latency_ms > max_latency_ms)
+    return Error{fmt::format("throughput: the stage plan's simulated latency {:.6g} ms exceeds --max-latency-ms {}",
+                             dp->latency_ms, max_latency_ms)};
+  return dp;
+}
+
 }  // namespace
 
 Expected<ThroughputResult> period_milp(const CostTable& table, const PlaceOptions& place,
                                        const ThroughputOptions& options, const Placement* warm) {
+  const auto t0 = Clock::now();
   const int n = table.num_ops(), k = table.num_devices();
   const int in_flight = throughput_in_flight(options, k);
   const PeriodModel f = build(table, place.sim.contention, in_flight, options.contiguous);
   MilpSolveOptions so;
   so.gap = place.gap;
   so.threads = place.threads;
-  so.time_limit_s = std::max(0.5, place.time_limit_s);
+  // The limit covers building the model, CBC's solve, the child's overrun before it is killed and freeing the
+  // model afterwards (measured: about a third of the time building it took).
+  const double built_s = seconds_since(t0);
+  so.kill_margin_s = kill_margin(place.time_limit_s);
+  so.time_limit_s = std::max(0.05, place.time_limit_s - 1.5 * built_s - so.kill_margin_s);
   so.progress = place.progress;
   if (warm) {
     so.start = values_of(table, f, *warm, place.sim);
@@ -190,7 +223,7 @@ Expected<ThroughputResult> period_milp(const CostTable& table, const PlaceOption
 
 Expected<ThroughputResult> place_for_throughput(const CostTable& table, const PlaceOptions& place,
                                                 const ThroughputOptions& given) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   ThroughputOptions options = given;
   if (options.in_flight == 0 && table.num_ops() > 0) {
     auto k = choose_in_flight(table, place, options);
@@ -204,27 +237,27 @@ Expected<ThroughputResult> place_for_throughput(const CostTable& table, const Pl
   const bool dp_ok = dp.ok() && (options.max_latency_ms <= 0 || dp->latency_ms <= options.max_latency_ms);
   if (place.progress && dp.ok())
     place.progress(fmt::format("throughput: stage DP period {:.6g} ms, latency {:.6g} ms", dp->period_ms, dp->latency_ms));
-  if (!options.milp || table.num_ops() == 0) {
-    if (!dp.ok()) return dp;
-    if (!dp_ok)
-      return Error{fmt::format("throughput: the stage plan's simulated latency {:.6g} ms exceeds --max-latency-ms {}",
-                               dp->latency_ms, options.max_latency_ms)};
-    return dp;
-  }
+  if (!options.milp || table.num_ops() == 0) return stage_plan_only(std::move(dp), options.max_latency_ms);
+  // The MILP gets what is left once the DP's plan has been measured, less what measuring its own plan (and
+  // simulating it once) takes afterwards, about as long again, and a little slack for ending its child.
+  const auto measured = Clock::now();
+  const double dp_rate = dp_ok ? stream_rate(table, dp->placement, options.in_flight, place.sim) : 0.0;
   PlaceOptions rest = place;
-  rest.time_limit_s = std::max(0.5, place.time_limit_s - std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  rest.time_limit_s = place.time_limit_s - seconds_since(t0) - 2 * seconds_since(measured) - kAfterMilpSlack_s;
+  if (rest.time_limit_s < kMinMilpSeconds) {
+    if (place.progress)
+      place.progress(fmt::format("throughput: {:.2f} s of the time limit left, too little for the period MILP",
+                                 std::max(0.0, rest.time_limit_s)));
+    auto only = stage_plan_only(std::move(dp), options.max_latency_ms);
+    if (only) only->status = "time limit";
+    return only;
+  }
   auto milp = period_milp(table, rest, options, dp_ok ? &dp->placement : nullptr);
   if (milp) milp->in_flight = options.in_flight;
   const bool milp_ok = milp.ok() && (options.max_latency_ms <= 0 || milp->latency_ms <= options.max_latency_ms);
   // The period bounds the rate; which plan serves faster at this in-flight count is measured: a plan that is
   // not made of stages may need more requests in flight to reach its period.
-  auto rate = [&](const ThroughputResult& r) {
-    StreamOptions so;
-    so.requests = 64;
-    so.max_in_flight = options.in_flight;
-    return simulate_stream(table, r.placement, so, place.sim).throughput_rps;
-  };
-  if (dp_ok && (!milp_ok || rate(*dp) >= rate(*milp))) {
+  if (dp_ok && (!milp_ok || dp_rate >= stream_rate(table, milp->placement, options.in_flight, place.sim))) {
     // The MILP speaks for every plan, the DP only for stage plans: its status is the plan's.
     dp->status = milp.ok() ? milp->status : "ok";
     if (milp.ok()) dp->lower_bound_ms = std::min(milp->lower_bound_ms, dp->period_ms);

@@ -4,6 +4,7 @@
 // assignment; every plan's memory bound holds and its stream throughput is at most one request per period;
 // with KV caches (one per sequence in flight) the DP and the MILP still equal brute force.
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <random>
 
@@ -282,6 +283,25 @@ TEST(Throughput, ChosenInFlightServesAtLeastAsFastAsTheDefault) {
     so.max_in_flight = o.in_flight;
     EXPECT_GE(rate, simulate_stream(t, fixed->placement, so, place.sim).throughput_rps * (1 - 1e-9));
   }
+}
+
+// The time limit covers the whole placer: choosing the in-flight count, the DP, the MILP with its child's
+// overrun margin, freeing its model and measuring the plans. A DAG CBC cannot finish in 2 s; the margin of the
+// check is generous (a loaded machine), the typical overrun before the fix was 1-1.7 s at a 12 s limit.
+TEST(Throughput, TimeLimitHoldsOnALargeDag) {
+  RandomTableSpec spec;
+  spec.ops = 160;
+  spec.devices = 4;
+  CostTable t = random_table(7, spec);
+  for (auto& c : t.capacity) c *= 8;
+  PlaceOptions place = quick();
+  place.time_limit_s = 2;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = place_for_throughput(t, place, {});
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_LT(wall, place.time_limit_s + 1.0) << r->status;
+  EXPECT_NE(r->status, "optimal");  // the limit, not the solver, ended the search (else the test shows nothing)
 }
 
 }  // namespace
