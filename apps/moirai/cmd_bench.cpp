@@ -84,6 +84,8 @@ const bool registered = register_command(70, [](CLI::App& app) {
       "--out out/bench\n"
       "  bench/default.sh    the standard evaluation (writes docs/results.md)\n"
       "  bench/throughput.sh the serving evaluation: both objectives side by side (writes docs/throughput.md)\n"
+      "  moirai bench --models models/decode/llama2_7b_decode.onnx models/bert_base.onnx --clusters "
+      "clusters/dgx-a100-8.json --methods single,throughput --context 2048 --out out/decode\n"
       "Every finished combination is appended to OUT/rows.jsonl; re-running with the same --out skips those.");
   cmd->add_option("--models", args->options.models, "ONNX models, profiled instances (.json), or directories of *.onnx")
       ->required();
