@@ -4,12 +4,32 @@
 #include <vector>
 
 #include "moirai/simulate.h"
+#include "moirai/stages.h"
 
 namespace moirai {
 
 /// The operator-level simulator (simulator.cpp): every operator is its own task, no stage overhead. simulate()
 /// calls it directly when no device pays a stage overhead, and on the stage graph otherwise.
 Schedule simulate_ops(const CostTable& table, const Placement& placement, const SimOptions& options);
+
+/// The stages of a placement as a problem of their own (staged.cpp): one task per stage costing its device's
+/// overhead plus its operators' times, the data crossing stages (renamed; `original` maps back), and a placement
+/// running each device's stages in index order, with the transfer priorities carried over.
+struct StageGraph {
+  Stages stages;
+  CostTable table;
+  Placement placement;
+  std::vector<int> original;  ///< stage-graph data id -> table data id
+};
+StageGraph stage_graph(const CostTable& table, const Placement& placement, Stages stages);
+
+/// The stage graph simulate() settles on (its fixed point) when the table models stages.
+StageGraph simulated_stages(const CostTable& table, const Placement& placement, const SimOptions& options);
+
+/// Turns the stage graph's spans of `requests` requests (request-major) into operator spans: each stage's
+/// operators one after another from its start plus its device's overhead. Renames `transfers`' data back.
+void expand_stage_spans(const CostTable& table, const StageGraph& g, int requests, const std::vector<OpSpan>& stage_spans,
+                        std::vector<TransferSpan>& transfers, std::vector<OpSpan>& ops);
 
 /// Cross-device transfers of one request: one per (data item, remote device with a reader), CSR by data item
 /// (`begin` has one entry per item plus one), destinations ascending within an item.

@@ -1,6 +1,7 @@
-// Stream simulator: many requests through the event loop simulate() uses (event_loop.cpp), then the stream's
-// figures: latency percentiles, the steady-state rate, utilisation and memory with every request in flight
-// (for decode graphs, one KV cache per sequence in flight). Also the period model of the throughput placers.
+// Stream simulator: many requests through the event loop simulate() uses (event_loop.cpp; on simulate()'s stage
+// graph when devices pay a per-stage overhead), then the stream's figures: latency percentiles, the steady-state
+// rate, utilisation and memory with every request in flight (for decode graphs, one KV cache per sequence in
+// flight). Also the period model of the throughput placers.
 #include "moirai/stream.h"
 
 #include <algorithm>
@@ -45,6 +46,31 @@ void summarise(StreamResult& res, double warmup_fraction) {
   for (size_t d = 0; d < res.busy_ms.size(); ++d) res.utilisation[d] = res.makespan_ms > 0 ? res.busy_ms[d] / res.makespan_ms : 0.0;
 }
 
+// With per-stage overheads (CostTable::models_stages) the stream runs simulate()'s stage graph request after
+// request and maps its spans back to operators, so one request is simulate() there too.
+EventTrace staged_trace(const CostTable& table, const Placement& placement, const Arrivals& arrivals,
+                        const SimOptions& sim) {
+  const StageGraph g = simulated_stages(table, placement, sim);
+  EventTrace st = run_events(g.table, g.placement, arrivals, sim);
+  EventTrace out;
+  out.xs = transfers_of(table, placement);
+  out.transfers = std::move(st.transfers);
+  out.transfer_request = std::move(st.transfer_request);
+  const int requests = static_cast<int>(arrivals.arrival_ms.size()), nx = out.xs.size();
+  expand_stage_spans(table, g, requests, st.ops, out.transfers, out.ops);
+  out.transfer_span.assign(static_cast<size_t>(requests) * static_cast<size_t>(nx), -1);
+  for (int j = 0; j < static_cast<int>(out.transfers.size()); ++j) {
+    const TransferSpan& tr = at(out.transfers, j);
+    int x = at(out.xs.begin, tr.data);
+    while (at(out.xs.dst, x) != tr.dst) ++x;  // one transfer per (data item, destination) in both graphs
+    at(out.transfer_span, static_cast<long>(at(out.transfer_request, j)) * nx + x) = j;
+  }
+  out.busy_ms = std::move(st.busy_ms);  // operators plus one overhead per stage, as simulate() counts
+  out.link_bytes = std::move(st.link_bytes);
+  out.finish_ms = std::move(st.finish_ms);
+  return out;
+}
+
 }  // namespace
 
 int stream_in_flight(const StreamOptions& options, int devices) {
@@ -69,7 +95,8 @@ StreamResult simulate_stream(const CostTable& table, const Placement& placement,
   Arrivals arrivals{std::vector<double>(static_cast<size_t>(res.requests)), res.in_flight};
   for (int r = 0; r < res.requests; ++r)
     at(arrivals.arrival_ms, r) = options.arrival_rps > 0 ? 1000.0 * r / options.arrival_rps : 0.0;
-  EventTrace trace = run_events(table, placement, arrivals, sim);
+  EventTrace trace = table.models_stages() ? staged_trace(table, placement, arrivals, sim)
+                                            : run_events(table, placement, arrivals, sim);
   res.peak_memory = trace_peak_memory(table, placement, trace, res.sequences);
   res.arrival_ms = std::move(arrivals.arrival_ms);
   res.finish_ms = std::move(trace.finish_ms);

@@ -1,7 +1,7 @@
 // Stream simulator: one request equals simulate() exactly (random DAGs, given orders and transfer priorities,
 // with and without contention); a hand-computed two-stage pipeline; invariants of many requests (no overlap per
 // device, precedence inside each request, admission limit, arrival rate); the period model; a decode step whose
-// sequences in flight each hold a KV cache (worked by hand).
+// sequences in flight each hold a KV cache (worked by hand); per-stage overheads paid as simulate() pays them.
 #include <algorithm>
 #include <random>
 
@@ -179,6 +179,42 @@ TEST(Stream, EverySequenceInFlightHoldsItsKvCache) {
   EXPECT_DOUBLE_EQ(f.tokens_per_s, r.throughput_rps);
   EXPECT_EQ(f.sequences, 3);
   EXPECT_EQ(stream_figures(two_stage(3, 2, 1), p, o).tokens_per_s, 0);
+}
+
+// Per-stage overheads: the stream runs simulate()'s stages, so one request is simulate() there too.
+TEST(Stream, StageOverheadsAsTheSimulatorPaysThem) {
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    SCOPED_TRACE(seed);
+    RandomTableSpec spec;
+    spec.ops = 8 + static_cast<int>(seed % 20);
+    spec.devices = 2 + static_cast<int>(seed % 3);
+    CostTable t = random_table(seed, spec);
+    t.stage_overhead_ms.assign(static_cast<size_t>(t.num_devices()), 0.3);
+    const Placement p = random_placement(t, seed * 5);
+    for (bool contention : {true, false}) {
+      const Schedule s = simulate(t, p, {contention});
+      const StreamResult r = simulate_stream(t, p, {}, {contention});
+      ASSERT_EQ(r.ops.size(), s.ops.size());
+      for (size_t op = 0; op < s.ops.size(); ++op) {
+        EXPECT_EQ(r.ops[op].start_ms, s.ops[op].start_ms) << t.op_names[op];
+        EXPECT_EQ(r.ops[op].end_ms, s.ops[op].end_ms) << t.op_names[op];
+      }
+      EXPECT_EQ(r.makespan_ms, s.makespan_ms);
+      EXPECT_EQ(r.busy_ms, s.busy_ms);
+      for (size_t d = 0; d < s.peak_memory.size(); ++d)  // validate()'s accounting vs the stream's: same rule
+        EXPECT_NEAR(r.peak_memory[d], s.peak_memory[d], 1e-9 * std::max(1.0, s.peak_memory[d]));
+    }
+  }
+  // By hand: a costs 0.5 + 3 on d0, its transfer 1, b 0.5 + 2 on d1; request i ends at 3.5 (i + 1) + 3.5.
+  CostTable t = two_stage(3, 2, 1);
+  t.stage_overhead_ms = {0.5, 0.5};
+  StreamOptions o;
+  o.requests = 4;
+  o.max_in_flight = 4;
+  const StreamResult r = simulate_stream(t, Placement{{0, 1}, {}, {}}, o);
+  EXPECT_EQ(r.finish_ms, (std::vector<double>{7, 10.5, 14, 17.5}));
+  EXPECT_EQ(r.busy_ms, (std::vector<double>{14, 10}));
+  EXPECT_DOUBLE_EQ(r.ops[2].start_ms, 4);  // request 1's a: its stage starts at 3.5, after the overhead
 }
 
 TEST(Stream, ManyRequestsKeepTheInvariants) {
