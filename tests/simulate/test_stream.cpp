@@ -24,7 +24,8 @@ Placement random_placement(const CostTable& t, uint64_t seed) {
   return p;
 }
 
-void expect_same(const CostTable& t, const Schedule& s, const StreamResult& r) {
+// Memory exactly, or within a relative `memory_tolerance` where simulate() uses validate()'s accounting (stages).
+void expect_same(const CostTable& t, const Schedule& s, const StreamResult& r, double memory_tolerance = 0) {
   ASSERT_EQ(r.ops.size(), s.ops.size());
   for (size_t op = 0; op < s.ops.size(); ++op) {
     EXPECT_EQ(r.ops[op].start_ms, s.ops[op].start_ms) << t.op_names[op];
@@ -38,7 +39,9 @@ void expect_same(const CostTable& t, const Schedule& s, const StreamResult& r) {
     EXPECT_EQ(r.transfers[x].end_ms, s.transfers[x].end_ms);
   }
   EXPECT_EQ(r.makespan_ms, s.makespan_ms);
-  EXPECT_EQ(r.peak_memory, s.peak_memory);
+  if (memory_tolerance == 0) EXPECT_EQ(r.peak_memory, s.peak_memory);
+  for (size_t d = 0; d < s.peak_memory.size() && memory_tolerance > 0; ++d)
+    EXPECT_NEAR(r.peak_memory[d], s.peak_memory[d], memory_tolerance * std::max(1.0, s.peak_memory[d]));
   EXPECT_EQ(r.busy_ms, s.busy_ms);
   EXPECT_EQ(r.latency_p50_ms, s.makespan_ms);
   EXPECT_DOUBLE_EQ(r.throughput_rps, 1000.0 / s.makespan_ms);
@@ -63,6 +66,10 @@ TEST(Stream, OneRequestIsTheSimulatorOnRandomDags) {
           ordered.transfer_priority[{s.transfers[x].data, s.transfers[x].dst}] = static_cast<double>(x);
       expect_same(t, simulate(t, ordered, {contention}), simulate_stream(t, ordered, {}, {contention}));
     }
+    CostTable staged = t;  // per-stage overheads: the stream runs simulate()'s stages
+    staged.stage_overhead_ms.assign(static_cast<size_t>(t.num_devices()), 0.3);
+    for (bool contention : {true, false})
+      expect_same(staged, simulate(staged, p, {contention}), simulate_stream(staged, p, {}, {contention}), 1e-9);
   }
 }
 
@@ -181,30 +188,8 @@ TEST(Stream, EverySequenceInFlightHoldsItsKvCache) {
   EXPECT_EQ(stream_figures(two_stage(3, 2, 1), p, o).tokens_per_s, 0);
 }
 
-// Per-stage overheads: the stream runs simulate()'s stages, so one request is simulate() there too.
+// Per-stage overheads: the stream runs simulate()'s stages (one request: see the random DAGs above).
 TEST(Stream, StageOverheadsAsTheSimulatorPaysThem) {
-  for (uint64_t seed = 1; seed <= 30; ++seed) {
-    SCOPED_TRACE(seed);
-    RandomTableSpec spec;
-    spec.ops = 8 + static_cast<int>(seed % 20);
-    spec.devices = 2 + static_cast<int>(seed % 3);
-    CostTable t = random_table(seed, spec);
-    t.stage_overhead_ms.assign(static_cast<size_t>(t.num_devices()), 0.3);
-    const Placement p = random_placement(t, seed * 5);
-    for (bool contention : {true, false}) {
-      const Schedule s = simulate(t, p, {contention});
-      const StreamResult r = simulate_stream(t, p, {}, {contention});
-      ASSERT_EQ(r.ops.size(), s.ops.size());
-      for (size_t op = 0; op < s.ops.size(); ++op) {
-        EXPECT_EQ(r.ops[op].start_ms, s.ops[op].start_ms) << t.op_names[op];
-        EXPECT_EQ(r.ops[op].end_ms, s.ops[op].end_ms) << t.op_names[op];
-      }
-      EXPECT_EQ(r.makespan_ms, s.makespan_ms);
-      EXPECT_EQ(r.busy_ms, s.busy_ms);
-      for (size_t d = 0; d < s.peak_memory.size(); ++d)  // validate()'s accounting vs the stream's: same rule
-        EXPECT_NEAR(r.peak_memory[d], s.peak_memory[d], 1e-9 * std::max(1.0, s.peak_memory[d]));
-    }
-  }
   // By hand: a costs 0.5 + 3 on d0, its transfer 1, b 0.5 + 2 on d1; request i ends at 3.5 (i + 1) + 3.5.
   CostTable t = two_stage(3, 2, 1);
   t.stage_overhead_ms = {0.5, 0.5};
