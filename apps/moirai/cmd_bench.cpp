@@ -84,6 +84,8 @@ const bool registered = register_command(70, [](CLI::App& app) {
       "--out out/bench\n"
       "  bench/default.sh    the standard evaluation (writes docs/results.md)\n"
       "  bench/throughput.sh the serving evaluation: both objectives side by side (writes docs/throughput.md)\n"
+      "  moirai bench --models models/decode/llama2_7b_decode.onnx models/bert_base.onnx --clusters "
+      "clusters/dgx-a100-8.json --methods single,throughput --context 2048 --out out/decode\n"
       "Every finished combination is appended to OUT/rows.jsonl; re-running with the same --out skips those.");
   cmd->add_option("--models", args->options.models, "ONNX models, profiled instances (.json), or directories of *.onnx")
       ->required();
@@ -105,6 +107,9 @@ const bool registered = register_command(70, [](CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-nodes", args->options.coarsen.max_nodes, "Coarsen every model to at most N nodes (0: off)")
       ->check(within(0, 1e7, true));
+  cmd->add_option("--context", args->options.context,
+                  "Decode models: tokens in the KV cache (their 'context' dimension, 1 to 1e7); other models ignore it")
+      ->check(within(1, 1e7, true));
   add_place_options(*cmd, args->options.place, args->no_contention);
   cmd->add_option("--kill-after", args->options.kill_after_s,
                   "Kill a method still running after S seconds (default 3 x time limit + 60)")

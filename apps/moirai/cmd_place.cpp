@@ -169,8 +169,11 @@ const bool registered = register_command(20, [](CLI::App& app) {
       "  moirai place models/decode/llama2_7b_decode.onnx -c clusters/workstation-mixed.json --context 2048 -m layer-dp\n"
       "  moirai place models/decode/llama2_13b_decode.onnx -c clusters/edge-4.json --context max -m layer-dp\n"
       "  moirai place models/bert_base.onnx -c clusters/dgx-a100-8.json --objective throughput --max-latency-ms 20\n"
+      "  moirai place models/decode/llama2_7b_decode.onnx -c clusters/workstation-mixed.json --context 2048 "
+      "--objective throughput\n"
       "A decode model (KV-cache inputs past_*/outputs present_*) reports tokens/s and the largest context its plan\n"
-      "holds; a prefill model with a 'logits' output reports the time to first token.\n"
+      "holds (one sequence); under the stream, tokens/s of the whole system with --in-flight sequences, each\n"
+      "holding its own KV cache. A prefill model with a 'logits' output reports the time to first token.\n"
       "A model is coarsened with the fusion rules first; the plan lists the original ONNX node names.");
   cmd->add_option("model", args->problem.input, "ONNX model, or a profiled instance (.json)")->required();
   add_problem_options(*cmd, args->problem);

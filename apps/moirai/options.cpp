@@ -69,8 +69,9 @@ void add_stream_options(CLI::App& cmd, StreamOptions& options) {
   cmd.add_option("--arrival", options.arrival_rps, "Stream: requests per second arriving (default: all at once, back to back)")
       ->check(within(1e-6, 1e9));
   cmd.add_option("--in-flight", options.max_in_flight,
-                 "Stream: requests admitted at once, whose activations memory must hold (default: twice the number "
-                 "of devices; with --objective throughput, the count whose plan serves the most requests per second)")
+                 "Stream: requests admitted at once, whose activations memory must hold; for a decode model each is a "
+                 "sequence holding its own KV cache (default: twice the number of devices; with --objective "
+                 "throughput, the count whose plan serves the most requests per second)")
       ->check(within(1, 1e5, true));
 }
 

@@ -75,6 +75,9 @@ struct BenchOptions {
   std::string out_dir;                ///< created if missing; holds rows.jsonl and the outputs
   PlaceOptions place;                 ///< time limit, episodes, contention, threads... for every method
   CoarsenOptions coarsen;             ///< fusion backend and --max-nodes for every model
+  /// KV-cache length of decode models (the dimension `context`); models without that dimension ignore it.
+  /// 0 = none given (a decode model then fails to load, naming the dimension).
+  int64_t context = 0;
   int jobs = 1;  ///< combinations run at the same time (each in its own process)
   /// Each method runs in a child process that is killed after this many seconds (row "failed: killed after
   /// N s"); 0 = 3 x time limit + 60 s. Crashes become rows too.

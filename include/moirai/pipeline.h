@@ -24,6 +24,7 @@ struct ProblemOptions {
   std::string input;         ///< an ONNX model or a profiled instance (.json)
   std::string cluster_path;  ///< required for a model; ignored for an instance
   std::map<std::string, int64_t> dims;
+  bool optional_dims = false;  ///< ImportOptions::optional_dims
   CoarsenOptions coarsen;
   std::string profile_path;  ///< optional measured profile
 };

@@ -27,6 +27,9 @@ int stream_in_flight(const StreamOptions& options, int devices);
 struct StreamResult {
   int requests = 0;
   int in_flight = 0;                ///< admission limit used
+  /// Sequences in flight, min(in_flight, requests): for a decode graph each admission slot is one sequence
+  /// whose steps follow one another, and each holds its own KV cache (CostTable::state_bytes) all along.
+  int sequences = 0;
   std::vector<double> arrival_ms;   ///< per request: when it arrived (it may wait for admission)
   std::vector<double> finish_ms;    ///< per request: end of its last operator
   std::vector<double> latency_ms;   ///< finish - arrival
@@ -37,7 +40,8 @@ struct StreamResult {
   double latency_p50_ms = 0, latency_p90_ms = 0, latency_max_ms = 0;  ///< nearest-rank percentiles
   std::vector<double> busy_ms;      ///< per device, all requests
   std::vector<double> utilisation;  ///< per device: busy / makespan
-  std::vector<double> peak_memory;  ///< per device: parameters once plus live activations of every request
+  /// Per device: parameters once, one KV cache per sequence (decode graphs), live activations of every request.
+  std::vector<double> peak_memory;
   /// Spans of every request, request-major: ops[r * num_ops + op]; transfers in start order (data ids are the
   /// table's, `transfer_request` gives each one's request).
   std::vector<OpSpan> ops;
@@ -66,9 +70,14 @@ struct PeriodLoads {
 PeriodLoads period_loads(const CostTable& table, const Placement& placement, const SimOptions& sim = {});
 
 /// Memory a device needs to serve `in_flight` requests at once, an upper bound the throughput placers plan
-/// with: its parameters once plus, per request, every activation it produces or receives (as if all were live
-/// together).
+/// with: its parameters once, one KV cache per request in flight (decode graphs: each is a sequence), plus,
+/// per request, every activation it produces or receives (as if all were live together; an in-place append
+/// adds only its new part on its producer's device).
 std::vector<double> stream_memory_bound(const CostTable& table, const Placement& placement, int in_flight);
+
+/// Memory an operator holds for the whole run with `sequences` sequences in flight: its parameters once and its
+/// state (CostTable::state_bytes, a KV cache; param_bytes holds one) once per sequence.
+double resident_bytes(const CostTable& table, OpId op, int sequences);
 
 /// What a plan reports about serving a stream: the stream simulation's figures and the period model's.
 struct StreamFigures {
@@ -76,6 +85,11 @@ struct StreamFigures {
   double arrival_rps = 0;  ///< 0 = back to back
   double throughput_rps = 0, latency_p50_ms = 0, latency_p90_ms = 0, latency_max_ms = 0;
   double period_ms = 0;  ///< period_loads(): 1000 / period_ms bounds throughput_rps
+  /// Decode graphs (a KV cache, CostTable::state_bytes): each request is one step of a sequence, which yields
+  /// one token, so the whole system's tokens/s is throughput_rps with `sequences` sequences in flight, each
+  /// holding its cache. 0 for other models.
+  double tokens_per_s = 0;
+  int sequences = 0;
   std::string bottleneck;
   std::vector<double> utilisation, peak_memory;  ///< per device, under the stream
 };

@@ -50,7 +50,8 @@ Expected<ThroughputResult> stage_dp(const CostTable& table, const PlaceOptions& 
 /// More requests in flight keep a pipeline busier but need more memory, which can force a worse split. Tries
 /// every count from 1 to twice the number of devices with the stage DP, simulates each plan serving `requests`
 /// requests with that many in flight, and returns the count of the highest throughput (ties: the smaller).
-/// Error when no count admits a stage plan.
+/// Once half of place.time_limit_s is spent and some count has a plan, it stops there (large models on many
+/// devices). Error when no count admits a stage plan.
 Expected<int> choose_in_flight(const CostTable& table, const PlaceOptions& place, const ThroughputOptions& options,
                                int requests = 64);
 
@@ -59,9 +60,10 @@ Expected<ThroughputResult> period_milp(const CostTable& table, const PlaceOption
                                        const ThroughputOptions& options, const Placement* warm = nullptr);
 
 /// The throughput placer: stage DP, then (options.milp) the period MILP warm-started by it, for at most
-/// place.time_limit_s in all; of the two plans (both fit and meet the bound) returns the one whose stream of 64
-/// requests is served faster (the period bounds the rate; a plan not made of stages may need more requests in
-/// flight to reach it).
+/// place.time_limit_s in all (the MILP's child is stopped early enough for its overrun margin, freeing its model
+/// and measuring its plan to fit; with less than 0.3 s left the MILP is skipped and the status is "time limit");
+/// of the two plans (both fit and meet the bound) returns the one whose stream of 64 requests is served faster
+/// (the period bounds the rate; a plan not made of stages may need more requests in flight to reach it).
 Expected<ThroughputResult> place_for_throughput(const CostTable& table, const PlaceOptions& place,
                                                 const ThroughputOptions& options);
 

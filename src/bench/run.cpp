@@ -32,7 +32,8 @@ std::string bench_settings(const BenchOptions& o) {
          (o.stream.requests != 64 || o.stream.max_in_flight != 0 || o.stream.arrival_rps != 0
               ? fmt::format(" requests={} in_flight={} arrival_rps={}", o.stream.requests, o.stream.max_in_flight,
                             o.stream.arrival_rps)
-              : std::string());
+              : std::string()) +
+         (o.context > 0 ? fmt::format(" context={}", o.context) : std::string());
 }
 
 Expected<std::vector<std::string>> expand_models(const std::vector<std::string>& inputs) {

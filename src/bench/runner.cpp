@@ -96,6 +96,10 @@ class Runner {
     po.input = t.model_path;
     po.cluster_path = t.cluster_path;
     po.coarsen = o_.coarsen;
+    if (o_.context > 0) {
+      po.dims[kContextDim] = o_.context;
+      po.optional_dims = true;
+    }
     const auto t0 = Clock::now();
     auto p = load_problem(po);
     load_s_ += seconds_since(t0), ++loads_;

@@ -31,8 +31,9 @@ std::string bench_throughput_md(const std::vector<BenchRow>& rows, const std::st
   for (const auto& r : rows)
     if (!r.settings.empty()) {
       out += fmt::format("Settings: `{}`. Rates are requests per second in steady state under the bench's stream "
-                         "(first quarter of completions ignored); latency is one request alone, p50 is under the "
-                         "stream.\n\n",
+                         "(first quarter of completions ignored); for decode models (`*_decode`) a request is one "
+                         "decode step of a sequence, so the rate is tokens/s, and every sequence in flight holds its "
+                         "own KV cache. Latency is one request alone, p50 is under the stream.\n\n",
                          r.settings);
       break;
     }

@@ -182,7 +182,7 @@ class Importer {
       types_[input.name()] = input.mutable_type();
     }
     for (const auto& [name, value] : options_.dims)
-      if (!used_dims.count(name))
+      if (!used_dims.count(name) && !options_.optional_dims)
         return fail(fmt::format("the model has no dynamic dimension named '{}' (given the value {})", name, value),
                     "dims");
     for (auto& vi : *g_.mutable_value_info()) file_types_[vi.name()] = &vi.type();

@@ -44,7 +44,7 @@ Expected<Problem> load_problem(const ProblemOptions& options) {
   } else {
     if (options.cluster_path.empty())
       return Error{options.input + ": a model needs a cluster file (e.g. clusters/hetero-gpu-server.json)", "cluster"};
-    MOIRAI_ASSIGN_OR_RETURN(auto graph, import_onnx(options.input, ImportOptions{options.dims}));
+    MOIRAI_ASSIGN_OR_RETURN(auto graph, import_onnx(options.input, ImportOptions{options.dims, options.optional_dims}));
     MOIRAI_ASSIGN_OR_RETURN(auto cluster, load_cluster(options.cluster_path));
     MOIRAI_ASSIGN_OR_RETURN(auto coarse, coarsen(graph, cluster, options.coarsen));
     auto table = build_cost_table(coarse.graph, cluster);

@@ -4,10 +4,12 @@
 // equal GPUs give 9 states instead of 256 subsets. Stage cost on a device of class q after class p:
 // compute = sum of its operator times; port = the tensors crossing cut a sent from p to q (the send port of p
 // and the receive port of q carry them and nothing else, since each device holds one stage); memory =
-// parameters + in_flight x (bytes produced in the stage + bytes it reads from before a).
+// parameters + in_flight x (KV caches + bytes produced in the stage + bytes it reads from before a), the
+// bound of stream_memory_bound().
 // Without a latency bound the DP minimises the largest stage cost in one pass. With a bound L it bisects on the
 // period P: "least latency (sum of stage compute and cut transfers) with every stage cost <= P" is monotone in P.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -20,6 +22,7 @@ namespace moirai {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kChooseShare = 0.5;  // of the time limit, what choose_in_flight may spend
 
 template <class V>
 auto& at(V& v, long i) {
@@ -84,7 +87,7 @@ struct Dp {
     for (int i = 0; i < n; ++i) {
       const OpId op = at(t.topo_order, i);
       for (int c = 0; c < C; ++c) at(at(pre, c), i + 1) = at(at(pre, c), i) + t.time(op, at(members, c).front());
-      at(pre_params, i + 1) = at(pre_params, i) + at(t.param_bytes, op);
+      at(pre_params, i + 1) = at(pre_params, i) + resident_bytes(t, op, in_flight);
     }
     // Crossing tensors at every cut.
     const int m = static_cast<int>(t.data.size());
@@ -112,7 +115,7 @@ struct Dp {
       row.resize(static_cast<size_t>(n - a));
       for (int b = a + 1; b <= n; ++b) {
         const OpId op = at(t.topo_order, b - 1);
-        for (int i : at(t.op_outputs, op)) sum += at(t.data, i).bytes;
+        for (int i : at(t.op_outputs, op)) sum += at(t.data, i).bytes - at(t.data, i).in_place_bytes;
         for (int i : at(t.op_inputs, op))
           if (at(pos, at(t.data, i).producer) < a && at(stamp, i) != a) {
             at(stamp, i) = a;
@@ -263,10 +266,19 @@ Expected<ThroughputResult> stage_dp(const CostTable& table, const PlaceOptions& 
 
 Expected<int> choose_in_flight(const CostTable& table, const PlaceOptions& place, const ThroughputOptions& options,
                                int requests) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto spent_s = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   int best = 0;
   double best_rate = 0;
   std::string first_error;
-  for (int k = 1; k <= 2 * std::max(1, table.num_devices()); ++k) {
+  const int most = 2 * std::max(1, table.num_devices());
+  for (int k = 1; k <= most; ++k) {
+    if (best > 0 && spent_s() > kChooseShare * place.time_limit_s) {  // the MILP needs the rest of the limit
+      if (place.progress)
+        place.progress(fmt::format("throughput: in-flight counts 1 to {} of {} tried within {:.0f}% of the time limit",
+                                   k - 1, most, 100 * kChooseShare));
+      break;
+    }
     ThroughputOptions o = options;
     o.in_flight = k;
     auto dp = stage_dp(table, place, o);

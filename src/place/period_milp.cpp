@@ -1,11 +1,12 @@
 // Period MILP for throughput (moirai/throughput.h) and the throughput placer that combines it with the stage DP.
 // Columns: x[o][d] (operator o on device d, binary), T (the period, minimised), y[i][d] >= x[c][d] for every
 // reader c of tensor i (i is needed on d), w[i][s][d] >= x[p][s] + y[i][d] - 1 for s != d (i is sent from s to
-// d, p its producer; only with port contention), u[i][d] >= x[p][d], y[i][d] (i occupies memory on d).
+// d, p its producer; only with port contention), u[i][d] >= x[p][d], y[i][d] (i occupies memory on d), and
+// for a KV cache's in-place append c[i][d] >= y[i][d] - x[p][d] (a remote copy holds the whole cache).
 // Rows: each operator on one device; T >= compute of every device, T >= transfers of every send and receive
-// port (one per tensor and remote device, as the simulator sends them); parameters + in_flight x activation
-// bytes <= capacity (the bound of stream_memory_bound). The continuous columns sit at their lower bounds in an
-// optimum, so they equal the products they stand for. `contiguous` adds z[j][d] >= x[j][d] - x[j-1][d] over
+// port (one per tensor and remote device, as the simulator sends them); parameters + in_flight x (KV caches +
+// activation bytes) <= capacity (the bound of stream_memory_bound). The continuous columns sit at their lower
+// bounds in an optimum, so they equal the products they stand for. `contiguous` adds z[j][d] >= x[j][d] - x[j-1][d] over
 // positions j of topo_order with sum_j z[j][d] <= 1: each device one range, the stage DP's space.
 #include <algorithm>
 #include <chrono>
@@ -20,16 +21,36 @@
 namespace moirai {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 template <class V>
 auto& at(V& v, long i) {
   return v[static_cast<size_t>(i)];
+}
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Of a time limit, what the CBC child may overrun before it is killed (CBC reads its clock only between phases:
+// in a large root LP it overruns by seconds), so that the limit covers the overrun too.
+double kill_margin(double limit_s) { return std::min(1.0, 0.25 * limit_s); }
+
+// Below this the period MILP (model, CBC start, root LP) has no chance: the DP's plan is returned as it is.
+constexpr double kMinMilpSeconds = 0.3;
+constexpr double kAfterMilpSlack_s = 0.15;  // a killed child ends up to ~0.1 s after its deadline (measured)
+
+// Requests per second of a plan serving the placer's stream (64 requests, `in_flight` of them admitted).
+double stream_rate(const CostTable& table, const Placement& placement, int in_flight, const SimOptions& sim) {
+  StreamOptions so;
+  so.requests = 64;
+  so.max_in_flight = in_flight;
+  return simulate_stream(table, placement, so, sim).throughput_rps;
 }
 
 struct PeriodModel {
   MilpModel model;
   int T = -1;
   std::vector<int> x;                 // n x k
-  std::vector<std::vector<int>> y, u;  // per item: k columns (-1 when absent)
+  std::vector<std::vector<int>> y, u, copy;  // per item: k columns (-1 when absent)
   std::vector<std::vector<int>> w;     // per item: k x k (-1 when absent)
   std::vector<std::vector<int>> z;     // per topo position: k (contiguous only)
 };
@@ -55,10 +76,11 @@ PeriodModel build(const CostTable& t, bool contention, int in_flight, bool conti
   for (int o = 0; o < n; ++o)
     for (int d = 0; d < k; ++d) {
       at(load, d).emplace_back(X(o, d), t.time(o, d));
-      at(mem, d).emplace_back(X(o, d), at(t.param_bytes, o));
+      at(mem, d).emplace_back(X(o, d), resident_bytes(t, o, in_flight));
     }
   f.y.assign(static_cast<size_t>(m), std::vector<int>(static_cast<size_t>(k), -1));
   f.u = f.y;
+  f.copy = f.y;
   f.w.assign(static_cast<size_t>(m), std::vector<int>(static_cast<size_t>(k * k), -1));
   for (int i = 0; i < m; ++i) {
     const DataItem& item = at(t.data, i);
@@ -72,7 +94,13 @@ PeriodModel build(const CostTable& t, bool contention, int in_flight, bool conti
         mm.add_row(fmt::format("held_{}_{}", i, d), {{u, 1}, {X(item.producer, d), -1}}, 0, kMilpInf);
         if (at(at(f.y, i), d) >= 0)
           mm.add_row(fmt::format("read_{}_{}", i, d), {{u, 1}, {at(at(f.y, i), d), -1}}, 0, kMilpInf);
-        at(mem, d).emplace_back(u, in_flight * item.bytes);
+        at(mem, d).emplace_back(u, in_flight * (item.bytes - item.in_place_bytes));
+      }
+      if (item.in_place_bytes > 0 && in_flight > 0 && at(at(f.y, i), d) >= 0) {  // a copy elsewhere is whole
+        const int c = at(at(f.copy, i), d) = mm.add_col(fmt::format("c_{}_{}", i, d), 0, 1, false);
+        mm.add_row(fmt::format("copy_{}_{}", i, d), {{c, 1}, {at(at(f.y, i), d), -1}, {X(item.producer, d), 1}}, 0,
+                   kMilpInf);
+        at(mem, d).emplace_back(c, in_flight * item.in_place_bytes);
       }
     }
     if (!contention || item.consumers.empty()) continue;
@@ -128,6 +156,7 @@ std::vector<double> values_of(const CostTable& t, const PeriodModel& f, const Pl
     for (int d = 0; d < k; ++d) {
       if (at(at(f.y, i), d) >= 0) at(v, at(at(f.y, i), d)) = at(needed, d);
       if (at(at(f.u, i), d) >= 0) at(v, at(at(f.u, i), d)) = (at(needed, d) || d == s) ? 1 : 0;
+      if (at(at(f.copy, i), d) >= 0) at(v, at(at(f.copy, i), d)) = at(needed, d) && d != s ? 1 : 0;
       if (d != s && at(at(f.w, i), s * k + d) >= 0) at(v, at(at(f.w, i), s * k + d)) = at(needed, d);
     }
   }
@@ -141,17 +170,30 @@ std::vector<double> values_of(const CostTable& t, const PeriodModel& f, const Pl
   return v;
 }
 
+// The stage DP's plan alone (no MILP, or no time left for it): an error when it breaks the latency bound.
+Expected<ThroughputResult> stage_plan_only(Expected<ThroughputResult> dp, double max_latency_ms) {
+  if (dp.ok() && max_latency_ms > 0 && dp->latency_ms > max_latency_ms)
+    return Error{fmt::format("throughput: the stage plan's simulated latency {:.6g} ms exceeds the latency bound of "
+                             "{} ms", dp->latency_ms, max_latency_ms), "max_latency_ms"};
+  return dp;
+}
+
 }  // namespace
 
 Expected<ThroughputResult> period_milp(const CostTable& table, const PlaceOptions& place,
                                        const ThroughputOptions& options, const Placement* warm) {
+  const auto t0 = Clock::now();
   const int n = table.num_ops(), k = table.num_devices();
   const int in_flight = throughput_in_flight(options, k);
   const PeriodModel f = build(table, place.sim.contention, in_flight, options.contiguous);
   MilpSolveOptions so;
   so.gap = place.gap;
   so.threads = place.threads;
-  so.time_limit_s = std::max(0.5, place.time_limit_s);
+  // The limit covers building the model, CBC's solve, the child's overrun before it is killed and freeing the
+  // model afterwards (measured: about a third of the time building it took).
+  const double built_s = seconds_since(t0);
+  so.kill_margin_s = kill_margin(place.time_limit_s);
+  so.time_limit_s = std::max(0.05, place.time_limit_s - 1.5 * built_s - so.kill_margin_s);
   so.progress = place.progress;
   if (warm) {
     so.start = values_of(table, f, *warm, place.sim);
@@ -181,7 +223,7 @@ Expected<ThroughputResult> period_milp(const CostTable& table, const PlaceOption
 
 Expected<ThroughputResult> place_for_throughput(const CostTable& table, const PlaceOptions& place,
                                                 const ThroughputOptions& given) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   ThroughputOptions options = given;
   if (options.in_flight == 0 && table.num_ops() > 0) {
     MOIRAI_ASSIGN_OR_RETURN(auto k, choose_in_flight(table, place, options));
@@ -194,27 +236,27 @@ Expected<ThroughputResult> place_for_throughput(const CostTable& table, const Pl
   const bool dp_ok = dp.ok() && (options.max_latency_ms <= 0 || dp->latency_ms <= options.max_latency_ms);
   if (place.progress && dp.ok())
     place.progress(fmt::format("throughput: stage DP period {:.6g} ms, latency {:.6g} ms", dp->period_ms, dp->latency_ms));
-  if (!options.milp || table.num_ops() == 0) {
-    if (!dp.ok()) return dp;
-    if (!dp_ok)
-      return Error{fmt::format("throughput: the stage plan's simulated latency {:.6g} ms exceeds the latency bound of "
-                               "{} ms", dp->latency_ms, options.max_latency_ms), "max_latency_ms"};
-    return dp;
-  }
+  if (!options.milp || table.num_ops() == 0) return stage_plan_only(std::move(dp), options.max_latency_ms);
+  // The MILP gets what is left once the DP's plan has been measured, less what measuring its own plan (and
+  // simulating it once) takes afterwards, about as long again, and a little slack for ending its child.
+  const auto measured = Clock::now();
+  const double dp_rate = dp_ok ? stream_rate(table, dp->placement, options.in_flight, place.sim) : 0.0;
   PlaceOptions rest = place;
-  rest.time_limit_s = std::max(0.5, place.time_limit_s - std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  rest.time_limit_s = place.time_limit_s - seconds_since(t0) - 2 * seconds_since(measured) - kAfterMilpSlack_s;
+  if (rest.time_limit_s < kMinMilpSeconds) {
+    if (place.progress)
+      place.progress(fmt::format("throughput: {:.2f} s of the time limit left, too little for the period MILP",
+                                 std::max(0.0, rest.time_limit_s)));
+    auto only = stage_plan_only(std::move(dp), options.max_latency_ms);
+    if (only) only->status = "time limit";
+    return only;
+  }
   auto milp = period_milp(table, rest, options, dp_ok ? &dp->placement : nullptr);
   if (milp) milp->in_flight = options.in_flight;
   const bool milp_ok = milp.ok() && (options.max_latency_ms <= 0 || milp->latency_ms <= options.max_latency_ms);
   // The period bounds the rate; which plan serves faster at this in-flight count is measured: a plan that is
   // not made of stages may need more requests in flight to reach its period.
-  auto rate = [&](const ThroughputResult& r) {
-    StreamOptions so;
-    so.requests = 64;
-    so.max_in_flight = options.in_flight;
-    return simulate_stream(table, r.placement, so, place.sim).throughput_rps;
-  };
-  if (dp_ok && (!milp_ok || rate(*dp) >= rate(*milp))) {
+  if (dp_ok && (!milp_ok || dp_rate >= stream_rate(table, milp->placement, options.in_flight, place.sim))) {
     // The MILP speaks for every plan, the DP only for stage plans: its status is the plan's.
     dp->status = milp.ok() ? milp->status : "ok";
     if (milp.ok()) dp->lower_bound_ms = std::min(milp->lower_bound_ms, dp->period_ms);

@@ -62,7 +62,8 @@ std::string report_html(const Plan& plan) {
   h += card("objective", plan.objective);
   if (plan.stream) {
     const StreamFigures& f = *plan.stream;
-    h += card("throughput", fmt::format("{:.4g} requests/s", f.throughput_rps));
+    h += card("throughput", f.tokens_per_s > 0 ? fmt::format("{:.4g} tokens/s ({} sequences)", f.tokens_per_s, f.sequences)
+                                               : fmt::format("{:.4g} requests/s", f.throughput_rps));
     h += card("stream latency p50 / p90", human_time(f.latency_p50_ms) + " / " + human_time(f.latency_p90_ms));
   }
   h += "</div>\n";

@@ -96,6 +96,10 @@ std::string plan_json(const Plan& plan, const std::string& dir) {
                    {"arrival_rps", f.arrival_rps},   {"latency_max_ms", f.latency_max_ms},
                    {"period_ms", f.period_ms},       {"bottleneck", f.bottleneck},
                    {"utilisation", util}};
+    if (f.tokens_per_s > 0) {  // decode: the whole system's rate, every sequence in flight holding its cache
+      j["stream"]["tokens_per_s"] = f.tokens_per_s;
+      j["stream"]["sequences"] = f.sequences;
+    }
   }
   j["inputs"] = inputs_json(plan.inputs, dir);
   ojson steps = ojson::array();

@@ -68,8 +68,13 @@ std::string format_plan_summary(const Plan& plan) {
   if (plan.max_context) out += fmt::format("  largest context {} tokens fit this placement\n", *plan.max_context);
   if (plan.stream) {
     const StreamFigures& f = *plan.stream;
-    out += fmt::format("  throughput      {:.4g} requests/s ({} requests, {} in flight; period {}, bottleneck {})\n",
-                       f.throughput_rps, f.requests, f.in_flight, human_time(f.period_ms), f.bottleneck);
+    if (f.tokens_per_s > 0)
+      out += fmt::format("  throughput      {:.4g} tokens/s ({} decode steps, {} sequences in flight, each with its "
+                         "KV cache; period {}, bottleneck {})\n",
+                         f.tokens_per_s, f.requests, f.sequences, human_time(f.period_ms), f.bottleneck);
+    else
+      out += fmt::format("  throughput      {:.4g} requests/s ({} requests, {} in flight; period {}, bottleneck {})\n",
+                         f.throughput_rps, f.requests, f.in_flight, human_time(f.period_ms), f.bottleneck);
     out += fmt::format("  stream latency  p50 {}, p90 {}, max {}\n", human_time(f.latency_p50_ms),
                        human_time(f.latency_p90_ms), human_time(f.latency_max_ms));
   }

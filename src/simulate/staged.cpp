@@ -2,7 +2,7 @@
 // session per stage (moirai/stages.h): a stage starts when every input it receives has arrived, costs the
 // device's stage overhead plus its operators' times, and its outputs leave when it ends. This file builds that
 // stage graph as a cost table of its own, runs the operator-level simulator on it, and maps the result back to
-// operators.
+// operators. The stream simulator runs the same stage graph for many requests.
 //
 // Which operators form a stage depends on the timeline (export walks the plan's start times), and the timeline
 // depends on the stages. We iterate: stages from the operator-level schedule, simulate them, re-derive the
@@ -39,8 +39,8 @@ Stages stages_of(const CostTable& table, const Placement& placement, const Sched
   return std::move(*stages);
 }
 
-/// Simulates the stages as tasks and expands the result into a per-operator schedule.
-Schedule run_stages(const CostTable& table, const Placement& placement, const Stages& st, const SimOptions& options) {
+// Each stage one task: overhead + its operators' times on its device; its parameters and flops summed.
+CostTable stage_tasks(const CostTable& table, const Stages& st) {
   const int k = table.num_devices(), ns = st.size();
   CostTable t = table.with_devices_only();
   t.name = table.name + " (stages)";
@@ -61,8 +61,16 @@ Schedule run_stages(const CostTable& table, const Placement& placement, const St
     t.op_origin.push_back({});
     for (int e = 0; e < k; ++e) t.time_ms[static_cast<size_t>(s * k + e)] = ms;  // only its own device is used
   }
+  return t;
+}
+
+}  // namespace
+
+StageGraph stage_graph(const CostTable& table, const Placement& placement, Stages st) {
+  const int k = table.num_devices(), ns = st.size();
+  StageGraph g;
+  g.table = stage_tasks(table, st);
   // Data that crosses stages keeps its transfer times; data read only inside its producer's stage disappears.
-  std::vector<int> original;             // stage-table data id -> table data id
   std::vector<int> renamed(table.data.size(), -1);
   for (size_t i = 0; i < table.data.size(); ++i) {
     const DataItem& item = table.data[i];
@@ -77,61 +85,87 @@ Schedule run_stages(const CostTable& table, const Placement& placement, const St
     if (x.consumers.empty()) continue;
     std::sort(x.consumers.begin(), x.consumers.end());
     x.consumers.erase(std::unique(x.consumers.begin(), x.consumers.end()), x.consumers.end());
-    renamed[i] = static_cast<int>(original.size());
-    original.push_back(static_cast<int>(i));
-    t.data.push_back(std::move(x));
+    renamed[i] = static_cast<int>(g.original.size());
+    g.original.push_back(static_cast<int>(i));
+    g.table.data.push_back(std::move(x));
   }
-  if (auto status = t.finalize(); !status) MOIRAI_CHECK(false, "simulate: stage graph: " + status.error().message);
-
-  Placement p;  // every device runs its stages in index order, as the stages' run order says
-  p.device.assign(st.device.begin(), st.device.end());
-  p.order.assign(static_cast<size_t>(k), {});
-  for (int s = 0; s < ns; ++s) p.order[static_cast<size_t>(st.device[static_cast<size_t>(s)])].push_back(s);
+  if (auto status = g.table.finalize(); !status) MOIRAI_CHECK(false, "simulate: stage graph: " + status.error().message);
+  // Every device runs its stages in index order, as the stages' run order says.
+  g.placement.device.assign(st.device.begin(), st.device.end());
+  g.placement.order.assign(static_cast<size_t>(k), {});
+  for (int s = 0; s < ns; ++s) g.placement.order[static_cast<size_t>(st.device[static_cast<size_t>(s)])].push_back(s);
   for (const auto& [key, priority] : placement.transfer_priority)
     if (renamed[static_cast<size_t>(key.first)] >= 0)
-      p.transfer_priority[{renamed[static_cast<size_t>(key.first)], key.second}] = priority;
-  const Schedule staged = simulate_ops(t, p, options);
+      g.placement.transfer_priority[{renamed[static_cast<size_t>(key.first)], key.second}] = priority;
+  g.stages = std::move(st);
+  return g;
+}
 
-  Schedule out;
-  out.ops.assign(static_cast<size_t>(table.num_ops()), {});
-  out.order.assign(static_cast<size_t>(k), {});
-  for (int d = 0; d < k; ++d)
-    for (OpId s : staged.order[static_cast<size_t>(d)]) {
-      double t0 = staged.ops[static_cast<size_t>(s)].start_ms + table.stage_overhead_ms[static_cast<size_t>(d)];
-      for (int op : st.ops[static_cast<size_t>(s)]) {
+void expand_stage_spans(const CostTable& table, const StageGraph& g, int requests, const std::vector<OpSpan>& stage_spans,
+                        std::vector<TransferSpan>& transfers, std::vector<OpSpan>& ops) {
+  const int n = table.num_ops(), ns = g.stages.size();
+  ops.assign(static_cast<size_t>(requests) * static_cast<size_t>(n), {});
+  for (int r = 0; r < requests; ++r)
+    for (int s = 0; s < ns; ++s) {
+      const int d = g.stages.device[static_cast<size_t>(s)];
+      double t0 = stage_spans[static_cast<size_t>(r) * static_cast<size_t>(ns) + static_cast<size_t>(s)].start_ms +
+                  table.stage_overhead_ms[static_cast<size_t>(d)];
+      for (int op : g.stages.ops[static_cast<size_t>(s)]) {
         const double end = t0 + table.time(op, d);
-        out.ops[static_cast<size_t>(op)] = {t0, end};
-        out.order[static_cast<size_t>(d)].push_back(op);
+        ops[static_cast<size_t>(r) * static_cast<size_t>(n) + static_cast<size_t>(op)] = {t0, end};
         t0 = end;
       }
     }
+  for (auto& tr : transfers) tr.data = g.original[static_cast<size_t>(tr.data)];
+}
+
+namespace {
+
+/// Simulates the stages as tasks and expands the result into a per-operator schedule.
+Schedule run_stages(const CostTable& table, const Placement& placement, const StageGraph& g, const SimOptions& options) {
+  const Schedule staged = simulate_ops(g.table, g.placement, options);
+  Schedule out;
   out.transfers = staged.transfers;
-  for (auto& tr : out.transfers) tr.data = original[static_cast<size_t>(tr.data)];
+  expand_stage_spans(table, g, 1, staged.ops, out.transfers, out.ops);
+  out.order.assign(static_cast<size_t>(table.num_devices()), {});
+  for (size_t d = 0; d < out.order.size(); ++d)
+    for (OpId s : staged.order[d])
+      for (int op : g.stages.ops[static_cast<size_t>(s)]) out.order[d].push_back(op);
   out.makespan_ms = staged.makespan_ms;
   out.busy_ms = staged.busy_ms;  // operators plus one overhead per stage: what the device is occupied for
   out.link_bytes = staged.link_bytes;
-  out.stage = st.stage;
-  out.stage_device = st.device;
+  out.stage = g.stages.stage;
+  out.stage_device = g.stages.device;
   out.peak_memory = peak_memory_from_spans(table, placement, out).peak;
   return out;
 }
 
+// simulate()'s fixed point: the stages export derives from the schedule of exactly these stages.
+std::pair<Schedule, StageGraph> staged_fixed_point(const CostTable& table, const Placement& placement,
+                                                   const SimOptions& options) {
+  // The operator-level schedule (no overhead) gives the first timeline.
+  StageGraph g = stage_graph(table, placement, stages_of(table, placement, simulate_ops(table, placement, options)));
+  Schedule schedule;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    schedule = run_stages(table, placement, g, options);
+    Stages next = stages_of(table, placement, schedule);
+    if (next.stage == g.stages.stage || round + 1 == kMaxRounds) break;  // g is what `schedule` ran
+    g = stage_graph(table, placement, std::move(next));
+  }
+  return {std::move(schedule), std::move(g)};
+}
+
 }  // namespace
+
+StageGraph simulated_stages(const CostTable& table, const Placement& placement, const SimOptions& options) {
+  return staged_fixed_point(table, placement, options).second;
+}
 
 Schedule simulate(const CostTable& table, const Placement& placement, const SimOptions& options) {
   if (auto status = check_placement(table, placement); !status)
     MOIRAI_CHECK(false, "simulate: " + status.error().message);
-  Schedule schedule = simulate_ops(table, placement, options);
-  if (!table.models_stages()) return schedule;
-  // The operator-level schedule (no overhead) gives the first timeline; then iterate to a fixed point.
-  Stages st = stages_of(table, placement, schedule);
-  for (int round = 0; round < kMaxRounds; ++round) {
-    schedule = run_stages(table, placement, st, options);
-    Stages next = stages_of(table, placement, schedule);
-    if (next.stage == st.stage) break;
-    st = std::move(next);
-  }
-  return schedule;
+  if (!table.models_stages()) return simulate_ops(table, placement, options);
+  return staged_fixed_point(table, placement, options).first;
 }
 
 }  // namespace moirai

@@ -1,5 +1,6 @@
 // `--objective throughput` and the stream options through the CLI: the plan's stream fields, the throughput plan
-// beating the latency plan's rate on 8 equal GPUs, `simulate --requests`, and one-line errors for bad options.
+// beating the latency plan's rate on 8 equal GPUs, `simulate --requests`, decode streams in tokens/s (and
+// bench --context), and one-line errors for bad options.
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -47,6 +48,29 @@ TEST(CliThroughput, PlanFieldsAndTheThroughputPlanOutpacesTheLatencyPlan) {
   ASSERT_TRUE(std::regex_search(one.out, m, std::regex("throughput +([0-9.e+]+) requests/s"))) << one.out;
   EXPECT_NEAR(std::stod(m[1].str()), 1000.0 / b["makespan_ms"].get<double>(), 1e-3 * std::stod(m[1].str()));
   EXPECT_NE(one.out.find("stream utilisation:"), std::string::npos) << one.out;
+}
+
+// A decode model serves tokens: the stream's rate is tokens/s with every sequence in flight holding its cache.
+// bench --context reaches the decode model and leaves the others alone.
+TEST(CliThroughput, DecodeStreamsReportTokensPerSecond) {
+  TempDir tmp;
+  const std::string decode = src("models/decode/llama2_7b_decode.onnx"), mixed = src("clusters/workstation-mixed.json");
+  const RunResult thr = moirai("place " + quote(decode) + " -c " + quote(mixed) +
+                               " --context 256 --objective throughput --time-limit 3 --threads 1 --out " + quote(tmp / "dec"));
+  ASSERT_EQ(thr.rc, 0) << thr.describe();
+  const auto plan = parse_json(read_text(tmp / "dec/plan.json"));
+  EXPECT_EQ(plan["stream"]["tokens_per_s"].get<double>(), plan["throughput_rps"].get<double>());
+  EXPECT_EQ(plan["stream"]["sequences"], plan["stream"]["in_flight"]);  // 64 requests > sequences in flight
+  EXPECT_NE(thr.out.find("tokens/s (64 decode steps, " + std::to_string(plan["stream"]["sequences"].get<int>()) +
+                         " sequences in flight"),
+            std::string::npos) << thr.out;
+  const RunResult bench = moirai("bench --models " + quote(decode) + " " + quote(kResnet) + " --clusters " + quote(mixed) +
+                                 " --methods single --context 256 --in-process --out " + quote(tmp / "bench"));
+  ASSERT_EQ(bench.rc, 0) << bench.describe();
+  const std::string csv = read_text(tmp / "bench/results.csv");
+  EXPECT_EQ(csv.find("failed"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("llama2_7b_decode"), std::string::npos) << csv;
+  EXPECT_NE(read_text(tmp / "bench/rows.jsonl").find("context=256"), std::string::npos);  // in the settings
 }
 
 TEST(CliThroughput, BadOptionsAreOneLineErrors) {

@@ -226,6 +226,10 @@ TEST(Import, DynamicDimsAreFixedByOptions) {
   EXPECT_EQ(g->tensor(g->find_tensor("y")).shape, (std::vector<int64_t>{1, 7}));  // batch defaults to 1
   expect_error(import_onnx(path, ImportOptions{{{"seq", 7}, {"heads", 2}}}), path,
                "the model has no dynamic dimension named 'heads'");
+  // optional_dims (bench --context for every model): a dimension the model lacks is ignored.
+  auto lenient = import_onnx(path, ImportOptions{{{"seq", 7}, {"heads", 2}}, true});
+  ASSERT_TRUE(lenient.ok()) << lenient.error().message;
+  EXPECT_EQ(lenient->tensor(lenient->find_tensor("y")).shape, (std::vector<int64_t>{1, 7}));
 }
 
 TEST(Import, UnknownOperatorsAreKept) {

@@ -1,5 +1,6 @@
-// With one request the stream simulator is today's simulator on every bundled model (workstation-mixed, a plan
-// blocks of topological positions spread over every device).
+// With one request the stream simulator is today's simulator on every bundled model and on the decode graph
+// (its KV cache appended in place; workstation-mixed, a plan of blocks of topological positions spread over every
+// device).
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -17,10 +18,12 @@ TEST(StreamZoo, OneRequestEqualsTheSimulatorOnEveryModel) {
     if (entry.path().extension() == ".onnx") models.push_back(entry.path().string());
   std::sort(models.begin(), models.end());
   ASSERT_GE(models.size(), 17u);
+  models.push_back(testing::source_path("models/decode/llama2_7b_decode.onnx"));
   for (const auto& path : models) {
     SCOPED_TRACE(path);
     ProblemOptions po;
     po.input = path;
+    if (path.find("_decode") != std::string::npos) po.dims[kContextDim] = 256;
     po.cluster_path = testing::source_path("clusters/workstation-mixed.json");
     auto problem = load_problem(po);
     ASSERT_TRUE(problem.ok()) << problem.error().message;

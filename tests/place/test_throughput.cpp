@@ -1,9 +1,12 @@
 // Throughput placers: the stage DP equals brute force over every stage plan (contiguous ranges, each on its own
 // device, any order) on small chains, with and without a latency bound, memory binding, equal devices merged;
 // the period MILP restricted to stages equals the DP on chains, and unrestricted equals brute force over every
-// assignment; every plan's memory bound holds and its stream throughput is at most one request per period.
+// assignment; every plan's memory bound holds and its stream throughput is at most one request per period;
+// with KV caches (one per sequence in flight) the DP and the MILP still equal brute force.
 #include <algorithm>
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -98,6 +101,23 @@ PlaceOptions quick(bool contention = true) {
   return o;
 }
 
+// The stage DP with `in_flight` requests against brute force over stage plans: both find nothing, or the same
+// period. Returns the DP's plan when there is one.
+std::optional<ThroughputResult> checked_stage_dp(const CostTable& t, int in_flight) {
+  ThroughputOptions o;
+  o.in_flight = in_flight;
+  const double want = brute_force_stages(t, in_flight, 0, {});
+  auto dp = stage_dp(t, quick(), o);
+  if (want >= kInf) {
+    EXPECT_FALSE(dp.ok());
+    return std::nullopt;
+  }
+  EXPECT_TRUE(dp.ok()) << dp.error().message;
+  if (!dp.ok()) return std::nullopt;
+  EXPECT_NEAR(dp->period_ms, want, 1e-9);
+  return *dp;
+}
+
 TEST(StageDp, EqualsBruteForceOnChains) {
   int cases = 0;
   for (uint64_t seed = 1; seed <= 40; ++seed) {
@@ -128,16 +148,10 @@ TEST(StageDp, MemoryBindsAndLatencyBoundIsExactOnChains) {
     for (double b : t.param_bytes) params += b;
     for (const auto& item : t.data) acts += item.bytes;
     for (auto& c : t.capacity) c = 0.55 * (params + 3 * acts);
+    const auto dp = checked_stage_dp(t, 3);
+    if (!dp) continue;
     ThroughputOptions o;
     o.in_flight = 3;
-    const double free = brute_force_stages(t, 3, 0, {});
-    auto dp = stage_dp(t, quick(), o);
-    if (free >= kInf) {
-      EXPECT_FALSE(dp.ok());
-      continue;
-    }
-    ASSERT_TRUE(dp.ok()) << dp.error().message;
-    EXPECT_NEAR(dp->period_ms, free, 1e-9);
     // A latency bound between the least latency and the free plan's latency forces a longer period.
     o.max_latency_ms = 0.9 * dp->latency_ms;
     const double bounded = brute_force_stages(t, 3, o.max_latency_ms, {});
@@ -162,6 +176,40 @@ TEST(StageDp, NothingFitsIsAnError) {
   ASSERT_FALSE(dp.ok());
   EXPECT_NE(dp.error().message.find("throughput: no plan of stages holds 4 requests in flight"), std::string::npos)
       << dp.error().message;
+}
+
+// Decode-like chains: every other operator keeps a KV cache (half its resident bytes) and appends to it in place
+// (half its output). With 3 sequences in flight each holds its own cache, so capacities that bind force other
+// plans; the DP and the period MILP still equal brute force under the bound that counts every cache.
+TEST(StageDp, KvCachesCountOncePerSequenceInFlight) {
+  int bound_by_caches = 0;
+  for (uint64_t seed = 200; seed < 220; ++seed) {
+    SCOPED_TRACE(seed);
+    CostTable t = chain(seed, 5, 3);
+    double resident = 0, acts = 0;
+    for (int o = 0; o < t.num_ops(); o += 2) {
+      t.state_bytes[static_cast<size_t>(o)] = 0.5 * t.param_bytes[static_cast<size_t>(o)];
+      for (int i : t.op_outputs[static_cast<size_t>(o)]) t.data[static_cast<size_t>(i)].in_place_bytes = 0.5 * t.data[static_cast<size_t>(i)].bytes;
+    }
+    for (int o = 0; o < t.num_ops(); ++o) resident += resident_bytes(t, o, 3);
+    for (const auto& item : t.data) acts += item.bytes;
+    for (auto& c : t.capacity) c = 0.55 * (resident + 3 * acts);
+    CostTable one_cache = t;  // the same model planned as if the caches were shared
+    std::fill(one_cache.state_bytes.begin(), one_cache.state_bytes.end(), 0.0);
+    if (brute_force_stages(one_cache, 3, 0, {}) < brute_force_stages(t, 3, 0, {})) ++bound_by_caches;
+    const auto dp = checked_stage_dp(t, 3);
+    if (!dp) continue;
+    EXPECT_TRUE(fits(t, dp->placement, 3));
+    if (seed % 4 == 0) {  // the MILP is slower: a few seeds
+      ThroughputOptions o;
+      o.in_flight = 3;
+      auto any = period_milp(t, quick(), o, &dp->placement);
+      ASSERT_TRUE(any.ok()) << any.error().message;
+      EXPECT_NEAR(any->period_ms, brute_force_any(t, 3, {}), 1e-6);
+      EXPECT_TRUE(fits(t, any->placement, 3));
+    }
+  }
+  EXPECT_GT(bound_by_caches, 0);  // the caches made a difference somewhere
 }
 
 TEST(PeriodMilp, ContiguousEqualsTheDpAndFreeEqualsBruteForceOnChains) {
@@ -243,6 +291,25 @@ TEST(Throughput, ChosenInFlightServesAtLeastAsFastAsTheDefault) {
     so.max_in_flight = o.in_flight;
     EXPECT_GE(rate, simulate_stream(t, fixed->placement, so, place.sim).throughput_rps * (1 - 1e-9));
   }
+}
+
+// The time limit covers the whole placer: choosing the in-flight count, the DP, the MILP with its child's
+// overrun margin, freeing its model and measuring the plans. A DAG CBC cannot finish in 2 s; the margin of the
+// check is generous (a loaded machine), the typical overrun before the fix was 1-1.7 s at a 12 s limit.
+TEST(Throughput, TimeLimitHoldsOnALargeDag) {
+  RandomTableSpec spec;
+  spec.ops = 160;
+  spec.devices = 4;
+  CostTable t = random_table(7, spec);
+  for (auto& c : t.capacity) c *= 8;
+  PlaceOptions place = quick();
+  place.time_limit_s = 2;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = place_for_throughput(t, place, {});
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_LT(wall, place.time_limit_s + 1.0) << r->status;
+  EXPECT_NE(r->status, "optimal");  // the limit, not the solver, ended the search (else the test shows nothing)
 }
 
 }  // namespace
