@@ -18,7 +18,7 @@
 #include <fmt/format.h>
 
 #include "moirai/stream.h"
-#include "simulate/internal.h"
+#include "internal.h"
 
 namespace moirai {
 namespace {

@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "simulate/internal.h"
+#include "internal.h"
 
 namespace moirai {
 namespace {
