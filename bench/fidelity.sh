@@ -7,8 +7,15 @@
 #
 # Section "Sequential runner": tools/run_plan.mjs runs the stages one after another in one process, so its
 # end-to-end time is the sum of the stage times; the prediction it is compared with is the simulator's sum of
-# per-stage times (busy time of all devices: operators plus one overhead per stage). A section for the
-# distributed run (one worker per device, concurrent) is meant to be appended by a function of its own below.
+# per-stage times (busy time of all devices: operators plus one overhead per stage).
+#
+# Section "Distributed run": `moirai run --local` runs each plan on one worker per device (gRPC, peer to peer,
+# THREADS intra-op threads each), for plans placed on two cost models of the same 2 workers: "in-process" (the
+# profile above: groups, call probe and hand-offs in one process) and "workers" (`moirai profile --local`:
+# groups, per-stage overhead and worker-to-worker links measured through the workers themselves). Predicted
+# end-to-end (the plan's makespan) against the measured median request, and against the measured span of the
+# stages (first stage start to last stage end per request, from the measured trace: what the simulator's
+# makespan covers, without the coordinator sending the inputs and fetching the outputs).
 #
 # Each statistic of STATS gets its own profile, plans and table: "median" (what the issue asks for) and "min"
 # (the fastest of the repeats: on a machine shared with other jobs, the median measures their load as much as
@@ -16,6 +23,7 @@
 #
 # Settings (environment): MODELS (names; NAME.weights.onnx from models/ or ../shared/models), METHODS (single heft
 # milp), STATS (median min), THREADS (1), REPEATS (timed runs, default 30), TIME_LIMIT (s, milp, 10),
+# SECTIONS (sequential distributed), DIST_METHODS (heft milp), REQUESTS (distributed run, 30),
 # OUT (out/fidelity), DOCS (docs), MOIRAI (build/moirai).
 set -euo pipefail
 
@@ -27,6 +35,9 @@ read -r -a STATS <<< "${STATS:-median min}"
 THREADS="${THREADS:-1}"
 REPEATS="${REPEATS:-30}"
 TIME_LIMIT="${TIME_LIMIT:-10}"
+read -r -a SECTIONS <<< "${SECTIONS:-sequential distributed}"
+read -r -a DIST_METHODS <<< "${DIST_METHODS:-heft milp}"
+REQUESTS="${REQUESTS:-30}"
 OUT="${OUT:-out/fidelity}"
 DOCS="${DOCS:-docs}"
 MOIRAI="${MOIRAI:-build/moirai}"
@@ -84,11 +95,62 @@ section_sequential() {
   done
 }
 
+# One row per (model, cost model, method) into $OUT/distributed.jsonl.
+section_distributed() {
+  : > "$OUT/distributed.jsonl"
+  for model in "${MODELS[@]}"; do
+    local w dir
+    w="$(weights_of "$model")"
+    dir="$OUT/distributed/$model"
+    mkdir -p "$dir"
+    echo "== $model: in-process profile and worker profile ($THREADS thread(s), median of $REPEATS)" >&2
+    measure "$MOIRAI" profile "$w" -c clusters/local-cpu.json --device cpu --devices 2 --threads "$THREADS" \
+      --repeats "$REPEATS" --out "$dir/in-process" > "$dir/in-process.txt"
+    measure "$MOIRAI" profile "$w" -c clusters/local-cpu.json --device cpu --local --devices 2 --threads "$THREADS" \
+      --repeats "$REPEATS" --out "$dir/workers" > "$dir/workers.txt"
+    for profile in in-process workers; do
+      for method in "${DIST_METHODS[@]}"; do
+        local at="$dir/$profile/$method"
+        echo "== $model: $method on the $profile cost model, run on 2 local workers" >&2
+        "$MOIRAI" place "$w" -c "$dir/$profile/cluster.json" --profile "$dir/$profile/profile.json" -m "$method" \
+          --time-limit "$TIME_LIMIT" --out "$at" > /dev/null
+        measure "$MOIRAI" run "$at/plan.json" "$w" --local --threads "$THREADS" --requests "$REQUESTS" --warmup 3 \
+          --out "$at/run" > "$at/run.txt"
+        node -e '
+          const fs = require("fs");
+          const [model, profile, method, planPath, runPath, tracePath] = process.argv.slice(1);
+          const plan = JSON.parse(fs.readFileSync(planPath)), run = JSON.parse(fs.readFileSync(runPath));
+          // Per request: first stage start to last stage end (device tracks of the measured trace, tid 1).
+          const spans = new Map();
+          for (const e of JSON.parse(fs.readFileSync(tracePath)).traceEvents) {
+            if (e.ph !== "X" || e.tid !== 1) continue;
+            const r = e.name.split(" r").pop();
+            const s = spans.get(r) ?? [Infinity, -Infinity];
+            spans.set(r, [Math.min(s[0], e.ts), Math.max(s[1], e.ts + e.dur)]);
+          }
+          const xs = [...spans.values()].map(([a, b]) => (b - a) / 1000).sort((a, b) => a - b);
+          const median = xs.length % 2 ? xs[(xs.length - 1) / 2] : (xs[xs.length / 2 - 1] + xs[xs.length / 2]) / 2;
+          const busyErr = Math.max(...run.devices.map((d) => Math.abs(d.busy_predicted_ms - d.busy_measured_ms) / d.busy_measured_ms));
+          const link = (f) => run.links.reduce((a, l) => a + l[f], 0);
+          console.log(JSON.stringify({ model, profile, method, predicted_ms: run.predicted_ms,
+            measured_ms: run.measured_median_ms, p90_ms: run.measured_p90_ms, span_ms: median,
+            devices: run.devices.length, stages: run.devices.reduce((a, d) => a + d.stages.length, 0),
+            busy_err: busyErr, busy: run.devices.map((d) => [d.busy_predicted_ms, d.busy_measured_ms]),
+            link_pred_ms: link("time_predicted_ms"), link_meas_ms: link("time_measured_ms"),
+            match: run.outputs_match, max_abs_diff: run.max_abs_diff }));
+        ' "$model" "$profile" "$method" "$at/plan.json" "$at/run/run.json" "$at/run/trace.json" \
+          >> "$OUT/distributed.jsonl"
+      done
+    done
+  done
+}
+
 write_doc() {
   node -e '
     const fs = require("fs");
-    const [out, threads, repeats, commit, date, cpu, nice] = process.argv.slice(1);
-    const rows = fs.readFileSync(out + "/sequential.jsonl", "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const [out, threads, repeats, commit, date, cpu, nice, requests, load] = process.argv.slice(1);
+    const read = (f) => fs.existsSync(f) ? fs.readFileSync(f, "utf8").trim().split("\n").filter((l) => l).map((l) => JSON.parse(l)) : [];
+    const rows = read(out + "/sequential.jsonl"), dist = read(out + "/distributed.jsonl");
     const err = (r) => (r.predicted_ms - r.measured_ms) / r.measured_ms;
     const errStages = (r) => (r.predicted_ms - r.stage_sum_ms) / r.stage_sum_ms;
     const pct = (x) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}%`;
@@ -98,6 +160,7 @@ write_doc() {
     md += `jobs. Cost model: \`moirai profile --threads ${threads} --devices 2\` on the same machine just before, `;
     md += `with the same statistic (per-group compute time, per-stage overhead and hand-off speed from the call `;
     md += `probes, in \`profile.json\` and \`cluster.json\`); plans placed on that measured cluster.\n\n`;
+    if (rows.length) {
     md += `## Sequential runner (one process, stages one after another)\n\n`;
     md += `\`tools/run_plan.mjs\` runs the exported stages in order, so the measured end-to-end time is the sum of `;
     md += `the stage times (also shown: the sum of each stage'"'"'s own time (session call only), less exposed to other jobs than a run of all stages at once, as a hiccup anywhere spoils a whole run); the prediction is the simulator'"'"'s sum of per-stage times plus its hand-offs (busy time `;
@@ -132,16 +195,86 @@ write_doc() {
     md += `whole-model calibration, spread over all groups by bytes), cache effects that depend on which stage ran `;
     md += `before, and the time other jobs take from this shared machine (the median rows vary from run to run by `;
     md += `more than the model'"'"'s own error).\n`;
+    }
+    if (dist.length) md += distributed(dist, out, pct, threads, requests, load);
     fs.writeFileSync(out + "/fidelity.md", md);
+
+    function distributed(dist, out, pct, threads, requests, load) {
+      const err = (r, m) => (r.predicted_ms - m) / m;
+      let md = `\n## Distributed run (one worker per device, \`moirai run --local\`)\n\n`;
+      md += `Each plan runs on 2 local workers (${threads} intra-op thread(s) each; gRPC, activations worker to worker), `;
+      md += `${requests} requests one at a time after 3 warm-up requests; load averages (1, 5, 15 min) ${load}. `;
+      md += `Each model is placed with each method on two cost models of the same 2 workers: **in-process** `;
+      md += `(\`moirai profile --devices 2\`: groups, call probe and hand-off speed measured in one process; links are `;
+      md += `in-process hand-offs) and **workers** (\`moirai profile --local\`: groups, per-stage overhead and links `;
+      md += `measured through the workers, see below). "predicted" is the plan'"'"'s makespan; "measured" the median `;
+      md += `request (the coordinator pushing the inputs to fetching the outputs); "stage span" the median over `;
+      md += `requests of first stage start to last stage end in the measured trace (what the makespan covers: the `;
+      md += `simulator has the inputs on their devices at time 0). "busy" is the largest relative error of a device'"'"'s `;
+      md += `busy time (run.json: the plan'"'"'s operator times against the measured session calls).\n\n`;
+      md += `| model | plan | cost model | devices | stages | predicted ms | measured median ms | error | p90 ms | stage span ms | error | busy error | link time pred / meas ms | outputs |\n`;
+      md += `|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n`;
+      for (const r of dist) {
+        md += `| ${r.model} | ${r.method} | ${r.profile} | ${r.devices} | ${r.stages} | ${r.predicted_ms.toFixed(3)} | `;
+        md += `${r.measured_ms.toFixed(3)} | ${pct(err(r, r.measured_ms))} | ${r.p90_ms.toFixed(3)} | ${r.span_ms.toFixed(3)} | `;
+        md += `${pct(err(r, r.span_ms))} | ${(100 * r.busy_err).toFixed(0)}% | ${r.link_pred_ms.toFixed(2)} / ${r.link_meas_ms.toFixed(2)} | `;
+        md += `${r.match ? "equal" : "DIFFER"} (max abs diff ${r.max_abs_diff.toExponential(1)}) |\n`;
+      }
+      md += `\n`;
+      for (const profile of [...new Set(dist.map((r) => r.profile))]) {
+        const sel = dist.filter((r) => r.profile === profile);
+        for (const [what, f] of [["measured median", (r) => err(r, r.measured_ms)], ["stage span", (r) => err(r, r.span_ms)]]) {
+          const worst = Math.max(...sel.map((r) => Math.abs(f(r))));
+          md += `${profile} cost model, against the ${what}: ${sel.filter((r) => Math.abs(f(r)) <= 0.1).length} of ${sel.length} `;
+          md += `within 10%, largest |error| ${(100 * worst).toFixed(1)}%.\n`;
+        }
+      }
+      md += `\n### The two cost models\n\n`;
+      md += `| model | cost model | stage overhead ms (per device) | link latency us | link bandwidth GB/s |\n|---|---|---|---:|---:|\n`;
+      for (const model of [...new Set(dist.map((r) => r.model))])
+        for (const profile of ["in-process", "workers"]) {
+          const c = JSON.parse(fs.readFileSync(`${out}/distributed/${model}/${profile}/cluster.json`));
+          const links = [c.links.default, ...(c.links.pairs ?? [])];
+          md += `| ${model} | ${profile} | ${c.devices.map((d) => ((d.stage_overhead_us ?? 0) / 1000).toFixed(3)).join(", ")} | `;
+          md += `${links.map((l) => l.latency_us.toFixed(0)).join(", ")} | ${links.map((l) => l.bandwidth_gbps.toPrecision(3)).join(", ")} |\n`;
+        }
+      md += `\n### What the worker profile measures, and what still differs\n\n`;
+      md += `- Per worker, a chain of 8 call probes (an Identity on one number) run as stages of that worker: a probe'"'"'s `;
+      md += `session call is the fixed cost of a call, and the time from one probe'"'"'s start to the next'"'"'s is the `;
+      md += `per-stage overhead (the call, returning the output from ONNX Runtime'"'"'s thread, and handing it to the next `;
+      md += `stage). Every coarse group runs as a stage of its own on real intermediate values and the whole model as `;
+      md += `one stage; a group'"'"'s compute time is its session call minus one call and its hand-off bytes at the `;
+      md += `hand-off speed, as in process.\n`;
+      md += `- Per pair of workers, chains of probes alternating between them at 4 B, 256 KiB, 1 MiB and 4 MiB: every `;
+      md += `hand-off is a worker-to-worker push (gRPC), timed by the sender up to the receiver'"'"'s acknowledgement, `;
+      md += `as run.json'"'"'s link times are; latency + bytes / bandwidth is fitted per direction to the median per size.\n`;
+      md += `- Not modelled by the simulator: the coordinator sending the graph inputs to the first workers and `;
+      md += `fetching the outputs (part of every measured request, not of the makespan: compare the "stage span" `;
+      md += `column), the ping-based clock offsets between workers (the stage span mixes two workers'"'"' clocks), and the `;
+      md += `hand-off to the next stage inside one worker being paid at the start of the stage rather than at its end. `;
+      md += `The run'"'"'s per-device busy time compares the plan'"'"'s operator times (without the per-stage overhead) `;
+      md += `with the measured session calls (with one call each).\n`;
+      return md;
+    }
   ' "$OUT" "$THREADS" "$REPEATS" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(date -u +%Y-%m-%d)" \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores" \
-    "$([[ ${#NICE[@]} -gt 0 ]] && echo 'measured under nice -n -20' || echo 'measured at normal priority')"
+    "$([[ ${#NICE[@]} -gt 0 ]] && echo 'measured under nice -n -20' || echo 'measured at normal priority')" \
+    "$REQUESTS" "$LOAD"
 }
 
 mkdir -p "$OUT"
-section_sequential
+load_averages() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/'; }
+LOAD="$(load_averages) at the start"
+rm -f "$OUT/sequential.jsonl" "$OUT/distributed.jsonl"
+for section in "${SECTIONS[@]}"; do
+  case "$section" in
+    sequential) section_sequential ;;
+    distributed) section_distributed ;;
+    *) echo "fidelity.sh: unknown section '$section' (SECTIONS: sequential distributed)" >&2; exit 2 ;;
+  esac
+done
+LOAD="$LOAD, $(load_averages) at the end"
 write_doc
-# Further sections (the distributed run) append to $OUT/fidelity.md here, before it is published.
 mkdir -p "$DOCS"
 cp "$OUT/fidelity.md" "$DOCS/fidelity.md.tmp" && mv "$DOCS/fidelity.md.tmp" "$DOCS/fidelity.md"
 echo "wrote $DOCS/fidelity.md" >&2

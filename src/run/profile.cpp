@@ -7,7 +7,8 @@
 //    one stage: the groups' compute times, net of a call and their hand-offs (profile_result);
 //  - per pair of devices, chains of probes alternating between the two workers at several tensor sizes: every
 //    hand-off is a worker-to-worker Push, timed by the sender up to the receiver's acknowledgement (as run.json's
-//    link times); latency + bytes / bandwidth is fitted per direction (fit_link) to the statistic per size.
+//    link times); latency + bytes / bandwidth is fitted per direction to the statistic per size (least relative
+//    error: fit_link_relative).
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "cluster/fit.h"
 #include "moirai/run.h"
 #include "run/local_workers.h"
 #include "run/measure.h"
@@ -168,7 +170,7 @@ Expected<std::vector<ProfiledLink>> WorkerProfiler::measure_links(const std::str
     }
   }
   for (auto& link : links) {
-    auto fit = fit_link(link.points);
+    auto fit = fit_link_relative(link.points);
     if (!fit) return Error{fmt::format("link {} -> {}: {}", link.src, link.dst, fit.error().message)};
     link.fit = *fit;
   }
