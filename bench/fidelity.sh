@@ -265,7 +265,6 @@ write_doc() {
 mkdir -p "$OUT"
 load_averages() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/'; }
 LOAD="$(load_averages) at the start"
-rm -f "$OUT/sequential.jsonl" "$OUT/distributed.jsonl"
 for section in "${SECTIONS[@]}"; do
   case "$section" in
     sequential) section_sequential ;;

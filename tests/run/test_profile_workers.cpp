@@ -16,11 +16,7 @@
 namespace moirai {
 namespace {
 
-using clitest::expect_clean_error;
-using clitest::moirai;
-using clitest::quote;
-using clitest::src;
-using clitest::TempDir;
+using namespace clitest;  // moirai(), quote(), src(), TempDir, expect_clean_error
 namespace fs = std::filesystem;
 
 void value_info(onnx::ValueInfoProto* v, const std::string& name, std::vector<int64_t> shape) {
@@ -71,7 +67,7 @@ void write_tiny_mlp(const fs::path& file) {
   ASSERT_TRUE(model.SerializeToOstream(&out));
 }
 
-nlohmann::json read_json(const fs::path& path) { return nlohmann::json::parse(clitest::read_text(path)); }
+nlohmann::json read_json(const fs::path& path) { return nlohmann::json::parse(read_text(path)); }
 
 TEST(ProfileWorkers, LocalWorkersGiveAProfileAndClusterThatPlaceAndSimulateUse) {
   TempDir dir;
