@@ -23,7 +23,8 @@
 #
 # Settings (environment): MODELS (names; NAME.weights.onnx from models/ or ../shared/models), METHODS (single heft
 # milp), STATS (median min), THREADS (1), REPEATS (timed runs, default 30), TIME_LIMIT (s, milp, 10),
-# SECTIONS (sequential distributed), DIST_METHODS (heft milp), REQUESTS (distributed run, 30),
+# SECTIONS (sequential distributed; " " rewrites the doc from the rows already in OUT), DIST_METHODS (heft milp),
+# REQUESTS (distributed run, 30),
 # OUT (out/fidelity), DOCS (docs), MOIRAI (build/moirai).
 set -euo pipefail
 
@@ -51,6 +52,8 @@ weights_of() {
   echo "fidelity.sh: no $1.weights.onnx in models/ or ../shared/models" >&2
   exit 2
 }
+
+load_averages() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/'; }
 
 NICE=()
 nice -n -20 true 2>/dev/null && NICE=(nice -n -20)
@@ -95,9 +98,30 @@ section_sequential() {
   done
 }
 
+# The plan in $1 re-simulated from its order on the cost model of directory $2 (same device names): what that
+# cost model predicts for a plan it did not choose. Writes $1/recost/plan.json.
+recost() {
+  local plan="$1/plan.json" costs="$2" model="$3"
+  node -e '
+    const fs = require("fs"), path = require("path");
+    const [plan, costs, model, out] = process.argv.slice(1);
+    const p = JSON.parse(fs.readFileSync(plan));
+    p.inputs.model = path.resolve(model);
+    p.inputs.cluster = path.resolve(costs, "cluster.json");
+    p.inputs.profile = path.resolve(costs, "profile.json");
+    fs.mkdirSync(out, { recursive: true });
+    fs.writeFileSync(path.join(out, "input.json"), JSON.stringify(p));
+  ' "$plan" "$costs" "$model" "$1/recost"
+  # As written the plan keeps its old times (invalid on the other costs); the re-simulation from its order is
+  # written whenever it is valid, which is all that is read here.
+  "$MOIRAI" simulate "$1/recost/input.json" --out "$1/recost" > "$1/recost/simulate.txt" 2>&1 || true
+}
+
 # One row per (model, cost model, method) into $OUT/distributed.jsonl.
 section_distributed() {
   : > "$OUT/distributed.jsonl"
+  local load_start
+  load_start="$(load_averages)"
   for model in "${MODELS[@]}"; do
     local w dir
     w="$(weights_of "$model")"
@@ -116,9 +140,11 @@ section_distributed() {
           --time-limit "$TIME_LIMIT" --out "$at" > /dev/null
         measure "$MOIRAI" run "$at/plan.json" "$w" --local --threads "$THREADS" --requests "$REQUESTS" --warmup 3 \
           --out "$at/run" > "$at/run.txt"
+        [[ "$profile" == in-process ]] && recost "$at" "$dir/workers" "$w"
         node -e '
           const fs = require("fs");
-          const [model, profile, method, planPath, runPath, tracePath] = process.argv.slice(1);
+          const [model, profile, method, planPath, runPath, tracePath, recostPath] = process.argv.slice(1);
+          const recost = fs.existsSync(recostPath) ? JSON.parse(fs.readFileSync(recostPath)).makespan_ms : null;
           const plan = JSON.parse(fs.readFileSync(planPath)), run = JSON.parse(fs.readFileSync(runPath));
           // Per request: first stage start to last stage end (device tracks of the measured trace, tid 1).
           const spans = new Map();
@@ -137,12 +163,13 @@ section_distributed() {
             devices: run.devices.length, stages: run.devices.reduce((a, d) => a + d.stages.length, 0),
             busy_err: busyErr, busy: run.devices.map((d) => [d.busy_predicted_ms, d.busy_measured_ms]),
             link_pred_ms: link("time_predicted_ms"), link_meas_ms: link("time_measured_ms"),
-            match: run.outputs_match, max_abs_diff: run.max_abs_diff }));
-        ' "$model" "$profile" "$method" "$at/plan.json" "$at/run/run.json" "$at/run/trace.json" \
+            match: run.outputs_match, max_abs_diff: run.max_abs_diff, recost_ms: recost }));
+        ' "$model" "$profile" "$method" "$at/plan.json" "$at/run/run.json" "$at/run/trace.json" "$at/recost/plan.json" \
           >> "$OUT/distributed.jsonl"
       done
     done
   done
+  echo "$load_start at the start, $(load_averages) at the end" > "$OUT/distributed.load"
 }
 
 write_doc() {
@@ -211,13 +238,16 @@ write_doc() {
       md += `request (the coordinator pushing the inputs to fetching the outputs); "stage span" the median over `;
       md += `requests of first stage start to last stage end in the measured trace (what the makespan covers: the `;
       md += `simulator has the inputs on their devices at time 0). "busy" is the largest relative error of a device'"'"'s `;
-      md += `busy time (run.json: the plan'"'"'s operator times against the measured session calls).\n\n`;
-      md += `| model | plan | cost model | devices | stages | predicted ms | measured median ms | error | p90 ms | stage span ms | error | busy error | link time pred / meas ms | outputs |\n`;
-      md += `|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n`;
+      md += `busy time (run.json: the plan'"'"'s operator times against the measured session calls). "on the workers `;
+      md += `cost model": an in-process plan re-simulated from its order on the worker-measured cluster and profile `;
+      md += `(\`moirai simulate\`), i.e. what the worker cost model predicts for a plan it did not choose.\n\n`;
+      md += `| model | plan | cost model | devices | stages | predicted ms | measured median ms | error | p90 ms | stage span ms | error | busy error | link time pred / meas ms | on the workers cost model ms | error vs span | outputs |\n`;
+      md += `|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n`;
       for (const r of dist) {
         md += `| ${r.model} | ${r.method} | ${r.profile} | ${r.devices} | ${r.stages} | ${r.predicted_ms.toFixed(3)} | `;
         md += `${r.measured_ms.toFixed(3)} | ${pct(err(r, r.measured_ms))} | ${r.p90_ms.toFixed(3)} | ${r.span_ms.toFixed(3)} | `;
         md += `${pct(err(r, r.span_ms))} | ${(100 * r.busy_err).toFixed(0)}% | ${r.link_pred_ms.toFixed(2)} / ${r.link_meas_ms.toFixed(2)} | `;
+        md += r.recost_ms == null ? `| | ` : `${r.recost_ms.toFixed(3)} | ${pct((r.recost_ms - r.span_ms) / r.span_ms)} | `;
         md += `${r.match ? "equal" : "DIFFER"} (max abs diff ${r.max_abs_diff.toExponential(1)}) |\n`;
       }
       md += `\n`;
@@ -247,24 +277,37 @@ write_doc() {
       md += `hand-off speed, as in process.\n`;
       md += `- Per pair of workers, chains of probes alternating between them at 4 B, 256 KiB, 1 MiB and 4 MiB: every `;
       md += `hand-off is a worker-to-worker push (gRPC), timed by the sender up to the receiver'"'"'s acknowledgement, `;
-      md += `as run.json'"'"'s link times are; latency + bytes / bandwidth is fitted per direction to the median per size.\n`;
+      md += `as run.json'"'"'s link times are; latency + bytes / bandwidth is fitted per direction to the median per size (least relative error).\n`;
       md += `- Not modelled by the simulator: the coordinator sending the graph inputs to the first workers and `;
       md += `fetching the outputs (part of every measured request, not of the makespan: compare the "stage span" `;
       md += `column), the ping-based clock offsets between workers (the stage span mixes two workers'"'"' clocks), and the `;
       md += `hand-off to the next stage inside one worker being paid at the start of the stage rather than at its end. `;
       md += `The run'"'"'s per-device busy time compares the plan'"'"'s operator times (without the per-stage overhead) `;
       md += `with the measured session calls (with one call each).\n`;
+      md += `- The probe chains time a push while both workers are otherwise idle; in a run, pushes overlap with stages `;
+      md += `computing on the same cores (both workers, the coordinator and other jobs share this machine'"'"'s cores), `;
+      md += `so a run'"'"'s pushes take longer than the fitted link says, and the `;
+      md += `simulator, which gives compute and transfers resources of their own, under-predicts plans with many `;
+      md += `cross-worker transfers (the "on the workers cost model" column). On separate machines (or network namespaces with shaped links) that overlap is `;
+      md += `real parallelism; here it is contention.\n`;
+      const spread = [...new Set(dist.map((r) => r.model))].map((m) => {
+        const xs = dist.filter((r) => r.model === m && r.stages === 1).map((r) => r.span_ms);
+        return xs.length > 1 ? `${m} ${(Math.max(...xs) / Math.min(...xs)).toFixed(1)}x` : null;
+      }).filter((x) => x);
+      if (spread.length) {
+        md += `- Repeatability: the single-stage rows of a model run the same whole model in one session on one worker; `;
+        md += `their stage spans differ by ${spread.join(", ")} (largest / smallest) between runs minutes apart, `;
+        md += `more than the errors the cost model is asked to stay within.\n`;
+      }
       return md;
     }
   ' "$OUT" "$THREADS" "$REPEATS" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(date -u +%Y-%m-%d)" \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores" \
     "$([[ ${#NICE[@]} -gt 0 ]] && echo 'measured under nice -n -20' || echo 'measured at normal priority')" \
-    "$REQUESTS" "$LOAD"
+    "$REQUESTS" "$(cat "$OUT/distributed.load" 2>/dev/null || echo unknown)"
 }
 
 mkdir -p "$OUT"
-load_averages() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/'; }
-LOAD="$(load_averages) at the start"
 for section in "${SECTIONS[@]}"; do
   case "$section" in
     sequential) section_sequential ;;
@@ -272,7 +315,6 @@ for section in "${SECTIONS[@]}"; do
     *) echo "fidelity.sh: unknown section '$section' (SECTIONS: sequential distributed)" >&2; exit 2 ;;
   esac
 done
-LOAD="$LOAD, $(load_averages) at the end"
 write_doc
 mkdir -p "$DOCS"
 cp "$OUT/fidelity.md" "$DOCS/fidelity.md.tmp" && mv "$DOCS/fidelity.md.tmp" "$DOCS/fidelity.md"
