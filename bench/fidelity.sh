@@ -23,8 +23,8 @@
 #
 # Settings (environment): MODELS (names; NAME.weights.onnx from models/ or ../shared/models), METHODS (single heft
 # milp), STATS (median min), THREADS (1), REPEATS (timed runs, default 30), TIME_LIMIT (s, milp, 10),
-# SECTIONS (sequential distributed; " " rewrites the doc from the rows already in OUT), DIST_METHODS (heft milp),
-# REQUESTS (distributed run, 30),
+# SECTIONS (sequential distributed netns; " " rewrites the doc from the rows already in OUT), DIST_METHODS (heft
+# milp), REQUESTS (distributed run, 30), RATE_MBIT (netns link, 1000),
 # OUT (out/fidelity), DOCS (docs), MOIRAI (build/moirai).
 set -euo pipefail
 
@@ -36,9 +36,10 @@ read -r -a STATS <<< "${STATS:-median min}"
 THREADS="${THREADS:-1}"
 REPEATS="${REPEATS:-30}"
 TIME_LIMIT="${TIME_LIMIT:-10}"
-read -r -a SECTIONS <<< "${SECTIONS:-sequential distributed}"
+read -r -a SECTIONS <<< "${SECTIONS:-sequential distributed netns}"
 read -r -a DIST_METHODS <<< "${DIST_METHODS:-heft milp}"
 REQUESTS="${REQUESTS:-30}"
+RATE_MBIT="${RATE_MBIT:-1000}"
 OUT="${OUT:-out/fidelity}"
 DOCS="${DOCS:-docs}"
 MOIRAI="${MOIRAI:-build/moirai}"
@@ -117,6 +118,34 @@ recost() {
   "$MOIRAI" simulate "$1/recost/input.json" --out "$1/recost" > "$1/recost/simulate.txt" 2>&1 || true
 }
 
+# One JSON row for the run in directory $4 (plan.json, run/, recost/) of model $1, cost model $2, method $3.
+run_row() {
+  node -e '
+    const fs = require("fs");
+    const [model, profile, method, planPath, runPath, tracePath, recostPath] = process.argv.slice(1);
+    const recost = fs.existsSync(recostPath) ? JSON.parse(fs.readFileSync(recostPath)).makespan_ms : null;
+    const plan = JSON.parse(fs.readFileSync(planPath)), run = JSON.parse(fs.readFileSync(runPath));
+    // Per request: first stage start to last stage end (device tracks of the measured trace, tid 1).
+    const spans = new Map();
+    for (const e of JSON.parse(fs.readFileSync(tracePath)).traceEvents) {
+      if (e.ph !== "X" || e.tid !== 1) continue;
+      const r = e.name.split(" r").pop();
+      const s = spans.get(r) ?? [Infinity, -Infinity];
+      spans.set(r, [Math.min(s[0], e.ts), Math.max(s[1], e.ts + e.dur)]);
+    }
+    const xs = [...spans.values()].map(([a, b]) => (b - a) / 1000).sort((a, b) => a - b);
+    const median = xs.length % 2 ? xs[(xs.length - 1) / 2] : (xs[xs.length / 2 - 1] + xs[xs.length / 2]) / 2;
+    const busyErr = Math.max(...run.devices.map((d) => Math.abs(d.busy_predicted_ms - d.busy_measured_ms) / d.busy_measured_ms));
+    const link = (f) => run.links.reduce((a, l) => a + l[f], 0);
+    console.log(JSON.stringify({ model, profile, method, predicted_ms: run.predicted_ms,
+      measured_ms: run.measured_median_ms, p90_ms: run.measured_p90_ms, span_ms: median,
+      devices: run.devices.length, stages: run.devices.reduce((a, d) => a + d.stages.length, 0),
+      busy_err: busyErr, busy: run.devices.map((d) => [d.busy_predicted_ms, d.busy_measured_ms]),
+      link_pred_ms: link("time_predicted_ms"), link_meas_ms: link("time_measured_ms"),
+      match: run.outputs_match, max_abs_diff: run.max_abs_diff, recost_ms: recost }));
+  ' "$1" "$2" "$3" "$4/plan.json" "$4/run/run.json" "$4/run/trace.json" "$4/recost/plan.json"
+}
+
 # One row per (model, cost model, method) into $OUT/distributed.jsonl.
 section_distributed() {
   : > "$OUT/distributed.jsonl"
@@ -141,41 +170,82 @@ section_distributed() {
         measure "$MOIRAI" run "$at/plan.json" "$w" --local --threads "$THREADS" --requests "$REQUESTS" --warmup 3 \
           --out "$at/run" > "$at/run.txt"
         [[ "$profile" == in-process ]] && recost "$at" "$dir/workers" "$w"
-        node -e '
-          const fs = require("fs");
-          const [model, profile, method, planPath, runPath, tracePath, recostPath] = process.argv.slice(1);
-          const recost = fs.existsSync(recostPath) ? JSON.parse(fs.readFileSync(recostPath)).makespan_ms : null;
-          const plan = JSON.parse(fs.readFileSync(planPath)), run = JSON.parse(fs.readFileSync(runPath));
-          // Per request: first stage start to last stage end (device tracks of the measured trace, tid 1).
-          const spans = new Map();
-          for (const e of JSON.parse(fs.readFileSync(tracePath)).traceEvents) {
-            if (e.ph !== "X" || e.tid !== 1) continue;
-            const r = e.name.split(" r").pop();
-            const s = spans.get(r) ?? [Infinity, -Infinity];
-            spans.set(r, [Math.min(s[0], e.ts), Math.max(s[1], e.ts + e.dur)]);
-          }
-          const xs = [...spans.values()].map(([a, b]) => (b - a) / 1000).sort((a, b) => a - b);
-          const median = xs.length % 2 ? xs[(xs.length - 1) / 2] : (xs[xs.length / 2 - 1] + xs[xs.length / 2]) / 2;
-          const busyErr = Math.max(...run.devices.map((d) => Math.abs(d.busy_predicted_ms - d.busy_measured_ms) / d.busy_measured_ms));
-          const link = (f) => run.links.reduce((a, l) => a + l[f], 0);
-          console.log(JSON.stringify({ model, profile, method, predicted_ms: run.predicted_ms,
-            measured_ms: run.measured_median_ms, p90_ms: run.measured_p90_ms, span_ms: median,
-            devices: run.devices.length, stages: run.devices.reduce((a, d) => a + d.stages.length, 0),
-            busy_err: busyErr, busy: run.devices.map((d) => [d.busy_predicted_ms, d.busy_measured_ms]),
-            link_pred_ms: link("time_predicted_ms"), link_meas_ms: link("time_measured_ms"),
-            match: run.outputs_match, max_abs_diff: run.max_abs_diff, recost_ms: recost }));
-        ' "$model" "$profile" "$method" "$at/plan.json" "$at/run/run.json" "$at/run/trace.json" "$at/recost/plan.json" \
-          >> "$OUT/distributed.jsonl"
+        run_row "$model" "$profile" "$method" "$at" >> "$OUT/distributed.jsonl"
       done
     done
   done
   echo "$load_start at the start, $(load_averages) at the end" > "$OUT/distributed.load"
 }
 
+# Two workers in network namespaces joined by a veth pair shaped with tc tbf to RATE_MBIT (needs root); the
+# coordinator runs in the first namespace. Worker profile over the shaped link, plans placed on it, then run.
+NETNS=()
+NETNS_PIDS=()
+netns_cleanup() {
+  for p in "${NETNS_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+}
+start_netns_worker() {  # NS HOST DEVICE LOG: starts it here (so cleanup has its pid); sets ADDRESS
+  ip netns exec "$1" "$MOIRAI" worker --listen "$2:0" --device "$3" --threads "$THREADS" > "$4" 2>&1 &
+  NETNS_PIDS+=($!)
+  for _ in $(seq 400); do
+    if grep -q "^listening on " "$4"; then ADDRESS=$(sed -n 's/^listening on //p' "$4" | head -1); return; fi
+    sleep 0.05
+  done
+  echo "fidelity.sh: worker $3 did not start: $(cat "$4")" >&2
+  exit 2
+}
+section_netns() {
+  : > "$OUT/netns.jsonl"
+  local a="moirai-fid-$$-a" b="moirai-fid-$$-b" load_start
+  load_start="$(load_averages)"
+  NETNS=("$a" "$b")
+  trap netns_cleanup EXIT
+  ip netns add "$a"
+  ip netns add "$b"
+  ip link add "mfa$$" type veth peer name "mfb$$"
+  ip link set "mfa$$" netns "$a"
+  ip link set "mfb$$" netns "$b"
+  ip -n "$a" addr add 10.78.0.2/24 dev "mfa$$"
+  ip -n "$b" addr add 10.78.0.3/24 dev "mfb$$"
+  for ns_dev in "$a mfa$$" "$b mfb$$"; do
+    read -r ns dev <<< "$ns_dev"
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link set "$dev" up
+    ip netns exec "$ns" tc qdisc replace dev "$dev" root tbf rate "${RATE_MBIT}mbit" burst 256kb latency 100ms
+  done
+  mkdir -p "$OUT/netns"
+  start_netns_worker "$a" 10.78.0.2 w0 "$OUT/netns/worker-w0.log"
+  local w0=$ADDRESS
+  start_netns_worker "$b" 10.78.0.3 w1 "$OUT/netns/worker-w1.log"
+  local workers="w0=$w0,w1=$ADDRESS"
+  for model in "${MODELS[@]}"; do
+    local w dir
+    w="$(weights_of "$model")"
+    dir="$OUT/netns/$model"
+    mkdir -p "$dir"
+    echo "== $model: worker profile over the ${RATE_MBIT} Mbit/s link" >&2
+    measure ip netns exec "$a" "$MOIRAI" profile "$w" -c clusters/local-cpu.json --device cpu --workers "$workers" \
+      --repeats "$REPEATS" --out "$dir/workers" > "$dir/workers.txt"
+    for method in "${DIST_METHODS[@]}"; do
+      local at="$dir/workers/$method"
+      echo "== $model: $method, run on the two namespaces' workers" >&2
+      "$MOIRAI" place "$w" -c "$dir/workers/cluster.json" --profile "$dir/workers/profile.json" -m "$method" \
+        --time-limit "$TIME_LIMIT" --out "$at" > /dev/null
+      measure ip netns exec "$a" "$MOIRAI" run "$at/plan.json" "$w" --workers "$workers" --requests "$REQUESTS" \
+        --warmup 3 --out "$at/run" > "$at/run.txt"
+      run_row "$model" "workers" "$method" "$at" >> "$OUT/netns.jsonl"
+    done
+  done
+  netns_cleanup
+  trap - EXIT
+  echo "$load_start at the start, $(load_averages) at the end" > "$OUT/netns.load"
+}
+
 write_doc() {
   node -e '
     const fs = require("fs");
-    const [out, threads, repeats, commit, date, cpu, nice, requests, load] = process.argv.slice(1);
+    const [out, threads, repeats, commit, date, cpu, nice, requests, load, rate, netnsLoad] = process.argv.slice(1);
     const read = (f) => fs.existsSync(f) ? fs.readFileSync(f, "utf8").trim().split("\n").filter((l) => l).map((l) => JSON.parse(l)) : [];
     const rows = read(out + "/sequential.jsonl"), dist = read(out + "/distributed.jsonl");
     const err = (r) => (r.predicted_ms - r.measured_ms) / r.measured_ms;
@@ -224,24 +294,28 @@ write_doc() {
     md += `more than the model'"'"'s own error).\n`;
     }
     if (dist.length) md += distributed(dist, out, pct, threads, requests, load);
+    const netns = read(out + "/netns.jsonl");
+    if (netns.length) {
+      md += `\n## Two workers in network namespaces (links shaped to ${rate} Mbit/s)\n\n`;
+      md += `Two \`moirai worker\`s (${threads} thread(s) each) in separate network namespaces joined by a veth pair `;
+      md += `shaped with tc tbf to ${rate} Mbit/s, the coordinator in the first namespace (\`moirai run --workers\`), `;
+      md += `${requests} requests; load averages ${netnsLoad}. Cost model: \`moirai profile --workers\` on those `;
+      md += `two workers (links measured over the shaped veth); columns as above.\n\n`;
+      md += table(netns);
+      md += `\n| model | stage overhead ms (w0, w1) | link latency us | link bandwidth GB/s |\n|---|---|---:|---:|\n`;
+      for (const model of [...new Set(netns.map((r) => r.model))]) {
+        const c = JSON.parse(fs.readFileSync(`${out}/netns/${model}/workers/cluster.json`));
+        const links = [c.links.default, ...(c.links.pairs ?? [])];
+        md += `| ${model} | ${c.devices.map((d) => ((d.stage_overhead_us ?? 0) / 1000).toFixed(3)).join(", ")} | `;
+        md += `${links.map((l) => l.latency_us.toFixed(0)).join(", ")} | ${links.map((l) => l.bandwidth_gbps.toPrecision(3)).join(", ")} |\n`;
+      }
+    }
     fs.writeFileSync(out + "/fidelity.md", md);
 
-    function distributed(dist, out, pct, threads, requests, load) {
+    // The rows of a distributed section as a table, with how many are within 10% per cost model.
+    function table(dist) {
       const err = (r, m) => (r.predicted_ms - m) / m;
-      let md = `\n## Distributed run (one worker per device, \`moirai run --local\`)\n\n`;
-      md += `Each plan runs on 2 local workers (${threads} intra-op thread(s) each; gRPC, activations worker to worker), `;
-      md += `${requests} requests one at a time after 3 warm-up requests; load averages (1, 5, 15 min) ${load}. `;
-      md += `Each model is placed with each method on two cost models of the same 2 workers: **in-process** `;
-      md += `(\`moirai profile --devices 2\`: groups, call probe and hand-off speed measured in one process; links are `;
-      md += `in-process hand-offs) and **workers** (\`moirai profile --local\`: groups, per-stage overhead and links `;
-      md += `measured through the workers, see below). "predicted" is the plan'"'"'s makespan; "measured" the median `;
-      md += `request (the coordinator pushing the inputs to fetching the outputs); "stage span" the median over `;
-      md += `requests of first stage start to last stage end in the measured trace (what the makespan covers: the `;
-      md += `simulator has the inputs on their devices at time 0). "busy" is the largest relative error of a device'"'"'s `;
-      md += `busy time (run.json: the plan'"'"'s operator times against the measured session calls). "on the workers `;
-      md += `cost model": an in-process plan re-simulated from its order on the worker-measured cluster and profile `;
-      md += `(\`moirai simulate\`), i.e. what the worker cost model predicts for a plan it did not choose.\n\n`;
-      md += `| model | plan | cost model | devices | stages | predicted ms | measured median ms | error | p90 ms | stage span ms | error | busy error | link time pred / meas ms | on the workers cost model ms | error vs span | outputs |\n`;
+      let md = `| model | plan | cost model | devices | stages | predicted ms | measured median ms | error | p90 ms | stage span ms | error | busy error | link time pred / meas ms | on the workers cost model ms | error vs span | outputs |\n`;
       md += `|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n`;
       for (const r of dist) {
         md += `| ${r.model} | ${r.method} | ${r.profile} | ${r.devices} | ${r.stages} | ${r.predicted_ms.toFixed(3)} | `;
@@ -259,6 +333,24 @@ write_doc() {
           md += `within 10%, largest |error| ${(100 * worst).toFixed(1)}%.\n`;
         }
       }
+      return md;
+    }
+    function distributed(dist, out, pct, threads, requests, load) {
+      const err = (r, m) => (r.predicted_ms - m) / m;
+      let md = `\n## Distributed run (one worker per device, \`moirai run --local\`)\n\n`;
+      md += `Each plan runs on 2 local workers (${threads} intra-op thread(s) each; gRPC, activations worker to worker), `;
+      md += `${requests} requests one at a time after 3 warm-up requests; load averages (1, 5, 15 min) ${load}. `;
+      md += `Each model is placed with each method on two cost models of the same 2 workers: **in-process** `;
+      md += `(\`moirai profile --devices 2\`: groups, call probe and hand-off speed measured in one process; links are `;
+      md += `in-process hand-offs) and **workers** (\`moirai profile --local\`: groups, per-stage overhead and links `;
+      md += `measured through the workers, see below). "predicted" is the plan'"'"'s makespan; "measured" the median `;
+      md += `request (the coordinator pushing the inputs to fetching the outputs); "stage span" the median over `;
+      md += `requests of first stage start to last stage end in the measured trace (what the makespan covers: the `;
+      md += `simulator has the inputs on their devices at time 0). "busy" is the largest relative error of a device'"'"'s `;
+      md += `busy time (run.json: the plan'"'"'s operator times against the measured session calls). "on the workers `;
+      md += `cost model": an in-process plan re-simulated from its order on the worker-measured cluster and profile `;
+      md += `(\`moirai simulate\`), i.e. what the worker cost model predicts for a plan it did not choose.\n\n`;
+      md += table(dist);
       md += `\n### The two cost models\n\n`;
       md += `| model | cost model | stage overhead ms (per device) | link latency us | link bandwidth GB/s |\n|---|---|---|---:|---:|\n`;
       for (const model of [...new Set(dist.map((r) => r.model))])
@@ -304,7 +396,8 @@ write_doc() {
   ' "$OUT" "$THREADS" "$REPEATS" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(date -u +%Y-%m-%d)" \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores" \
     "$([[ ${#NICE[@]} -gt 0 ]] && echo 'measured under nice -n -20' || echo 'measured at normal priority')" \
-    "$REQUESTS" "$(cat "$OUT/distributed.load" 2>/dev/null || echo unknown)"
+    "$REQUESTS" "$(cat "$OUT/distributed.load" 2>/dev/null || echo unknown)" "$RATE_MBIT" \
+    "$(cat "$OUT/netns.load" 2>/dev/null || echo unknown)"
 }
 
 mkdir -p "$OUT"
@@ -312,7 +405,8 @@ for section in "${SECTIONS[@]}"; do
   case "$section" in
     sequential) section_sequential ;;
     distributed) section_distributed ;;
-    *) echo "fidelity.sh: unknown section '$section' (SECTIONS: sequential distributed)" >&2; exit 2 ;;
+    netns) section_netns ;;
+    *) echo "fidelity.sh: unknown section '$section' (SECTIONS: sequential distributed netns)" >&2; exit 2 ;;
   esac
 done
 write_doc
