@@ -322,7 +322,7 @@ std::string format_profile(const ProfileResult& result) {
     out += fmt::format(", analytic {:.3f} ms (error {:+.0f}%)", result.analytic_total_ms,
                        100 * (result.analytic_total_ms - result.measured_total_ms) / result.measured_total_ms);
   out += fmt::format("; whole model in one session {:.3f} ms\n", result.original_ms);
-  out += fmt::format("call probe ({} thread(s)): {:.4f} ms per session call, {:.4f} ms per stage in the runner; "
+  out += fmt::format("call probe ({} thread(s)): {:.4f} ms per session call, {:.4f} ms per stage (the call and its hand-off); "
                      "hand-off across a session boundary {:.3g} GB/s (groups beyond the whole model)\n",
                      result.threads, result.call_ms, result.stage_overhead_ms, result.handoff_gbps);
   if (!errors.empty()) {
