@@ -30,6 +30,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+source bench/netns.sh
 read -r -a MODELS <<< "${MODELS:-squeezenet1_1 gpt_tiny llama_tiny}"
 read -r -a METHODS <<< "${METHODS:-single heft milp}"
 read -r -a STATS <<< "${STATS:-median min}"
@@ -179,45 +180,17 @@ section_distributed() {
 
 # Two workers in network namespaces joined by a veth pair shaped with tc tbf to RATE_MBIT (needs root); the
 # coordinator runs in the first namespace. Worker profile over the shaped link, plans placed on it, then run.
-NETNS=()
-NETNS_PIDS=()
-netns_cleanup() {
-  for p in "${NETNS_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-}
-start_netns_worker() {  # NS HOST DEVICE LOG: starts it here (so cleanup has its pid); sets ADDRESS
-  ip netns exec "$1" "$MOIRAI" worker --listen "$2:0" --device "$3" --threads "$THREADS" > "$4" 2>&1 &
-  NETNS_PIDS+=($!)
-  for _ in $(seq 400); do
-    if grep -q "^listening on " "$4"; then ADDRESS=$(sed -n 's/^listening on //p' "$4" | head -1); return; fi
-    sleep 0.05
-  done
-  echo "fidelity.sh: worker $3 did not start: $(cat "$4")" >&2
-  exit 2
-}
 section_netns() {
   : > "$OUT/netns.jsonl"
   local a="moirai-fid-$$-a" b="moirai-fid-$$-b" load_start
   load_start="$(load_averages)"
-  NETNS=("$a" "$b")
   trap netns_cleanup EXIT
-  ip netns add "$a"
-  ip netns add "$b"
-  ip link add "mfa$$" type veth peer name "mfb$$"
-  ip link set "mfa$$" netns "$a"
-  ip link set "mfb$$" netns "$b"
-  ip -n "$a" addr add 10.78.0.2/24 dev "mfa$$"
-  ip -n "$b" addr add 10.78.0.3/24 dev "mfb$$"
-  for ns_dev in "$a mfa$$" "$b mfb$$"; do
-    read -r ns dev <<< "$ns_dev"
-    ip -n "$ns" link set lo up
-    ip -n "$ns" link set "$dev" up
-    ip netns exec "$ns" tc qdisc replace dev "$dev" root tbf rate "${RATE_MBIT}mbit" burst 256kb latency 100ms
-  done
+  netns_pair "$a" "$b" "mfa$$" "mfb$$" 10.78.0.2 10.78.0.3
+  netns_shape "$RATE_MBIT"
   mkdir -p "$OUT/netns"
-  start_netns_worker "$a" 10.78.0.2 w0 "$OUT/netns/worker-w0.log"
+  start_netns_worker "$a" 10.78.0.2 w0 "$OUT/netns/worker-w0.log" --threads "$THREADS"
   local w0=$ADDRESS
-  start_netns_worker "$b" 10.78.0.3 w1 "$OUT/netns/worker-w1.log"
+  start_netns_worker "$b" 10.78.0.3 w1 "$OUT/netns/worker-w1.log" --threads "$THREADS"
   local workers="w0=$w0,w1=$ADDRESS"
   for model in "${MODELS[@]}"; do
     local w dir
