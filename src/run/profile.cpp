@@ -65,7 +65,8 @@ class WorkerProfiler {
 
  private:
   RunOptions stage_options(const std::string& reference, int repeats) const;
-  Expected<Measured> run(const Manifest& manifest, const std::string& reference, int repeats);
+  /// Runs the manifest's stages; errors say what was being measured (`what`), then run's one line.
+  Expected<Measured> run(const std::string& what, const Manifest& manifest, const std::string& reference, int repeats);
   Status measure_calls(const std::string& device, GroupTimes& times);
   Expected<double> whole_model_ms(const std::string& device, const Manifest& groups);
 
@@ -89,14 +90,18 @@ RunOptions WorkerProfiler::stage_options(const std::string& reference, int repea
   return r;
 }
 
-Expected<Measured> WorkerProfiler::run(const Manifest& manifest, const std::string& reference, int repeats) {
-  return run_detail::run_stages(manifest, workers_, stage_options(reference, repeats));
+Expected<Measured> WorkerProfiler::run(const std::string& what, const Manifest& manifest, const std::string& reference,
+                                       int repeats) {
+  auto m = run_detail::run_stages(manifest, workers_, stage_options(reference, repeats));
+  if (!m) return Error{fmt::format("measuring {}: {}", what, m.error().message)};
+  return m;
 }
 
 Status WorkerProfiler::measure_calls(const std::string& device, GroupTimes& times) {
   auto chain = write_probe_chain((scratch_.path / ("calls-" + device)).string(), 1, {device}, kChain);
   if (!chain) return chain.error();
-  auto m = run(*chain, chain->model, std::max(options_.profile.runtime.repeats, kMinProbeRepeats));
+  auto m = run(fmt::format("the per-stage overhead of {}", device), *chain, chain->model,
+               std::max(options_.profile.runtime.repeats, kMinProbeRepeats));
   if (!m) return m.error();
   std::map<uint64_t, std::vector<double>> starts;
   std::vector<double> calls, periods;
@@ -126,7 +131,8 @@ Expected<double> WorkerProfiler::whole_model_ms(const std::string& device, const
   for (auto& t : whole.outputs) t.from = "whole";
   whole.submodels.push_back(ManifestModel{"whole", fs::absolute(options_.profile.model).string(), device, {},
                                           groups.inputs, whole.outputs});
-  auto m = run(whole, options_.profile.model, options_.profile.runtime.repeats);
+  auto m = run(fmt::format("the whole model on {}", device), whole, options_.profile.model,
+               options_.profile.runtime.repeats);
   if (!m) return m.error();
   std::vector<double> xs;
   for (const auto& s : m->stages) xs.push_back(s.end_ms - s.start_ms);
@@ -138,7 +144,8 @@ Expected<DeviceProfile> WorkerProfiler::profile_device(const std::string& device
   if (auto s = measure_calls(device, times); !s) return s.error();
   Manifest on_device = groups.manifest;
   for (auto& sub : on_device.submodels) sub.device = device;
-  auto m = run(on_device, options_.profile.model, options_.profile.runtime.repeats);
+  auto m = run(fmt::format("the groups on {}", device), on_device, options_.profile.model,
+               options_.profile.runtime.repeats);
   if (!m) return m.error();
   std::map<std::string, std::vector<double>> per_stage;
   for (const auto& s : m->stages) per_stage[s.stage].push_back(s.end_ms - s.start_ms);
@@ -155,7 +162,8 @@ Expected<std::vector<ProfiledLink>> WorkerProfiler::measure_links(const std::str
     auto chain = write_probe_chain((scratch_.path / fmt::format("link-{}-{}-{}", a, b, elements)).string(),
                                    elements, {a, b}, kChain);
     if (!chain) return chain.error();
-    auto m = run(*chain, chain->model, std::max(options_.profile.runtime.repeats, kMinProbeRepeats));
+    auto m = run(fmt::format("the link {} <-> {}", a, b), *chain, chain->model,
+                 std::max(options_.profile.runtime.repeats, kMinProbeRepeats));
     if (!m) return m.error();
     for (auto& link : links) {
       std::vector<double> ms;

@@ -125,7 +125,7 @@ TEST(ProfileWorkers, UnreachableWorkerIsOneLineWithinTheDeadlineAndWritesNothing
                                     quote(src("models/squeezenet1_1.weights.onnx")),
                                     quote(src("clusters/local-cpu.json")), quote(dir / "m")));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  expect_clean_error(r, {"worker 127.0.0.1:1 (device a)", "not reachable"});
+  expect_clean_error(r, {"measuring the per-stage overhead of a: worker 127.0.0.1:1 (device a)", "not reachable"});
   EXPECT_LT(seconds, 30) << "the connection bound is 5 s per worker";
   EXPECT_FALSE(fs::exists(dir / "m")) << r.describe();
 }
