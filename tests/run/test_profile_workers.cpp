@@ -1,7 +1,8 @@
 // `moirai profile --local|--workers`: the cost model measured through the workers. On a tiny model with real
 // weights (made here) two local workers give a profile.json and cluster.json that `place` and `simulate`
 // accept, with a positive stage overhead per worker and links with finite positive fitted bandwidth and latency
-// in both directions; an unreachable worker is one error line, quickly, and no output.
+// in both directions; running workers (--workers) are the devices, with their own thread count; an unreachable
+// worker is one error line, quickly, and no output.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -12,6 +13,7 @@
 #include <fstream>
 
 #include "cli/cli_support.h"
+#include "run/run_support.h"
 
 namespace moirai {
 namespace {
@@ -116,6 +118,27 @@ TEST(ProfileWorkers, LocalWorkersGiveAProfileAndClusterThatPlaceAndSimulateUse) 
   ASSERT_EQ(placed.rc, 0) << placed.describe();
   const auto simulated = moirai(fmt::format("simulate {}", quote(dir / "plan/plan.json")));
   EXPECT_EQ(simulated.rc, 0) << simulated.describe();
+}
+
+TEST(ProfileWorkers, RunningWorkersAreTheDevicesWithTheirOwnThreadsAndMemory) {
+  TempDir dir;
+  const fs::path model = dir / "tiny_mlp.onnx";
+  write_tiny_mlp(model);
+  runtest::WorkerProcess a("a"), b("b");
+  const auto r = moirai(fmt::format("profile {} -c {} --workers left={},right={} --repeats 1 --threads 4 --out {}",
+                                    quote(model), quote(src("clusters/local-cpu.json")), a.address(), b.address(),
+                                    quote(dir / "m")));
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  const auto cluster = read_json(dir / "m/cluster.json");
+  ASSERT_EQ(cluster["devices"].size(), 2u);
+  EXPECT_EQ(cluster["devices"][0]["name"], "left");
+  EXPECT_EQ(cluster["devices"][1]["name"], "right");
+  for (const auto& d : cluster["devices"]) {
+    EXPECT_EQ(d["threads"], 1) << d;  // the workers' own count (moirai worker's default), not --threads
+    EXPECT_GT(d["memory_gib"].get<double>(), 0.1) << d;
+  }
+  const auto profile = read_json(dir / "m/profile.json");
+  EXPECT_TRUE(profile["stage_overhead_ms"].contains("left") && profile["stage_overhead_ms"].contains("right"));
 }
 
 TEST(ProfileWorkers, UnreachableWorkerIsOneLineWithinTheDeadlineAndWritesNothing) {
