@@ -7,8 +7,15 @@
 #
 # Section "Sequential runner": tools/run_plan.mjs runs the stages one after another in one process, so its
 # end-to-end time is the sum of the stage times; the prediction it is compared with is the simulator's sum of
-# per-stage times (busy time of all devices: operators plus one overhead per stage). A section for the
-# distributed run (one worker per device, concurrent) is meant to be appended by a function of its own below.
+# per-stage times (busy time of all devices: operators plus one overhead per stage).
+#
+# Section "Distributed run": `moirai run --local` runs each plan on one worker per device (gRPC, peer to peer,
+# THREADS intra-op threads each), for plans placed on two cost models of the same 2 workers: "in-process" (the
+# profile above: groups, call probe and hand-offs in one process) and "workers" (`moirai profile --local`:
+# groups, per-stage overhead and worker-to-worker links measured through the workers themselves). Predicted
+# end-to-end (the plan's makespan) against the measured median request, and against the measured span of the
+# stages (first stage start to last stage end per request, from the measured trace: what the simulator's
+# makespan covers, without the coordinator sending the inputs and fetching the outputs).
 #
 # Each statistic of STATS gets its own profile, plans and table: "median" (what the issue asks for) and "min"
 # (the fastest of the repeats: on a machine shared with other jobs, the median measures their load as much as
@@ -16,17 +23,24 @@
 #
 # Settings (environment): MODELS (names; NAME.weights.onnx from models/ or ../shared/models), METHODS (single heft
 # milp), STATS (median min), THREADS (1), REPEATS (timed runs, default 30), TIME_LIMIT (s, milp, 10),
+# SECTIONS (sequential distributed netns; " " rewrites the doc from the rows already in OUT), DIST_METHODS (heft
+# milp), REQUESTS (distributed run, 30), RATE_MBIT (netns link, 1000),
 # OUT (out/fidelity), DOCS (docs), MOIRAI (build/moirai).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+source bench/netns.sh
 read -r -a MODELS <<< "${MODELS:-squeezenet1_1 gpt_tiny llama_tiny}"
 read -r -a METHODS <<< "${METHODS:-single heft milp}"
 read -r -a STATS <<< "${STATS:-median min}"
 THREADS="${THREADS:-1}"
 REPEATS="${REPEATS:-30}"
 TIME_LIMIT="${TIME_LIMIT:-10}"
+read -r -a SECTIONS <<< "${SECTIONS:-sequential distributed netns}"
+read -r -a DIST_METHODS <<< "${DIST_METHODS:-heft milp}"
+REQUESTS="${REQUESTS:-30}"
+RATE_MBIT="${RATE_MBIT:-1000}"
 OUT="${OUT:-out/fidelity}"
 DOCS="${DOCS:-docs}"
 MOIRAI="${MOIRAI:-build/moirai}"
@@ -40,6 +54,8 @@ weights_of() {
   echo "fidelity.sh: no $1.weights.onnx in models/ or ../shared/models" >&2
   exit 2
 }
+
+load_averages() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/'; }
 
 NICE=()
 nice -n -20 true 2>/dev/null && NICE=(nice -n -20)
@@ -84,11 +100,127 @@ section_sequential() {
   done
 }
 
+# The plan in $1 re-simulated from its order on the cost model of directory $2 (same device names): what that
+# cost model predicts for a plan it did not choose. Writes $1/recost/plan.json.
+recost() {
+  local plan="$1/plan.json" costs="$2" model="$3"
+  node -e '
+    const fs = require("fs"), path = require("path");
+    const [plan, costs, model, out] = process.argv.slice(1);
+    const p = JSON.parse(fs.readFileSync(plan));
+    p.inputs.model = path.resolve(model);
+    p.inputs.cluster = path.resolve(costs, "cluster.json");
+    p.inputs.profile = path.resolve(costs, "profile.json");
+    fs.mkdirSync(out, { recursive: true });
+    fs.writeFileSync(path.join(out, "input.json"), JSON.stringify(p));
+  ' "$plan" "$costs" "$model" "$1/recost"
+  # As written the plan keeps its old times (invalid on the other costs); the re-simulation from its order is
+  # written whenever it is valid, which is all that is read here.
+  "$MOIRAI" simulate "$1/recost/input.json" --out "$1/recost" > "$1/recost/simulate.txt" 2>&1 || true
+}
+
+# One JSON row for the run in directory $4 (plan.json, run/, recost/) of model $1, cost model $2, method $3.
+run_row() {
+  node -e '
+    const fs = require("fs");
+    const [model, profile, method, planPath, runPath, tracePath, recostPath] = process.argv.slice(1);
+    const recost = fs.existsSync(recostPath) ? JSON.parse(fs.readFileSync(recostPath)).makespan_ms : null;
+    const plan = JSON.parse(fs.readFileSync(planPath)), run = JSON.parse(fs.readFileSync(runPath));
+    // Per request: first stage start to last stage end (device tracks of the measured trace, tid 1).
+    const spans = new Map();
+    for (const e of JSON.parse(fs.readFileSync(tracePath)).traceEvents) {
+      if (e.ph !== "X" || e.tid !== 1) continue;
+      const r = e.name.split(" r").pop();
+      const s = spans.get(r) ?? [Infinity, -Infinity];
+      spans.set(r, [Math.min(s[0], e.ts), Math.max(s[1], e.ts + e.dur)]);
+    }
+    const xs = [...spans.values()].map(([a, b]) => (b - a) / 1000).sort((a, b) => a - b);
+    const median = xs.length % 2 ? xs[(xs.length - 1) / 2] : (xs[xs.length / 2 - 1] + xs[xs.length / 2]) / 2;
+    const busyErr = Math.max(...run.devices.map((d) => Math.abs(d.busy_predicted_ms - d.busy_measured_ms) / d.busy_measured_ms));
+    const link = (f) => run.links.reduce((a, l) => a + l[f], 0);
+    console.log(JSON.stringify({ model, profile, method, predicted_ms: run.predicted_ms,
+      measured_ms: run.measured_median_ms, p90_ms: run.measured_p90_ms, span_ms: median,
+      devices: run.devices.length, stages: run.devices.reduce((a, d) => a + d.stages.length, 0),
+      busy_err: busyErr, busy: run.devices.map((d) => [d.busy_predicted_ms, d.busy_measured_ms]),
+      link_pred_ms: link("time_predicted_ms"), link_meas_ms: link("time_measured_ms"),
+      match: run.outputs_match, max_abs_diff: run.max_abs_diff, recost_ms: recost }));
+  ' "$1" "$2" "$3" "$4/plan.json" "$4/run/run.json" "$4/run/trace.json" "$4/recost/plan.json"
+}
+
+# One row per (model, cost model, method) into $OUT/distributed.jsonl.
+section_distributed() {
+  : > "$OUT/distributed.jsonl"
+  local load_start
+  load_start="$(load_averages)"
+  for model in "${MODELS[@]}"; do
+    local w dir
+    w="$(weights_of "$model")"
+    dir="$OUT/distributed/$model"
+    mkdir -p "$dir"
+    echo "== $model: in-process profile and worker profile ($THREADS thread(s), median of $REPEATS)" >&2
+    measure "$MOIRAI" profile "$w" -c clusters/local-cpu.json --device cpu --devices 2 --threads "$THREADS" \
+      --repeats "$REPEATS" --out "$dir/in-process" > "$dir/in-process.txt"
+    measure "$MOIRAI" profile "$w" -c clusters/local-cpu.json --device cpu --local --devices 2 --threads "$THREADS" \
+      --repeats "$REPEATS" --out "$dir/workers" > "$dir/workers.txt"
+    for profile in in-process workers; do
+      for method in "${DIST_METHODS[@]}"; do
+        local at="$dir/$profile/$method"
+        echo "== $model: $method on the $profile cost model, run on 2 local workers" >&2
+        "$MOIRAI" place "$w" -c "$dir/$profile/cluster.json" --profile "$dir/$profile/profile.json" -m "$method" \
+          --time-limit "$TIME_LIMIT" --out "$at" > /dev/null
+        measure "$MOIRAI" run "$at/plan.json" "$w" --local --threads "$THREADS" --requests "$REQUESTS" --warmup 3 \
+          --out "$at/run" > "$at/run.txt"
+        [[ "$profile" == in-process ]] && recost "$at" "$dir/workers" "$w"
+        run_row "$model" "$profile" "$method" "$at" >> "$OUT/distributed.jsonl"
+      done
+    done
+  done
+  echo "$load_start at the start, $(load_averages) at the end" > "$OUT/distributed.load"
+}
+
+# Two workers in network namespaces joined by a veth pair shaped with tc tbf to RATE_MBIT (needs root); the
+# coordinator runs in the first namespace. Worker profile over the shaped link, plans placed on it, then run.
+section_netns() {
+  : > "$OUT/netns.jsonl"
+  local a="moirai-fid-$$-a" b="moirai-fid-$$-b" load_start
+  load_start="$(load_averages)"
+  trap netns_cleanup EXIT
+  netns_pair "$a" "$b" "mfa$$" "mfb$$" 10.78.0.2 10.78.0.3
+  netns_shape "$RATE_MBIT"
+  mkdir -p "$OUT/netns"
+  start_netns_worker "$a" 10.78.0.2 w0 "$OUT/netns/worker-w0.log" --threads "$THREADS"
+  local w0=$ADDRESS
+  start_netns_worker "$b" 10.78.0.3 w1 "$OUT/netns/worker-w1.log" --threads "$THREADS"
+  local workers="w0=$w0,w1=$ADDRESS"
+  for model in "${MODELS[@]}"; do
+    local w dir
+    w="$(weights_of "$model")"
+    dir="$OUT/netns/$model"
+    mkdir -p "$dir"
+    echo "== $model: worker profile over the ${RATE_MBIT} Mbit/s link" >&2
+    measure ip netns exec "$a" "$MOIRAI" profile "$w" -c clusters/local-cpu.json --device cpu --workers "$workers" \
+      --repeats "$REPEATS" --out "$dir/workers" > "$dir/workers.txt"
+    for method in "${DIST_METHODS[@]}"; do
+      local at="$dir/workers/$method"
+      echo "== $model: $method, run on the two namespaces' workers" >&2
+      "$MOIRAI" place "$w" -c "$dir/workers/cluster.json" --profile "$dir/workers/profile.json" -m "$method" \
+        --time-limit "$TIME_LIMIT" --out "$at" > /dev/null
+      measure ip netns exec "$a" "$MOIRAI" run "$at/plan.json" "$w" --workers "$workers" --requests "$REQUESTS" \
+        --warmup 3 --out "$at/run" > "$at/run.txt"
+      run_row "$model" "workers" "$method" "$at" >> "$OUT/netns.jsonl"
+    done
+  done
+  netns_cleanup
+  trap - EXIT
+  echo "$load_start at the start, $(load_averages) at the end" > "$OUT/netns.load"
+}
+
 write_doc() {
   node -e '
     const fs = require("fs");
-    const [out, threads, repeats, commit, date, cpu, nice] = process.argv.slice(1);
-    const rows = fs.readFileSync(out + "/sequential.jsonl", "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const [out, threads, repeats, commit, date, cpu, nice, requests, load, rate, netnsLoad] = process.argv.slice(1);
+    const read = (f) => fs.existsSync(f) ? fs.readFileSync(f, "utf8").trim().split("\n").filter((l) => l).map((l) => JSON.parse(l)) : [];
+    const rows = read(out + "/sequential.jsonl"), dist = read(out + "/distributed.jsonl");
     const err = (r) => (r.predicted_ms - r.measured_ms) / r.measured_ms;
     const errStages = (r) => (r.predicted_ms - r.stage_sum_ms) / r.stage_sum_ms;
     const pct = (x) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}%`;
@@ -98,6 +230,7 @@ write_doc() {
     md += `jobs. Cost model: \`moirai profile --threads ${threads} --devices 2\` on the same machine just before, `;
     md += `with the same statistic (per-group compute time, per-stage overhead and hand-off speed from the call `;
     md += `probes, in \`profile.json\` and \`cluster.json\`); plans placed on that measured cluster.\n\n`;
+    if (rows.length) {
     md += `## Sequential runner (one process, stages one after another)\n\n`;
     md += `\`tools/run_plan.mjs\` runs the exported stages in order, so the measured end-to-end time is the sum of `;
     md += `the stage times (also shown: the sum of each stage'"'"'s own time (session call only), less exposed to other jobs than a run of all stages at once, as a hiccup anywhere spoils a whole run); the prediction is the simulator'"'"'s sum of per-stage times plus its hand-offs (busy time `;
@@ -132,16 +265,124 @@ write_doc() {
     md += `whole-model calibration, spread over all groups by bytes), cache effects that depend on which stage ran `;
     md += `before, and the time other jobs take from this shared machine (the median rows vary from run to run by `;
     md += `more than the model'"'"'s own error).\n`;
+    }
+    if (dist.length) md += distributed(dist, out, pct, threads, requests, load);
+    const netns = read(out + "/netns.jsonl");
+    if (netns.length) {
+      md += `\n## Two workers in network namespaces (links shaped to ${rate} Mbit/s)\n\n`;
+      md += `Two \`moirai worker\`s (${threads} thread(s) each) in separate network namespaces joined by a veth pair `;
+      md += `shaped with tc tbf to ${rate} Mbit/s, the coordinator in the first namespace (\`moirai run --workers\`), `;
+      md += `${requests} requests; load averages ${netnsLoad}. Cost model: \`moirai profile --workers\` on those `;
+      md += `two workers (links measured over the shaped veth); columns as above.\n\n`;
+      md += table(netns);
+      md += `\n| model | stage overhead ms (w0, w1) | link latency us | link bandwidth GB/s |\n|---|---|---:|---:|\n`;
+      for (const model of [...new Set(netns.map((r) => r.model))]) {
+        const c = JSON.parse(fs.readFileSync(`${out}/netns/${model}/workers/cluster.json`));
+        const links = [c.links.default, ...(c.links.pairs ?? [])];
+        md += `| ${model} | ${c.devices.map((d) => ((d.stage_overhead_us ?? 0) / 1000).toFixed(3)).join(", ")} | `;
+        md += `${links.map((l) => l.latency_us.toFixed(0)).join(", ")} | ${links.map((l) => l.bandwidth_gbps.toPrecision(3)).join(", ")} |\n`;
+      }
+    }
     fs.writeFileSync(out + "/fidelity.md", md);
+
+    // The rows of a distributed section as a table, with how many are within 10% per cost model.
+    function table(dist) {
+      const err = (r, m) => (r.predicted_ms - m) / m;
+      let md = `| model | plan | cost model | devices | stages | predicted ms | measured median ms | error | p90 ms | stage span ms | error | busy error | link time pred / meas ms | on the workers cost model ms | error vs span | outputs |\n`;
+      md += `|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n`;
+      for (const r of dist) {
+        md += `| ${r.model} | ${r.method} | ${r.profile} | ${r.devices} | ${r.stages} | ${r.predicted_ms.toFixed(3)} | `;
+        md += `${r.measured_ms.toFixed(3)} | ${pct(err(r, r.measured_ms))} | ${r.p90_ms.toFixed(3)} | ${r.span_ms.toFixed(3)} | `;
+        md += `${pct(err(r, r.span_ms))} | ${(100 * r.busy_err).toFixed(0)}% | ${r.link_pred_ms.toFixed(2)} / ${r.link_meas_ms.toFixed(2)} | `;
+        md += r.recost_ms == null ? `| | ` : `${r.recost_ms.toFixed(3)} | ${pct((r.recost_ms - r.span_ms) / r.span_ms)} | `;
+        md += `${r.match ? "equal" : "DIFFER"} (max abs diff ${r.max_abs_diff.toExponential(1)}) |\n`;
+      }
+      md += `\n`;
+      for (const profile of [...new Set(dist.map((r) => r.profile))]) {
+        const sel = dist.filter((r) => r.profile === profile);
+        for (const [what, f] of [["measured median", (r) => err(r, r.measured_ms)], ["stage span", (r) => err(r, r.span_ms)]]) {
+          const worst = Math.max(...sel.map((r) => Math.abs(f(r))));
+          md += `${profile} cost model, against the ${what}: ${sel.filter((r) => Math.abs(f(r)) <= 0.1).length} of ${sel.length} `;
+          md += `within 10%, largest |error| ${(100 * worst).toFixed(1)}%.\n`;
+        }
+      }
+      return md;
+    }
+    function distributed(dist, out, pct, threads, requests, load) {
+      const err = (r, m) => (r.predicted_ms - m) / m;
+      let md = `\n## Distributed run (one worker per device, \`moirai run --local\`)\n\n`;
+      md += `Each plan runs on 2 local workers (${threads} intra-op thread(s) each; gRPC, activations worker to worker), `;
+      md += `${requests} requests one at a time after 3 warm-up requests; load averages (1, 5, 15 min) ${load}. `;
+      md += `Each model is placed with each method on two cost models of the same 2 workers: **in-process** `;
+      md += `(\`moirai profile --devices 2\`: groups, call probe and hand-off speed measured in one process; links are `;
+      md += `in-process hand-offs) and **workers** (\`moirai profile --local\`: groups, per-stage overhead and links `;
+      md += `measured through the workers, see below). "predicted" is the plan'"'"'s makespan; "measured" the median `;
+      md += `request (the coordinator pushing the inputs to fetching the outputs); "stage span" the median over `;
+      md += `requests of first stage start to last stage end in the measured trace (what the makespan covers: the `;
+      md += `simulator has the inputs on their devices at time 0). "busy" is the largest relative error of a device'"'"'s `;
+      md += `busy time (run.json: the plan'"'"'s operator times against the measured session calls). "on the workers `;
+      md += `cost model": an in-process plan re-simulated from its order on the worker-measured cluster and profile `;
+      md += `(\`moirai simulate\`), i.e. what the worker cost model predicts for a plan it did not choose.\n\n`;
+      md += table(dist);
+      md += `\n### The two cost models\n\n`;
+      md += `| model | cost model | stage overhead ms (per device) | link latency us | link bandwidth GB/s |\n|---|---|---|---:|---:|\n`;
+      for (const model of [...new Set(dist.map((r) => r.model))])
+        for (const profile of ["in-process", "workers"]) {
+          const c = JSON.parse(fs.readFileSync(`${out}/distributed/${model}/${profile}/cluster.json`));
+          const links = [c.links.default, ...(c.links.pairs ?? [])];
+          md += `| ${model} | ${profile} | ${c.devices.map((d) => ((d.stage_overhead_us ?? 0) / 1000).toFixed(3)).join(", ")} | `;
+          md += `${links.map((l) => l.latency_us.toFixed(0)).join(", ")} | ${links.map((l) => l.bandwidth_gbps.toPrecision(3)).join(", ")} |\n`;
+        }
+      md += `\n### What the worker profile measures, and what still differs\n\n`;
+      md += `- Per worker, a chain of 8 call probes (an Identity on one number) run as stages of that worker: a probe'"'"'s `;
+      md += `session call is the fixed cost of a call, and the time from one probe'"'"'s start to the next'"'"'s is the `;
+      md += `per-stage overhead (the call, returning the output from ONNX Runtime'"'"'s thread, and handing it to the next `;
+      md += `stage). Every coarse group runs as a stage of its own on real intermediate values and the whole model as `;
+      md += `one stage; a group'"'"'s compute time is its session call minus one call and its hand-off bytes at the `;
+      md += `hand-off speed, as in process.\n`;
+      md += `- Per pair of workers, chains of probes alternating between them at 4 B, 256 KiB, 1 MiB and 4 MiB: every `;
+      md += `hand-off is a worker-to-worker push (gRPC), timed by the sender up to the receiver'"'"'s acknowledgement, `;
+      md += `as run.json'"'"'s link times are; latency + bytes / bandwidth is fitted per direction to the median per size (least relative error).\n`;
+      md += `- Not modelled by the simulator: the coordinator sending the graph inputs to the first workers and `;
+      md += `fetching the outputs (part of every measured request, not of the makespan: compare the "stage span" `;
+      md += `column), the ping-based clock offsets between workers (the stage span mixes two workers'"'"' clocks), and the `;
+      md += `hand-off to the next stage inside one worker being paid at the start of the stage rather than at its end. `;
+      md += `The run'"'"'s per-device busy time compares the plan'"'"'s operator times (without the per-stage overhead) `;
+      md += `with the measured session calls (with one call each).\n`;
+      md += `- The probe chains time a push while both workers are otherwise idle; in a run, pushes overlap with stages `;
+      md += `computing on the same cores (both workers, the coordinator and other jobs share this machine'"'"'s cores), `;
+      md += `so a run'"'"'s pushes take longer than the fitted link says, and the `;
+      md += `simulator, which gives compute and transfers resources of their own, under-predicts plans with many `;
+      md += `cross-worker transfers (the "on the workers cost model" column). On separate machines (or network namespaces with shaped links) that overlap is `;
+      md += `real parallelism; here it is contention.\n`;
+      const spread = [...new Set(dist.map((r) => r.model))].map((m) => {
+        const xs = dist.filter((r) => r.model === m && r.stages === 1).map((r) => r.span_ms);
+        return xs.length > 1 ? `${m} ${(Math.max(...xs) / Math.min(...xs)).toFixed(1)}x` : null;
+      }).filter((x) => x);
+      if (spread.length) {
+        md += `- Repeatability: the single-stage rows of a model run the same whole model in one session on one worker; `;
+        md += `their stage spans differ by ${spread.join(", ")} (largest / smallest) between runs minutes apart, `;
+        md += `more than the errors the cost model is asked to stay within.\n`;
+      }
+      return md;
+    }
   ' "$OUT" "$THREADS" "$REPEATS" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(date -u +%Y-%m-%d)" \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores" \
-    "$([[ ${#NICE[@]} -gt 0 ]] && echo 'measured under nice -n -20' || echo 'measured at normal priority')"
+    "$([[ ${#NICE[@]} -gt 0 ]] && echo 'measured under nice -n -20' || echo 'measured at normal priority')" \
+    "$REQUESTS" "$(cat "$OUT/distributed.load" 2>/dev/null || echo unknown)" "$RATE_MBIT" \
+    "$(cat "$OUT/netns.load" 2>/dev/null || echo unknown)"
 }
 
 mkdir -p "$OUT"
-section_sequential
+for section in "${SECTIONS[@]}"; do
+  case "$section" in
+    sequential) section_sequential ;;
+    distributed) section_distributed ;;
+    netns) section_netns ;;
+    *) echo "fidelity.sh: unknown section '$section' (SECTIONS: sequential distributed netns)" >&2; exit 2 ;;
+  esac
+done
 write_doc
-# Further sections (the distributed run) append to $OUT/fidelity.md here, before it is published.
 mkdir -p "$DOCS"
 cp "$OUT/fidelity.md" "$DOCS/fidelity.md.tmp" && mv "$DOCS/fidelity.md.tmp" "$DOCS/fidelity.md"
 echo "wrote $DOCS/fidelity.md" >&2

@@ -12,6 +12,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+source bench/netns.sh
 read -r -a RATES <<< "${RATES:-100 1000}"
 REQUESTS="${REQUESTS:-20}"
 MODEL="${MODEL:-squeezenet1_1}"
@@ -28,48 +29,18 @@ STRIPPED="models/$MODEL.onnx"
 
 A="moirai-bench-$$-a"
 B="moirai-bench-$$-b"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  ip netns del "$A" 2>/dev/null || true
-  ip netns del "$B" 2>/dev/null || true
-}
-trap cleanup EXIT
-ip netns add "$A"
-ip netns add "$B"
-ip link add "mvba$$" type veth peer name "mvbb$$"
-ip link set "mvba$$" netns "$A"
-ip link set "mvbb$$" netns "$B"
-ip -n "$A" addr add 10.77.0.2/24 dev "mvba$$"
-ip -n "$B" addr add 10.77.0.3/24 dev "mvbb$$"
-for ns in "$A" "$B"; do ip -n "$ns" link set lo up; done
-ip -n "$A" link set "mvba$$" up
-ip -n "$B" link set "mvbb$$" up
-
-start_worker() {  # NS HOST DEVICE: starts it (not in a subshell, so cleanup knows its pid); sets ADDRESS
-  local log="$OUT/worker-$3.log"
-  ip netns exec "$1" "$MOIRAI" worker --listen "$2:0" --device "$3" > "$log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 400); do
-    if grep -q "^listening on " "$log"; then ADDRESS=$(sed -n 's/^listening on //p' "$log" | head -1); return; fi
-    sleep 0.05
-  done
-  echo "run_links.sh: worker $3 did not start: $(cat "$log")" >&2
-  exit 2
-}
+trap netns_cleanup EXIT
+netns_pair "$A" "$B" "mvba$$" "mvbb$$" 10.77.0.2 10.77.0.3
 
 mkdir -p "$OUT"
-start_worker "$A" 10.77.0.2 w0
+start_netns_worker "$A" 10.77.0.2 w0 "$OUT/worker-w0.log"
 W0=$ADDRESS
-start_worker "$B" 10.77.0.3 w1
+start_netns_worker "$B" 10.77.0.3 w1 "$OUT/worker-w1.log"
 W1=$ADDRESS
 status=0
 printf '%-10s %-12s %12s %14s %14s %8s\n' rate link bytes "model ms" "measured ms" error
 for rate in "${RATES[@]}"; do
-  for ns_dev in "$A mvba$$" "$B mvbb$$"; do
-    read -r ns dev <<< "$ns_dev"
-    ip netns exec "$ns" tc qdisc replace dev "$dev" root tbf rate "${rate}mbit" burst 256kb latency 100ms
-  done
+  netns_shape "$rate"
   dir="$OUT/${rate}mbit"
   mkdir -p "$dir"
   gbps=$(node -e "console.log(${rate} / 8 / 1000)")

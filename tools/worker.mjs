@@ -11,6 +11,7 @@
 // operator group at a time, as the simulator assumes) and one tensor is sent at a time (one send port).
 // ONNX Runtime runs in a thread of its own: its session.run blocks the thread that calls it, and the main thread
 // must keep receiving and sending tensors while a stage computes (ports and compute overlap, as simulated).
+import os from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
@@ -431,7 +432,8 @@ async function main() {
       }
       return reply;
     }),
-    Ping: unary(() => ({ now_ms: nowMs(), device: worker.device, threads: opts.threads, provider: opts.provider })),
+    Ping: unary(() => ({ now_ms: nowMs(), device: worker.device, threads: opts.threads, provider: opts.provider,
+      memory_bytes: os.totalmem() })),
     Shutdown: unary(() => {
       setImmediate(() => server.tryShutdown(() => process.exit(0)));
       setTimeout(() => process.exit(0), 2000).unref();

@@ -1,6 +1,7 @@
-// `moirai profile MODEL.onnx -c CLUSTER --threads N --out DIR`: measures what the executor runs on this CPU with
-// ONNX Runtime (every coarse operator as its own session, and the per-stage call overhead) and writes
-// DIR/profile.json and DIR/cluster.json (this machine as N-thread workers).
+// `moirai profile MODEL.onnx -c CLUSTER [--local | --workers ...] --out DIR`: measures what the executor runs
+// (every coarse operator as its own session, and the per-stage call overhead) and writes DIR/profile.json and
+// DIR/cluster.json. In process (the default) with tools/run_plan.mjs; with --local or --workers through the
+// workers of `moirai run`, which also gives the worker-to-worker links (src/run/profile.cpp).
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include "moirai/export.h"
 #include "moirai/file_io.h"
 #include "moirai/pipeline.h"
+#include "moirai/run.h"
 
 namespace moirai::cli {
 namespace {
@@ -21,19 +23,18 @@ struct ProfileArgs {
   int max_nodes = 0;
   std::vector<std::string> dims;
   std::string device = "cpu";
-  int devices = 1;
+  int devices = 0;  // 0: 1 in process, 2 with --local
   std::string cluster;
+  bool local = false;
+  std::string workers;
+  std::string provider = "cpu";
+  double deadline_ms = 30000;
   int repeats = 10;
   int threads = 1;
   bool fastest = false;
 };
 
-void run(const ProfileArgs& args) {
-  const Cluster base = unwrap(load_cluster(args.cluster));
-  if (base.find(args.device) == kNone) fail(fmt::format("{}: no device named '{}' (--device)", args.cluster, args.device));
-  std::vector<std::string> names;
-  for (int i = 0; i < args.devices; ++i) names.push_back(args.devices == 1 ? args.device : fmt::format("{}{}", args.device, i));
-
+ProfileOptions profile_options(const ProfileArgs& args) {
   ProfileOptions options;
   options.model = args.model;
   options.fusion = args.fusion;
@@ -45,17 +46,59 @@ void run(const ProfileArgs& args) {
   options.runtime.warmup = 2;
   options.runtime.fastest = args.fastest;
   options.runtime.threads = args.threads;
-  const ProfileResult result = unwrap(profile_model(options));
+  return options;
+}
+
+/// Writes DIR/profile.json and DIR/cluster.json (each whole or not at all); returns their paths.
+std::pair<std::string, std::string> write_outputs(const std::string& out, const std::string& profile,
+                                                  const Cluster& cluster) {
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) fail(fmt::format("{}: cannot create the output directory: {}", out, ec.message()));
+  const std::string profile_path = (fs::path(out) / "profile.json").string();
+  const std::string cluster_path = (fs::path(out) / "cluster.json").string();
+  if (auto s = write_file_atomic(profile_path, profile); !s) fail(s.error());
+  if (auto s = write_file_atomic(cluster_path, cluster_json(cluster)); !s) fail(s.error());
+  return {profile_path, cluster_path};
+}
+
+void run_on_workers(const ProfileArgs& args) {
+  if (args.local == !args.workers.empty()) fail("moirai profile takes at most one of --local and --workers");
+  if (!args.local && args.devices > 0) fail("--devices is for --local (with --workers, the workers are the devices)");
+  WorkerProfileOptions options;
+  options.profile = profile_options(args);
+  options.local_devices = args.local ? (args.devices > 0 ? args.devices : 2) : 0;
+  if (!args.local) options.workers = unwrap(parse_workers(args.workers));
+  options.threads = args.threads;
+  options.provider = args.provider;
+  options.deadline_ms = args.deadline_ms;
+  options.argv0 = "/proc/self/exe";
+  const WorkerProfile p = unwrap(profile_workers(options));
+  for (const auto& d : p.devices)
+    std::cout << fmt::format("== {} ({} thread(s))\n", d.device, d.result.threads) << format_profile(d.result);
+  for (const auto& l : p.links) {
+    std::string points;
+    for (const auto& s : l.points) points += fmt::format("{}{:.0f} B: {:.3f} ms", points.empty() ? "" : ", ", s.bytes, s.ms);
+    std::cout << fmt::format("link {} -> {}: latency {:.1f} us, {:.3g} GB/s (r2 {:.3f}; {})\n", l.src, l.dst,
+                             l.fit.link.latency_us, l.fit.link.bandwidth_gbps, l.fit.r2, points);
+  }
+  const auto [profile_path, cluster_path] = write_outputs(args.out, profile_json(p.devices), p.cluster);
+  std::cout << fmt::format("wrote {} ({} operators, {} device(s)) and {} ({} link(s) measured)\n", profile_path,
+                           p.devices.front().result.ops.size(), p.devices.size(), cluster_path, p.links.size());
+}
+
+void run(const ProfileArgs& args) {
+  if (args.local || !args.workers.empty()) return run_on_workers(args);
+  const Cluster base = unwrap(load_cluster(args.cluster));
+  if (base.find(args.device) == kNone) fail(fmt::format("{}: no device named '{}' (--device)", args.cluster, args.device));
+  const int devices = args.devices > 0 ? args.devices : 1;
+  std::vector<std::string> names;
+  for (int i = 0; i < devices; ++i) names.push_back(devices == 1 ? args.device : fmt::format("{}{}", args.device, i));
+  const ProfileResult result = unwrap(profile_model(profile_options(args)));
   const Cluster measured = unwrap(measured_cluster(result, base, args.device, names));
   std::cout << format_profile(result);
 
-  std::error_code ec;
-  fs::create_directories(args.out, ec);
-  if (ec) fail(fmt::format("{}: cannot create the output directory: {}", args.out, ec.message()));
-  const std::string profile_path = (fs::path(args.out) / "profile.json").string();
-  const std::string cluster_path = (fs::path(args.out) / "cluster.json").string();
-  if (auto s = write_file_atomic(profile_path, profile_json(result, names)); !s) fail(s.error());
-  if (auto s = write_file_atomic(cluster_path, cluster_json(measured)); !s) fail(s.error());
+  const auto [profile_path, cluster_path] = write_outputs(args.out, profile_json(result, names), measured);
   std::cout << fmt::format("wrote {} ({} operators) and {} ({} device(s): {} thread(s), stage overhead {:.1f} us)\n",
                            profile_path, result.ops.size(), cluster_path, names.size(), args.threads,
                            result.stage_overhead_ms * 1000.0);
@@ -63,7 +106,7 @@ void run(const ProfileArgs& args) {
 
 const bool registered = register_command(55, [](CLI::App& app) {
   auto args = std::make_shared<ProfileArgs>();
-  auto* cmd = app.add_subcommand("profile", "Measure every (coarse) operator and the per-stage overhead on this CPU");
+  auto* cmd = app.add_subcommand("profile", "Measure every (coarse) operator, the per-stage overhead and the links");
   cmd->footer(
       "Runs every coarse operator (the groups 'moirai place' sees with the same --fusion and --max-nodes) as its\n"
       "own ONNX Runtime session with --threads intra-op threads, on the values it really receives (warm-up, then\n"
@@ -72,15 +115,32 @@ const bool registered = register_command(55, [](CLI::App& app) {
       "session and their calls, per activation byte they receive and send, is the hand-off cost of crossing a\n"
       "session boundary. An operator's compute time is its time minus one session call and its hand-offs.\n"
       "\n"
-      "Writes into DIR:\n"
-      "  profile.json  version 2: threads, stage_overhead_ms per device, ops {OP: {DEVICE: compute ms}}\n"
-      "  cluster.json  --devices copies of --device of --cluster (named DEVICE, or DEVICE0, DEVICE1... when\n"
-      "                --devices > 1), each with the measured stage_overhead_us, threads and this machine's\n"
-      "                memory; the links between them are in-process hand-offs (out of one session and into the\n"
-      "                next, latency 0), as in 'moirai run'.\n"
+      "Where it measures:\n"
+      "  (default)     in this process's runner (tools/run_plan.mjs); the links of cluster.json are in-process\n"
+      "                hand-offs (out of one session and into the next, latency 0).\n"
+      "  --local       on --devices (default 2) workers started on this machine, as 'moirai run --local' runs a\n"
+      "                plan (--threads each), stopped at the end.\n"
+      "  --workers     on running workers ('moirai worker'), DEVICE=HOST:PORT,...: their names are the devices;\n"
+      "                each keeps its own --threads.\n"
+      "  On workers every measurement is a run of stages through the executor: the groups as stages of one\n"
+      "  worker, the per-stage overhead from a chain of call probes (one probe's start to the next's: the call\n"
+      "  and the hand-off to the next stage), and for every pair of workers chains of probes alternating between\n"
+      "  them at 4 B, 256 KiB, 1 MiB and 4 MiB: each worker-to-worker push is timed by the sender up to the\n"
+      "  receiver's acknowledgement, and latency + bytes / bandwidth is fitted per direction to the median (or\n"
+      "  --fastest) time per size, minimizing relative errors. A worker that is not reachable ends the\n"
+      "  measurement with one line naming it (within 5 s); nothing is written.\n"
       "\n"
-      "Example:\n"
-      "  moirai profile models/squeezenet1_1.weights.onnx -c clusters/local-cpu.json --threads 1 --devices 2 --out m/\n"
+      "Writes into DIR (each file written whole, after every measurement succeeded):\n"
+      "  profile.json  version 2: threads, stage_overhead_ms per device, ops {OP: {DEVICE: compute ms}},\n"
+      "                per_device {DEVICE: {threads, call_ms, handoff_gbps, ...}}\n"
+      "  cluster.json  one device per worker (in process: --devices copies, named DEVICE or DEVICE0, DEVICE1...),\n"
+      "                each --device of --cluster with the measured stage_overhead_us, threads and memory, and\n"
+      "                the measured links.\n"
+      "\n"
+      "Examples:\n"
+      "  moirai profile models/squeezenet1_1.weights.onnx -c clusters/local-cpu.json --local --out m/\n"
+      "  moirai profile models/squeezenet1_1.weights.onnx -c clusters/local-cpu.json \\\n"
+      "      --workers a=10.0.0.2:7000,b=10.0.0.3:7000 --out m/\n"
       "  moirai place models/squeezenet1_1.onnx -c m/cluster.json --profile m/profile.json -m heft --out plan/");
   cmd->add_option("model", args->model, "ONNX model with weights")->required();
   cmd->add_option("--out,-o", args->out, "Directory to write profile.json and cluster.json into")->check(non_empty())->required();
@@ -88,9 +148,15 @@ const bool registered = register_command(55, [](CLI::App& app) {
                   "Cluster whose --device describes this CPU: its analytic times are compared, its figures copied")
       ->check(non_empty())->required();
   cmd->add_option("--device", args->device, "Device of --cluster that this CPU is")->capture_default_str();
-  cmd->add_option("--devices", args->devices, "Workers of this machine to write into cluster.json (1..64)")
-      ->check(within(1, 64, true))->capture_default_str();
-  cmd->add_option("--threads", args->threads, "Intra-op threads of every session (1..1024)")
+  cmd->add_option("--devices", args->devices,
+                  "Workers of this machine: started with --local (default 2), or written into cluster.json (default 1)")
+      ->check(within(1, 64, true));
+  cmd->add_flag("--local", args->local, "Measure on workers started on this machine");
+  cmd->add_option("--workers", args->workers, "DEVICE=HOST:PORT,... : measure on these running workers");
+  cmd->add_option("--provider", args->provider, "Execution provider of --local workers: cpu or cuda:K")->capture_default_str();
+  cmd->add_option("--deadline-ms", args->deadline_ms, "Deadline of each request to the workers in ms")
+      ->capture_default_str()->check(within(1, 1e9));
+  cmd->add_option("--threads", args->threads, "Intra-op threads of every session, and of each --local worker (1..1024)")
       ->check(within(1, 1024, true))->capture_default_str();
   cmd->add_option("--fusion", args->fusion, "Fusion rules: onnxruntime, tensorrt, tvm or none")->capture_default_str();
   cmd->add_option("--max-nodes", args->max_nodes, "Coarsening node budget")->check(within(0, 1e7, true));

@@ -74,6 +74,10 @@ struct LinkFit {
 /// The result is checked against the ranges a cluster file accepts.
 Expected<LinkFit> fit_link(const std::vector<TransferSample>& samples);
 
+/// fit_link minimizing relative errors (each sample weighted by 1 / ms^2; r2 is weighted too): every size counts
+/// alike, so a noisy large transfer on a busy machine does not swamp the latency the small ones show.
+Expected<LinkFit> fit_link_relative(const std::vector<TransferSample>& samples);
+
 /// Reads a cluster JSON file (see clusters/README.md for the schema). Errors name the file and the field.
 Expected<Cluster> load_cluster(const std::string& path);
 /// Same from JSON text; `source` names it in errors.

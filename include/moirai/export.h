@@ -142,6 +142,11 @@ Expected<RuntimeResult> run_manifest(const std::string& manifest_path, const Run
 /// DIR/all.onnx (all of them in one model, the reference) and DIR/manifest.json running the probes: the runner's
 /// time for a one-element probe is the per-call (per-stage) overhead.
 Expected<Manifest> write_call_probes(const std::string& dir, const std::vector<int64_t>& elements);
+/// Writes a chain of `length` Identity stages on a float tensor of `elements` elements (probeI: xI -> xI+1), stage
+/// I on devices[I % devices.size()], with DIR/all.onnx (x0 -> xLENGTH) as the reference and DIR/manifest.json:
+/// over two devices every hand-off in the chain is a transfer between them.
+Expected<Manifest> write_probe_chain(const std::string& dir, int64_t elements, const std::vector<std::string>& devices,
+                                     int length);
 
 /// `moirai profile`: measured time of every coarse operator on this CPU, and the per-stage overhead.
 struct ProfileOptions {
@@ -179,6 +184,32 @@ struct ProfileResult {
   double stage_overhead_ms = 0;
 };
 
+/// One coarse operator as profiled: its own exported sub-model.
+struct ProfileGroup {
+  std::string name, type;
+  double analytic_ms = -1;   ///< -1 without a cluster
+  double handoff_bytes = 0;  ///< activation bytes it receives from and sends to other operators
+};
+/// The coarse operators of a model (topological order), exported one sub-model each (sub-model `ops` name it).
+struct ProfileGroups {
+  std::vector<ProfileGroup> groups;
+  Manifest manifest;
+};
+/// Imports and coarsens the model as ProfileOptions says and exports one sub-model per coarse operator into dir.
+Expected<ProfileGroups> export_profile_groups(const ProfileOptions& options, const std::string& dir);
+
+/// What one device (a worker, or the in-process runner) measured for the groups.
+struct GroupTimes {
+  std::map<std::string, double> submodel_ms;  ///< per exported sub-model: its session call
+  double original_ms = 0;        ///< the whole model in one session
+  double call_ms = 0;            ///< a session call that does no work (the call probe)
+  double stage_overhead_ms = 0;  ///< what a stage costs the executor beyond its operators
+  int threads = 0;
+};
+/// The profile of one device from its measurements: each group's compute time is its time minus one session
+/// call and its hand-off bytes at the hand-off speed (what the groups take beyond the whole model and their calls).
+ProfileResult profile_result(const ProfileGroups& groups, const GroupTimes& times);
+
 /// Imports and coarsens the model, exports one sub-model per coarse operator, runs them in order (real
 /// intermediate values, warm-up, median of repeats) and collects the times; then times the call probe with the
 /// same runtime options.
@@ -187,6 +218,14 @@ Expected<ProfileResult> profile_model(const ProfileOptions& options);
 /// machine with the same thread count): {"version": 2, "threads", "stage_overhead_ms": {DEVICE: ms},
 /// "ops": {OP: {DEVICE: compute ms}}, ...}, readable by apply_profile.
 std::string profile_json(const ProfileResult& result, const std::vector<std::string>& devices);
+/// One profiled device (a worker) and what it measured.
+struct DeviceProfile {
+  std::string device;
+  ProfileResult result;
+};
+/// Profile version 2 with each device's own figures (at least one device); the top-level threads, call_ms,
+/// handoff_gbps, measured_total_ms and whole_model_ms are the first device's, "per_device" has every device's.
+std::string profile_json(const std::vector<DeviceProfile>& devices);
 /// The measured cluster: `base`'s device `device` copied once per name in `devices` with the measured
 /// stage overhead and thread count and this machine's memory; links between them are in-process hand-offs
 /// (latency 0: the call cost is in the stage overhead; bandwidth: out of one session and into the next, at

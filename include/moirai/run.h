@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "moirai/cluster.h"
 #include "moirai/error.h"
+#include "moirai/export.h"
 
 namespace moirai {
 
@@ -50,6 +52,35 @@ struct RunSummary {
 /// Runs the plan; errors are one line naming the worker, device and stage. On any error no run.json is written.
 Expected<RunSummary> run_plan(const RunOptions& options);
 
+
+/// `moirai profile --local|--workers`: the cost model measured on the executor itself.
+struct WorkerProfileOptions {
+  ProfileOptions profile;  ///< model, coarsening, base cluster and device; runtime: repeats, warmup, fastest
+  std::map<std::string, std::string> workers;  ///< device -> "host:port" (when local_devices is 0)
+  int local_devices = 0;   ///< > 0: start this many local workers, devices DEVICE0, DEVICE1, ...
+  int threads = 1;         ///< intra-op threads of each local worker
+  std::string provider = "cpu";
+  std::vector<int64_t> link_elements = {1, 65536, 262144, 1048576};  ///< float32 probe sizes: 4 B .. 4 MiB
+  double deadline_ms = 30000;  ///< per request
+  std::string argv0;
+};
+
+/// A directed link between two workers: the statistic of the transfer times per probe size, and its fit.
+struct ProfiledLink {
+  std::string src, dst;
+  LinkFit fit;
+  std::vector<TransferSample> points;
+};
+
+struct WorkerProfile {
+  std::vector<DeviceProfile> devices;  ///< per worker: its stage overhead and operator times
+  std::vector<ProfiledLink> links;     ///< every ordered pair of workers
+  Cluster cluster;                     ///< the measured devices and links
+};
+
+/// Measures every coarse group as a stage on each worker, the per-stage overhead through the worker, and the
+/// transfers between every pair of workers (see src/run/profile.cpp). Errors are one line (run's failures).
+Expected<WorkerProfile> profile_workers(const WorkerProfileOptions& options);
 
 /// `moirai worker`: replaces this process with `node tools/worker.mjs ...` (returns only on failure).
 Status exec_worker(const std::string& listen, int threads, const std::string& provider, const std::string& device,

@@ -1,6 +1,8 @@
 // Link fit: a link's cost is latency + bytes / bandwidth (Cluster::transfer_ms), so a straight line fitted to
 // measured (bytes, ms) pairs gives both figures. Ordinary least squares; a negative intercept (timer noise on
-// small sizes) is not a latency, so the fit is then redone through the origin.
+// small sizes) is not a latency, so the fit is then redone through the origin. fit_link_relative weighs each
+// sample by 1 / ms^2 (least relative error): on a loaded machine the noise grows with the time, and the large
+// sizes would otherwise decide the latency too.
 #include <cmath>
 #include <map>
 #include <set>
@@ -13,7 +15,10 @@
 
 namespace moirai {
 
-Expected<LinkFit> fit_link(const std::vector<TransferSample>& samples) {
+namespace {
+
+/// Weighted least squares of ms = intercept + slope x bytes (weights[i] for samples[i]).
+Expected<LinkFit> fit_weighted(const std::vector<TransferSample>& samples, const std::vector<double>& weights) {
   std::set<double> sizes;
   for (size_t i = 0; i < samples.size(); ++i) {
     const auto& s = samples[i];
@@ -24,25 +29,28 @@ Expected<LinkFit> fit_link(const std::vector<TransferSample>& samples) {
   if (sizes.size() < 2)
     return Error{fmt::format("fitting a link needs transfers of at least two sizes, got {} sample(s) of {} size(s)",
                              samples.size(), sizes.size())};
-  const double n = static_cast<double>(samples.size());
-  double mx = 0, my = 0;
-  for (const auto& s : samples) mx += s.bytes / n, my += s.ms / n;
+  double n = 0, mx = 0, my = 0;
+  for (size_t i = 0; i < samples.size(); ++i) n += weights[i];
+  for (size_t i = 0; i < samples.size(); ++i) mx += weights[i] * samples[i].bytes / n, my += weights[i] * samples[i].ms / n;
   double sxx = 0, sxy = 0, syy = 0;
-  for (const auto& s : samples) {
-    sxx += (s.bytes - mx) * (s.bytes - mx);
-    sxy += (s.bytes - mx) * (s.ms - my);
-    syy += (s.ms - my) * (s.ms - my);
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto& s = samples[i];
+    sxx += weights[i] * (s.bytes - mx) * (s.bytes - mx);
+    sxy += weights[i] * (s.bytes - mx) * (s.ms - my);
+    syy += weights[i] * (s.ms - my) * (s.ms - my);
   }
   double slope = sxy / sxx, intercept = my - slope * mx;
   if (intercept < 0) {  // through the origin
     double bb = 0, by = 0;
-    for (const auto& s : samples) bb += s.bytes * s.bytes, by += s.bytes * s.ms;
+    for (size_t i = 0; i < samples.size(); ++i)
+      bb += weights[i] * samples[i].bytes * samples[i].bytes, by += weights[i] * samples[i].bytes * samples[i].ms;
     slope = by / bb;
     intercept = 0;
   }
   if (!(slope > 0)) return Error{"transfer times do not grow with the size: no bandwidth can be fitted"};
   double ss_res = 0;
-  for (const auto& s : samples) ss_res += std::pow(s.ms - (intercept + slope * s.bytes), 2);
+  for (size_t i = 0; i < samples.size(); ++i)
+    ss_res += weights[i] * std::pow(samples[i].ms - (intercept + slope * samples[i].bytes), 2);
   LinkFit fit;
   fit.link.latency_us = intercept * 1000.0;
   fit.link.bandwidth_gbps = 1.0 / slope * 1000.0 / 1e9;  // bytes per ms -> GB/s
@@ -52,6 +60,18 @@ Expected<LinkFit> fit_link(const std::vector<TransferSample>& samples) {
                                             std::tuple{fit.link.latency_us, ranges::kMicroseconds, "latency"}})
     if (auto bad = ranges::problem(value, range); !bad.empty()) return Error{fmt::format("fitted {} {}", field, bad)};
   return fit;
+}
+
+}  // namespace
+
+Expected<LinkFit> fit_link(const std::vector<TransferSample>& samples) {
+  return fit_weighted(samples, std::vector<double>(samples.size(), 1.0));
+}
+
+Expected<LinkFit> fit_link_relative(const std::vector<TransferSample>& samples) {
+  std::vector<double> weights;
+  for (const auto& s : samples) weights.push_back(s.ms > 0 ? 1.0 / (s.ms * s.ms) : 1.0);
+  return fit_weighted(samples, weights);
 }
 
 std::string cluster_json(const Cluster& c) {

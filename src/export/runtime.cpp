@@ -105,7 +105,7 @@ Expected<RuntimeResult> run_manifest(const std::string& manifest_path, const Run
   return r;
 }
 
-Expected<ProfileResult> profile_model(const ProfileOptions& options) {
+Expected<ProfileGroups> export_profile_groups(const ProfileOptions& options, const std::string& dir) {
   MOIRAI_ASSIGN_OR_RETURN(auto graph, import_onnx(options.model, ImportOptions{options.dims}));
   Cluster cluster;
   if (!options.cluster.empty()) {
@@ -135,6 +135,67 @@ Expected<ProfileResult> profile_model(const ProfileOptions& options) {
   for (OpId op = 0; op < g.num_ops(); ++op)
     request.ops.push_back(ExportOp{g.op(op).name, fmt::format("op{}", op), g.op(op).origin,
                                    static_cast<double>(position[static_cast<size_t>(op)])});
+  MOIRAI_ASSIGN_OR_RETURN(auto manifest, export_submodels(request, dir));
+  ProfileGroups out;
+  out.manifest = std::move(manifest);
+  // Hand-offs: the activation bytes a group receives from and sends to other groups (the model's own inputs and
+  // outputs are paid by the whole model too and not counted).
+  for (OpId op : order) {
+    ProfileGroup group{g.op(op).name, g.op(op).type, -1, 0};
+    group.analytic_ms = analytic[static_cast<size_t>(op)];
+    for (const auto& list : {g.op(op).inputs, g.op(op).outputs})
+      for (TensorId t : list)
+        if (g.tensor(t).kind == TensorKind::Activation && !g.tensor(t).graph_output)
+          group.handoff_bytes += static_cast<double>(g.tensor(t).bytes());
+    out.groups.push_back(std::move(group));
+  }
+  return out;
+}
+
+ProfileResult profile_result(const ProfileGroups& groups, const GroupTimes& times) {
+  std::map<std::string, double> by_op;
+  for (const auto& sub : groups.manifest.submodels)
+    if (auto it = times.submodel_ms.find(sub.name); it != times.submodel_ms.end() && !sub.ops.empty())
+      by_op[sub.ops.front()] = it->second;
+  ProfileResult result;
+  result.original_ms = times.original_ms;
+  result.threads = times.threads;
+  result.call_ms = times.call_ms;
+  result.stage_overhead_ms = times.stage_overhead_ms;
+  // Every group pays a call and moves its activations out of and into sessions, which the whole model in one
+  // session does not. What the groups take beyond the whole model and those calls, per byte handed off, is the
+  // hand-off cost.
+  double handoff_bytes = 0, groups_ms = 0;
+  for (const auto& group : groups.groups) {
+    handoff_bytes += group.handoff_bytes;
+    groups_ms += by_op.count(group.name) ? by_op[group.name] : 0;
+  }
+  const double calls = static_cast<double>(groups.groups.size()) - 1;
+  const double extra_ms = groups_ms - times.original_ms - calls * times.call_ms;
+  const double ms_per_byte = handoff_bytes > 0 ? std::max(0.0, extra_ms) / handoff_bytes : 0;
+  result.handoff_gbps = ms_per_byte > 0 ? std::min(1e6, 1.0 / ms_per_byte / 1e6) : 1e6;
+  bool analytic = false;
+  double analytic_ms = 0;
+  for (const auto& group : groups.groups) {
+    OpProfile p;
+    p.name = group.name;
+    p.type = group.type;
+    p.measured_ms = by_op.count(p.name) ? by_op[p.name] : 0;
+    p.handoff_bytes = group.handoff_bytes;
+    p.compute_ms = std::max(0.0, p.measured_ms - times.call_ms - p.handoff_bytes * ms_per_byte);
+    p.analytic_ms = group.analytic_ms;
+    result.measured_total_ms += p.measured_ms;
+    if (p.analytic_ms >= 0) {
+      analytic_ms += p.analytic_ms;
+      analytic = true;
+    }
+    result.ops.push_back(std::move(p));
+  }
+  result.analytic_total_ms = analytic ? analytic_ms : -1;  // -1: no cluster to compare with
+  return result;
+}
+
+Expected<ProfileResult> profile_model(const ProfileOptions& options) {
   const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
   const fs::path dir = fs::temp_directory_path() / fmt::format("moirai-profile-{}-{}", ::getpid(), stamp);
   struct Cleanup {
@@ -144,80 +205,60 @@ Expected<ProfileResult> profile_model(const ProfileOptions& options) {
       fs::remove_all(dir, ec);
     }
   } cleanup{dir};
-  MOIRAI_ASSIGN_OR_RETURN(auto manifest, export_submodels(request, dir.string()));
+  MOIRAI_ASSIGN_OR_RETURN(auto groups, export_profile_groups(options, dir.string()));
   RuntimeOptions runtime = options.runtime;
   if (runtime.original.empty()) runtime.original = options.model;
-  MOIRAI_ASSIGN_OR_RETURN(auto run, run_manifest(manifest.path, runtime));
+  MOIRAI_ASSIGN_OR_RETURN(auto run, run_manifest(groups.manifest.path, runtime));
   if (!run.match)
     return Error{fmt::format("{}: the per-operator sub-models disagree with the model (max |diff| {:.3g})",
                              options.model, run.max_abs_diff)};
-  std::map<std::string, double> by_op;
-  for (const auto& sub : manifest.submodels)
-    if (auto it = run.submodel_ms.find(sub.name); it != run.submodel_ms.end() && !sub.ops.empty())
-      by_op[sub.ops.front()] = it->second;
   // The call probe, with the same runtime options: a stage that does no work.
   MOIRAI_ASSIGN_OR_RETURN(auto probe, write_call_probes((dir / "probe").string(), {1}));
   RuntimeOptions probe_options = runtime;
   probe_options.original = probe.model;
   probe_options.repeats = std::max(runtime.repeats, 50);  // microseconds each: many repeats are cheap
   MOIRAI_ASSIGN_OR_RETURN(auto probe_run, run_manifest(probe.path, probe_options));
-  ProfileResult result;
-  result.original_ms = run.original_ms;
-  result.analytic_total_ms = options.cluster.empty() ? -1 : 0;
-  result.threads = runtime.threads;
-  result.call_ms = probe_run.submodel_ms.count("probe0") ? probe_run.submodel_ms.at("probe0") : 0;
+  GroupTimes times;
+  times.submodel_ms = run.submodel_ms;
+  times.original_ms = run.original_ms;
+  times.threads = runtime.threads;
+  times.call_ms = probe_run.submodel_ms.count("probe0") ? probe_run.submodel_ms.at("probe0") : 0;
   // The runner's loop around a call: the probe's end-to-end time beyond its session call.
-  result.stage_overhead_ms = std::max(result.call_ms, probe_run.split_ms);
-  // Hand-offs: every group pays a call and moves its activations out of and into sessions, which the whole
-  // model in one session does not. What the groups take beyond the whole model and those calls, per byte
-  // handed off, is the hand-off cost (the model's own inputs and outputs are paid by both and not counted).
-  double handoff_bytes = 0, groups_ms = 0;
-  std::vector<double> bytes(static_cast<size_t>(g.num_ops()), 0.0);
-  for (OpId op = 0; op < g.num_ops(); ++op) {
-    for (const auto& list : {g.op(op).inputs, g.op(op).outputs})
-      for (TensorId t : list)
-        if (g.tensor(t).kind == TensorKind::Activation && !g.tensor(t).graph_output)
-          bytes[static_cast<size_t>(op)] += static_cast<double>(g.tensor(t).bytes());
-    handoff_bytes += bytes[static_cast<size_t>(op)];
-    groups_ms += by_op.count(g.op(op).name) ? by_op[g.op(op).name] : 0;
+  times.stage_overhead_ms = std::max(times.call_ms, probe_run.split_ms);
+  return profile_result(groups, times);
+}
+
+std::string profile_json(const std::vector<DeviceProfile>& devices) {
+  using ojson = nlohmann::ordered_json;
+  ojson overhead = ojson::object(), ops = ojson::object(), per_device = ojson::object();
+  for (const auto& [name, result] : devices) {
+    overhead[name] = result.stage_overhead_ms;
+    for (const auto& op : result.ops) {
+      if (!ops.contains(op.name)) ops[op.name] = ojson::object();
+      ops[op.name][name] = op.compute_ms;
+    }
+    per_device[name] = ojson{{"threads", result.threads}, {"call_ms", result.call_ms},
+                             {"handoff_gbps", result.handoff_gbps}, {"measured_total_ms", result.measured_total_ms},
+                             {"whole_model_ms", result.original_ms}};
   }
-  const double extra_ms = groups_ms - run.original_ms - static_cast<double>(g.num_ops() - 1) * result.call_ms;
-  const double ms_per_byte = handoff_bytes > 0 ? std::max(0.0, extra_ms) / handoff_bytes : 0;
-  result.handoff_gbps = ms_per_byte > 0 ? std::min(1e6, 1.0 / ms_per_byte / 1e6) : 1e6;
-  for (OpId op : order) {
-    OpProfile p;
-    p.name = g.op(op).name;
-    p.type = g.op(op).type;
-    p.measured_ms = by_op.count(p.name) ? by_op[p.name] : 0;
-    p.handoff_bytes = bytes[static_cast<size_t>(op)];
-    p.compute_ms = std::max(0.0, p.measured_ms - result.call_ms - p.handoff_bytes * ms_per_byte);
-    p.analytic_ms = analytic[static_cast<size_t>(op)];
-    result.measured_total_ms += p.measured_ms;
-    if (p.analytic_ms >= 0) result.analytic_total_ms += p.analytic_ms;
-    result.ops.push_back(std::move(p));
-  }
-  return result;
+  const ProfileResult& first = devices.front().result;
+  ojson j;
+  j["version"] = 2;
+  j["threads"] = first.threads;
+  j["stage_overhead_ms"] = overhead;
+  j["ops"] = ops;
+  j["call_ms"] = first.call_ms;
+  j["handoff_gbps"] = first.handoff_gbps;
+  j["measured_total_ms"] = first.measured_total_ms;
+  j["whole_model_ms"] = first.original_ms;
+  j["per_device"] = per_device;
+  return j.dump(1) + "\n";
 }
 
 std::string profile_json(const ProfileResult& result, const std::vector<std::string>& devices) {
-  using ojson = nlohmann::ordered_json;
-  ojson overhead = ojson::object(), ops = ojson::object();
-  for (const auto& d : devices) overhead[d] = result.stage_overhead_ms;
-  for (const auto& op : result.ops) {
-    ojson per = ojson::object();
-    for (const auto& d : devices) per[d] = op.compute_ms;
-    ops[op.name] = per;
-  }
-  ojson j;
-  j["version"] = 2;
-  j["threads"] = result.threads;
-  j["stage_overhead_ms"] = overhead;
-  j["ops"] = ops;
-  j["call_ms"] = result.call_ms;
-  j["handoff_gbps"] = result.handoff_gbps;
-  j["measured_total_ms"] = result.measured_total_ms;
-  j["whole_model_ms"] = result.original_ms;
-  return j.dump(1) + "\n";
+  std::vector<DeviceProfile> same;
+  for (const auto& d : devices) same.push_back({d, result});
+  return profile_json(same);
 }
 
 Expected<Cluster> measured_cluster(const ProfileResult& result, const Cluster& base, const std::string& device,
@@ -270,7 +311,7 @@ std::string format_profile(const ProfileResult& result) {
     out += fmt::format(", analytic {:.3f} ms (error {:+.0f}%)", result.analytic_total_ms,
                        100 * (result.analytic_total_ms - result.measured_total_ms) / result.measured_total_ms);
   out += fmt::format("; whole model in one session {:.3f} ms\n", result.original_ms);
-  out += fmt::format("call probe ({} thread(s)): {:.4f} ms per session call, {:.4f} ms per stage in the runner; "
+  out += fmt::format("call probe ({} thread(s)): {:.4f} ms per session call, {:.4f} ms per stage (the call and its hand-off); "
                      "hand-off across a session boundary {:.3g} GB/s (groups beyond the whole model)\n",
                      result.threads, result.call_ms, result.stage_overhead_ms, result.handoff_gbps);
   if (!errors.empty()) {

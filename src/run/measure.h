@@ -26,6 +26,13 @@ struct TransferSpanMeasured {
   double start_ms = 0, end_ms = 0;
 };
 
+/// What a worker reports of itself (Ping).
+struct WorkerFacts {
+  int threads = 0;
+  std::string provider;
+  double memory_bytes = 0;  ///< its machine's memory (0: an older worker that does not say)
+};
+
 /// Everything a completed attempt measured.
 struct Measured {
   std::vector<uint64_t> request_ids;    ///< measured requests
@@ -37,6 +44,7 @@ struct Measured {
   std::vector<StageSpan> stages;
   std::vector<TransferSpanMeasured> transfers;
   std::vector<double> clock_offset_ms;  ///< per worker (device order): worker clock - coordinator clock
+  std::vector<WorkerFacts> workers;     ///< per worker (device order)
   // What passed through the coordinator (graph inputs out, graph outputs in; never activations).
   std::map<std::string, int64_t> coordinator_sent, coordinator_received;  ///< tensor -> bytes
 };
@@ -68,5 +76,12 @@ std::string run_json(const RunOptions& options, const RunLayout& layout, const M
 std::string measured_trace(const RunLayout& layout, const Measured& m);
 /// Terminal table: predicted vs measured, per device, per link and end to end.
 std::string run_table(const RunOptions& options, const RunLayout& layout, const Measured& m);
+
+/// Runs a manifest's stages on the workers of its devices (device -> "host:port"): options.warmup then
+/// options.requests requests of seeded random inputs, outputs checked against options.model_path run in one
+/// session. What `moirai run` does for a plan, for any manifest (moirai profile's groups and probes). Errors
+/// are run's one-line failures, or outputs that differ.
+Expected<Measured> run_stages(const Manifest& manifest, const std::map<std::string, std::string>& workers,
+                              const RunOptions& options);
 
 }  // namespace moirai::run_detail

@@ -134,6 +134,7 @@ struct Worker {
   std::unique_ptr<pb::Worker::Stub> stub;
   std::vector<std::string> stages;  ///< in run order (plus the reference on the first worker)
   double offset_ms = 0;             ///< worker clock - coordinator clock (midpoint of the fastest ping)
+  run_detail::WorkerFacts facts;    ///< what it reported of itself (Ping)
 };
 
 std::shared_ptr<grpc::Channel> open_channel(const std::string& address) {
@@ -204,6 +205,7 @@ Failure Attempt::connect() {
       if (t1 - t0 < best_rtt) {
         best_rtt = t1 - t0;
         w.offset_ms = reply.now_ms() - (t0 + t1) / 2;
+        w.facts = {reply.threads(), reply.provider(), reply.memory_bytes()};
       }
     }
   }
@@ -465,6 +467,7 @@ Failure Attempt::collect_trace(Measured& m) {
     const grpc::Status st = w.stub->Trace(&ctx, req, &reply);
     if (!st.ok()) return {fmt::format("{}: reading its trace failed: {}", worker_name(w), st.error_message()), ""};
     m.clock_offset_ms.push_back(w.offset_ms);
+    m.workers.push_back(w.facts);
     for (const auto& s : reply.stages())
       if (measured.count(s.request()))
         m.stages.push_back({s.request(), s.stage(), w.device, s.start_ms() - w.offset_ms, s.end_ms() - w.offset_ms});
@@ -580,6 +583,37 @@ Expected<RunLayout> prepare(const RunOptions& options, const std::string& plan_p
     if (used.count(d)) layout.devices.push_back(d);
   return layout;
 }
+
+}  // namespace
+
+namespace run_detail {
+
+Expected<Measured> run_stages(const Manifest& manifest, const std::map<std::string, std::string>& workers,
+                              const RunOptions& options) {
+  RunLayout layout;
+  layout.manifest = manifest;
+  for (const auto& sub : manifest.submodels) {
+    layout.stage_device[sub.name] = sub.device;
+    if (std::find(layout.devices.begin(), layout.devices.end(), sub.device) == layout.devices.end())
+      layout.devices.push_back(sub.device);
+  }
+  for (const auto& d : layout.devices) {
+    auto it = workers.find(d);
+    if (it == workers.end()) return Error{fmt::format("{}: no worker for device '{}'", manifest.path, d)};
+    layout.worker[d] = it->second;
+  }
+  Measured m;
+  Attempt attempt(options, layout);
+  if (Failure f = attempt.run(m); !f.message.empty()) return Error{f.message};
+  if (!m.outputs_match)
+    return Error{fmt::format("{}: the stages' outputs differ from {} (max |diff| {:.3g})", manifest.path,
+                             options.model_path, m.max_abs_diff)};
+  return m;
+}
+
+}  // namespace run_detail
+
+namespace {
 
 /// A copy of a cluster file without one device (and the link overrides that name it).
 Expected<std::string> cluster_without(const std::string& path, const std::string& device) {

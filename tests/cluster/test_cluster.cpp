@@ -251,6 +251,27 @@ TEST(Cluster, FitLinkRecoversLatencyAndBandwidth) {
   EXPECT_NEAR(origin->link.bandwidth_gbps, 14e12 / 14.2e6 * 1e3 / 1e9, 1e-9);  // bytes^2 / (bytes x ms)
 }
 
+TEST(Cluster, FitLinkRelativeKeepsTheLatencyOfSmallTransfers) {
+  // 2 ms + bytes / 0.1 GB/s, the largest size 60% slow (a busy machine): least squares lets that one point pull
+  // the intercept below zero (no latency at all); least relative error keeps it near the small transfers' 2 ms.
+  const std::vector<TransferSample> samples{{4, 2.0}, {262144, 2.0 + 2.62144}, {1048576, 2.0 + 10.48576},
+                                            {4194304, (2.0 + 41.94304) * 1.6}};
+  auto plain = fit_link(samples);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->link.latency_us, 0);
+  auto relative = fit_link_relative(samples);
+  ASSERT_TRUE(relative.ok()) << relative.error().message;
+  EXPECT_NEAR(relative->link.latency_us, 2000, 200);
+  EXPECT_NEAR(relative->link.bandwidth_gbps, 0.085, 0.01);  // the slow point still costs bandwidth
+  // Exact samples give the exact figures either way.
+  auto exact = fit_link_relative({{0, 0.2}, {1e6, 1.2}, {2e6, 2.2}});
+  ASSERT_TRUE(exact.ok());
+  EXPECT_NEAR(exact->link.latency_us, 200, 1e-6);
+  EXPECT_NEAR(exact->link.bandwidth_gbps, 1.0, 1e-9);
+  EXPECT_EQ(fit_link_relative({{1e6, 1}}).error().message,
+            "fitting a link needs transfers of at least two sizes, got 1 sample(s) of 1 size(s)");
+}
+
 TEST(Cluster, FitLinkRejectsUnusableSamples) {
   auto error = [](const std::vector<TransferSample>& s) {
     auto fit = fit_link(s);
