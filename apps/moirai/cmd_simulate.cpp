@@ -64,10 +64,12 @@ void run(const SimulateArgs& args) {
     Schedule peaks;  // over_capacity() of the stream's peaks
     peaks.peak_memory = plan.stream->peak_memory;
     for (DeviceId d : peaks.over_capacity(plan.table))
-      std::cout << fmt::format("stream: device '{}' needs {} for {} requests in flight, more than its {}\n",
+      std::cout << fmt::format("stream: device '{}' needs {} for {} {} in flight, more than its {}\n",
                                plan.table.device_names[static_cast<size_t>(d)],
                                human_memory(plan.table, plan.stream->peak_memory[static_cast<size_t>(d)]),
-                               plan.stream->in_flight, human_memory(plan.table, plan.table.capacity[static_cast<size_t>(d)]));
+                               plan.stream->in_flight,
+                               plan.stream->tokens_per_s > 0 ? "sequences (each with its KV cache)" : "requests",
+                               human_memory(plan.table, plan.table.capacity[static_cast<size_t>(d)]));
   }
   if (file.makespan_ms > 0)
     std::cout << fmt::format("plan file said {:.4f} ms; re-simulated {:.4f} ms\n", file.makespan_ms,

@@ -55,7 +55,10 @@ struct StreamResult {
 /// Simulates `options.requests` copies of the model under one placement. Each device runs, among its ready
 /// operators, the one of the earliest request (then earliest ready, then topological position); with
 /// Placement::order each device repeats its order request after request; ports likewise (transfer priorities
-/// repeat per request). With one request the result equals simulate() exactly (spans, makespan, peak memory).
+/// repeat per request). When devices pay a per-stage overhead (CostTable::models_stages) it runs simulate()'s
+/// stages, each device its stages in order, request after request. With one request the result equals
+/// simulate() exactly: both run one event loop (spans, makespan; peak memory too, to rounding with stages,
+/// where simulate() takes validate()'s accounting of the same rule).
 StreamResult simulate_stream(const CostTable& table, const Placement& placement, const StreamOptions& options,
                              const SimOptions& sim = {});
 
