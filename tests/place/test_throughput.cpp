@@ -252,7 +252,9 @@ TEST(Throughput, PlacerOnDagsBeatsNoStageAndTheStreamAgrees) {
     auto dp = stage_dp(t, place, o);
     ASSERT_TRUE(dp.ok());
     EXPECT_LE(r->period_ms, dp->period_ms + 1e-9);
-    if (r->lower_bound_ms > 0) EXPECT_LE(r->lower_bound_ms, r->period_ms + 1e-6);
+    if (r->lower_bound_ms > 0) {
+      EXPECT_LE(r->lower_bound_ms, r->period_ms + 1e-6);
+    }
     // The best single device is a (one-stage) plan: the period is no larger than its compute time.
     double single = kInf;
     for (int d = 0; d < t.num_devices(); ++d) {

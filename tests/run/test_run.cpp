@@ -81,7 +81,9 @@ TEST(Run, TwoWorkersGiveTheOriginalOutputsPeerToPeer) {
     if (e["ph"] != "X") continue;
     stages += e["cat"] == "op";
     sends += e["cat"] == "send";
-    if (e["cat"] == "send") EXPECT_GT(e["args"]["bytes"].get<double>(), 0);
+    if (e["cat"] == "send") {
+      EXPECT_GT(e["args"]["bytes"].get<double>(), 0);
+    }
   }
   const auto manifest = read_json(dir / "out/submodels/manifest.json");
   EXPECT_EQ(stages, 3 * static_cast<int>(manifest["submodels"].size()));
