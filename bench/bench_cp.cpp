@@ -47,20 +47,22 @@ struct CpData {
   const CostTable* table = nullptr;
   bool ports = true;
   double scale = 1;                       ///< CP time units per ms
-  int horizon = 0;                        ///< upper bound on the makespan (the warm start's, plus rounding slack)
+  int horizon = 0;                        ///< upper bound on every time (see make_data)
   std::vector<std::vector<int>> op_time;  ///< [op][device], rounded
   std::vector<std::vector<int>> allowed;  ///< [op]: devices that hold its parameters and working set
   std::vector<int> fastest;               ///< [op]: its fastest allowed device
   std::vector<int> warm_device;           ///< [op]: the warm start's device
+  std::vector<double> warm_key;           ///< its start times in CP units, per op then per (item, destination)
   std::vector<int> data_ids;              ///< data items with consumers
   uint64_t seed = 1;
 };
 
-int to_units(double ms, double scale) { return static_cast<int>(std::llround(ms * scale)); }
-
-int transfer_units(const CpData& p, int d, DeviceId a, DeviceId b) {
-  return to_units(p.table->transfer(d, a, b), p.scale);
+// Durations past the horizon are capped there (such a choice cannot fit anyway), which keeps them in int range.
+int to_units(const CpData& p, double ms) {
+  return static_cast<int>(std::min<double>(std::llround(ms * p.scale), p.horizon + 1.0));
 }
+
+int transfer_units(const CpData& p, int d, DeviceId a, DeviceId b) { return to_units(p, p.table->transfer(d, a, b)); }
 
 class CpModel : public IntMinimizeSpace {
  public:
@@ -93,6 +95,13 @@ class CpModel : public IntMinimizeSpace {
     post_devices(on);
     post_transfers(on, finish);
     post_memory(on);
+  }
+
+  // Devices in topological order, the preferred one first (else the fastest); then every start time, at its
+  // earliest, in the order of `key` (per op, then per transfer: the incumbent's start times), so that the first
+  // dive rebuilds the incumbent's orders; then the makespan.
+  void post_branching(const std::vector<double>& key) {
+    const CostTable& t = *p->table;
     IntVarArgs devs;
     for (OpId i : t.topo_order) devs << dev[i];
     const std::vector<OpId> topo = t.topo_order;
@@ -101,10 +110,23 @@ class CpModel : public IntMinimizeSpace {
              const auto op = static_cast<size_t>(topo[static_cast<size_t>(pos)]);
              return x.in(m.preferred[op]) ? m.preferred[op] : x.in(m.p->fastest[op]) ? m.p->fastest[op] : x.min();
            }));
+    IntVarArgs all;
+    all << start << send;
+    std::vector<int> order(static_cast<size_t>(all.size()));
+    for (size_t v = 0; v < order.size(); ++v) order[v] = static_cast<int>(v);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key[static_cast<size_t>(a)] < key[static_cast<size_t>(b)]; });
     IntVarArgs times;
-    times << start << send;
-    branch(*this, times, INT_VAR_MIN_MIN(), INT_VAL_MIN());
+    for (int v : order) times << all[v];
+    branch(*this, times, INT_VAR_NONE(), INT_VAL_MIN());
     branch(*this, makespan, INT_VAL_MIN());
+  }
+
+  /// Start times of this solution as branching keys (ops, then transfers).
+  std::vector<double> start_keys() const {
+    std::vector<double> key;
+    for (int v = 0; v < start.size(); ++v) key.push_back(start[v].val());
+    for (int v = 0; v < send.size(); ++v) key.push_back(send[v].val() + 0.5);  // just after an op starting then
+    return key;
   }
 
   CpModel(CpModel& s) : IntMinimizeSpace(s), p(s.p), preferred(s.preferred) {
@@ -117,24 +139,16 @@ class CpModel : public IntMinimizeSpace {
   Space* copy() override { return new CpModel(*this); }
   IntVar cost() const override { return makespan; }
 
-  // LNS: a restart after a solution keeps the incumbent's devices outside a window of consecutive operators
-  // (topological order) and tries the incumbent's device first inside it. Every tenth restart is complete.
-  bool slave(const MetaInfo& mi) override {
-    if (mi.type() != MetaInfo::RESTART || mi.last() == nullptr) return true;
-    const auto& best = static_cast<const CpModel&>(*mi.last());
+  // LNS: keeps the incumbent's devices outside a window of `window` operators from topological position
+  // `first`, and tries them first inside it.
+  void relax(const std::vector<int>& incumbent, int first, int window) {
     const CostTable& t = *p->table;
-    const int n = t.num_ops();
-    for (OpId i = 0; i < n; ++i) preferred[static_cast<size_t>(i)] = best.dev[i].val();
-    if (mi.restart() % 10 == 0) return true;
-    std::mt19937_64 rng(p->seed * 1000003 + mi.restart());
-    const int window = std::clamp(n / 3, std::min(n, 4), 20);
-    const int first = std::uniform_int_distribution<int>(0, n - window)(rng);
-    for (int pos = 0; pos < n; ++pos)
+    preferred = incumbent;
+    for (int pos = 0; pos < t.num_ops(); ++pos)
       if (pos < first || pos >= first + window) {
         const OpId i = t.topo_order[static_cast<size_t>(pos)];
-        rel(*this, dev[i], IRT_EQ, best.dev[i].val());
+        rel(*this, dev[i], IRT_EQ, incumbent[static_cast<size_t>(i)]);
       }
-    return false;
   }
 
  private:
@@ -161,9 +175,12 @@ class CpModel : public IntMinimizeSpace {
   void post_transfers(const std::vector<BoolVarArgs>& on, const IntVarArgs& finish) {
     const CostTable& t = *p->table;
     const int K = t.num_devices();
-    std::vector<std::vector<IntVarArgs>> port_start(2, std::vector<IntVarArgs>(static_cast<size_t>(K)));
-    std::vector<std::vector<IntArgs>> port_dur(2, std::vector<IntArgs>(static_cast<size_t>(K)));
-    std::vector<std::vector<BoolVarArgs>> port_on(2, std::vector<BoolVarArgs>(static_cast<size_t>(K)));
+    // Send port of a: one task per (item, destination), present when the producer is on a. Receive port of b:
+    // one task per (item, b), its length set by the producer's device.
+    std::vector<IntVarArgs> send_start(static_cast<size_t>(K)), recv_start(send_start), recv_len(send_start),
+        recv_end(send_start);
+    std::vector<IntArgs> send_len(static_cast<size_t>(K));
+    std::vector<BoolVarArgs> send_on(static_cast<size_t>(K)), recv_on(send_on);
     for (int j = 0; j < static_cast<int>(p->data_ids.size()); ++j) {
       const int d = p->data_ids[static_cast<size_t>(j)];
       const auto& item = t.data[static_cast<size_t>(d)];
@@ -183,15 +200,13 @@ class CpModel : public IntMinimizeSpace {
         rel(*this, BOT_OR, there, any);
         rel(*this, present[j * K + b] == (any && !on[static_cast<size_t>(prod)][b]));
         if (!p->ports) continue;
+        const auto sb = static_cast<size_t>(b);
+        recv_start[sb] << cs, recv_len[sb] << dur, recv_end[sb] << arrival[b], recv_on[sb] << present[j * K + b];
         for (DeviceId a = 0; a < K; ++a) {
           if (a == b || cost[a] <= 0) continue;
-          BoolVar via = expr(*this, present[j * K + b] && on[static_cast<size_t>(prod)][a]);
-          for (int side = 0; side < 2; ++side) {  // 0: a's send port, 1: b's receive port
-            const auto port = static_cast<size_t>(side == 0 ? a : b);
-            port_start[static_cast<size_t>(side)][port] << cs;
-            port_dur[static_cast<size_t>(side)][port] << cost[a];
-            port_on[static_cast<size_t>(side)][port] << via;
-          }
+          const auto sa = static_cast<size_t>(a);
+          send_start[sa] << cs, send_len[sa] << cost[a];
+          send_on[sa] << expr(*this, present[j * K + b] && on[static_cast<size_t>(prod)][a]);
         }
       }
       for (OpId c : item.consumers) {
@@ -200,9 +215,10 @@ class CpModel : public IntMinimizeSpace {
         rel(*this, start[c] >= ready);
       }
     }
-    for (size_t side = 0; side < 2; ++side)
-      for (size_t k = 0; k < static_cast<size_t>(K); ++k)
-        if (port_start[side][k].size() > 0) unary(*this, port_start[side][k], port_dur[side][k], port_on[side][k]);
+    for (size_t k = 0; k < static_cast<size_t>(K); ++k) {
+      if (send_start[k].size() > 0) unary(*this, send_start[k], send_len[k], send_on[k]);
+      if (recv_start[k].size() > 0) unary(*this, recv_start[k], recv_len[k], recv_end[k], recv_on[k]);
+    }
   }
 
   // The MILP's memory rows: parameters placed on k plus a reserve R_k >= every working set on k fit capacity
@@ -240,19 +256,44 @@ double choose_scale(const CostTable& t, double warm_ms) {
   return integral && warm_ms < 1e6 ? 1.0 : 1e6 / warm_ms;
 }
 
-CpData make_data(const CostTable& t, const moirai::Placement& warm, double warm_ms, bool ports, uint64_t seed) {
+// Per op then per (item, destination): the warm schedule's start times (a transfer not sent starts with its
+// producer), in CP units.
+std::vector<double> warm_keys(const CpData& p, const moirai::Schedule& s) {
+  const CostTable& t = *p.table;
+  const int K = t.num_devices();
+  std::vector<double> key;
+  for (const auto& op : s.ops) key.push_back(op.start_ms * p.scale);
+  std::vector<int> slot(t.data.size(), -1);
+  for (size_t j = 0; j < p.data_ids.size(); ++j) {
+    slot[static_cast<size_t>(p.data_ids[j])] = static_cast<int>(j);
+    for (DeviceId b = 0; b < K; ++b) key.push_back(s.ops[static_cast<size_t>(t.data[static_cast<size_t>(p.data_ids[j])].producer)].end_ms * p.scale);
+  }
+  for (const auto& tr : s.transfers)
+    if (slot[static_cast<size_t>(tr.data)] >= 0) key[static_cast<size_t>(t.num_ops() + slot[static_cast<size_t>(tr.data)] * K + tr.dst)] = tr.start_ms * p.scale + 0.5;
+  return key;
+}
+
+CpData make_data(const CostTable& t, const moirai::Placement& warm, const moirai::Schedule& warm_schedule,
+                 bool ports, uint64_t seed) {
+  const double warm_ms = warm_schedule.makespan_ms;
   CpData p;
   p.table = &t;
   p.ports = ports;
   p.seed = seed;
   p.scale = choose_scale(t, warm_ms);
   const int n = t.num_ops(), K = t.num_devices();
+  p.warm_device.assign(warm.device.begin(), warm.device.end());
+  for (int d = 0; d < static_cast<int>(t.data.size()); ++d)
+    if (!t.data[static_cast<size_t>(d)].consumers.empty()) p.data_ids.push_back(d);
+  // Twice the warm start's makespan: room for the first dive, whose earliest-start order is not HEFT's (the bound
+  // on the makespan then tightens with each solution).
+  p.horizon = 2 * static_cast<int>(std::ceil(warm_ms * p.scale)) + n + static_cast<int>(p.data_ids.size()) * K;
   const auto ws = moirai::working_sets(t);
   for (OpId i = 0; i < n; ++i) {
     std::vector<int> times, allowed;
     int best = -1;
     for (DeviceId k = 0; k < K; ++k) {
-      times.push_back(to_units(t.time(i, k), p.scale));
+      times.push_back(to_units(p, t.time(i, k)));
       const double cap = t.capacity[static_cast<size_t>(k)];
       if (cap > 0 && t.param_bytes[static_cast<size_t>(i)] + ws[static_cast<size_t>(i)] > cap * (1 + 1e-12)) continue;
       allowed.push_back(k);
@@ -262,11 +303,7 @@ CpData make_data(const CostTable& t, const moirai::Placement& warm, double warm_
     p.allowed.push_back(allowed);
     p.fastest.push_back(best);
   }
-  p.warm_device.assign(warm.device.begin(), warm.device.end());
-  for (int d = 0; d < static_cast<int>(t.data.size()); ++d)
-    if (!t.data[static_cast<size_t>(d)].consumers.empty()) p.data_ids.push_back(d);
-  // Rounding can lengthen the warm start's schedule by half a unit per operator and transfer on its path.
-  p.horizon = static_cast<int>(std::ceil(warm_ms * p.scale)) + n + static_cast<int>(p.data_ids.size()) * K;
+  p.warm_key = warm_keys(p, warm_schedule);
   return p;
 }
 
@@ -297,36 +334,78 @@ struct Outcome {
   bool over_capacity = false;
 };
 
-Outcome solve_cp(const CostTable& t, const moirai::Placement& warm, double warm_ms, bool ports, double seconds,
-                 uint64_t seed) {
+// Stops a run at a failure budget (the restart cutoff) or at the deadline.
+class RunStop : public Search::Stop {
+ public:
+  RunStop(unsigned long fails, Clock::time_point deadline) : fails_(fails), deadline_(deadline) {}
+  bool stop(const Search::Statistics& s, const Search::Options&) override {
+    return s.fail > fails_ || Clock::now() >= deadline_;
+  }
+
+ private:
+  unsigned long fails_;
+  Clock::time_point deadline_;
+};
+
+// Luby sequence 1 1 2 1 1 2 4 ... (restart r, from 1).
+unsigned long luby(unsigned long r) {
+  for (unsigned long k = 1;; ++k) {
+    const unsigned long full = (1UL << k) - 1;
+    if (r == full) return 1UL << (k - 1);
+    if (r < full) return luby(r - (1UL << (k - 1)) + 1);
+  }
+}
+
+// Branch-and-bound under restarts: restart r runs with a budget of 100 x luby(r) failures once there is a solution; runs relax a window
+// of the incumbent's devices (LNS) except every tenth, which is complete (an exhausted complete run proves the
+// incumbent optimal).
+Outcome solve_cp(const CostTable& t, const moirai::Placement& warm, const moirai::Schedule& warm_schedule, bool ports,
+                 double seconds, uint64_t seed) {
   const auto t0 = Clock::now();
-  const CpData p = make_data(t, warm, warm_ms, ports, seed);
-  auto* root = new CpModel(p);
+  const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const CpData p = make_data(t, warm, warm_schedule, ports, seed);
+  std::unique_ptr<CpModel> root(new CpModel(p));
   Outcome out;
-  if (root->status() == SS_FAILED) {
-    delete root;
-    return out.status = "infeasible at the root", out;
-  }
+  if (root->status() == SS_FAILED) return out.status = "infeasible at the root", out;
   out.bound = root->makespan.min() / p.scale;
-  Search::TimeStop stop(static_cast<unsigned long>(seconds * 1000));
-  Search::Options so;
-  so.threads = 1;
-  so.stop = &stop;
-  so.cutoff = Search::Cutoff::luby(100);
-  RBS<CpModel, BAB> engine(root, so);
-  delete root;
   std::unique_ptr<CpModel> best;
-  while (CpModel* s = engine.next()) {
-    if (!best) out.first_ms = s->makespan.val() / p.scale;
-    best.reset(s);
-    ++out.solutions;
+  std::vector<int> incumbent = p.warm_device;
+  std::mt19937_64 rng(seed);
+  const int n = t.num_ops(), window = std::clamp(n / 3, std::min(n, 4), 20);
+  unsigned long fails = 0;
+  bool proven = false;
+  for (unsigned long r = 1; Clock::now() < deadline && !proven; ++r) {
+    std::unique_ptr<CpModel> run(static_cast<CpModel*>(root->clone()));
+    const bool complete = !best || r % 10 == 0;
+    if (complete) run->preferred = incumbent;
+    else run->relax(incumbent, std::uniform_int_distribution<int>(0, n - window)(rng), window);
+    run->post_branching(best ? best->start_keys() : p.warm_key);
+    if (best) rel(*run, run->makespan < best->makespan.val());
+    // The first run: until its first solution; complete runs: a budget that doubles every ten restarts.
+    const unsigned long budget = !best ? 100000 : complete ? 1000UL << std::min(20UL, r / 10) : 100 * luby(r);
+    RunStop stop(budget, deadline);
+    Search::Options so;
+    so.threads = 1;
+    so.stop = &stop;
+    BAB<CpModel> engine(run.get(), so);
+    const bool first_run = !best;
+    while (CpModel* s = engine.next()) {
+      if (!best) out.first_ms = s->makespan.val() / p.scale;
+      best.reset(s);
+      ++out.solutions;
+      for (OpId i = 0; i < n; ++i) incumbent[static_cast<size_t>(i)] = best->dev[i].val();
+      if (first_run) break;
+    }
+    fails += engine.statistics().fail;
+    out.restarts = static_cast<int>(r);
+    proven = complete && !first_run && !engine.stopped();
   }
-  out.restarts = static_cast<int>(engine.statistics().restart);
+  if (std::getenv("BENCH_CP_DEBUG")) std::fprintf(stderr, "fails %lu restarts %d\n", fails, out.restarts);
   out.seconds = since(t0);
-  if (!best) return out.status = engine.stopped() ? "no solution (time limit)" : "infeasible", out;
+  if (!best) return out.status = proven ? "infeasible" : "no solution (time limit)", out;
   out.makespan = best->makespan.val() / p.scale;
-  out.status = engine.stopped() ? "time limit" : "optimal";
-  if (!engine.stopped()) out.bound = out.makespan;
+  out.status = proven ? "optimal" : "time limit";
+  if (proven) out.bound = out.makespan;
   const moirai::SimOptions sim{ports};
   const moirai::Schedule s = moirai::simulate(t, to_placement(*best), sim);
   out.simulated = s.makespan_ms;
@@ -393,8 +472,9 @@ void run_case(const Case& c, double seconds, bool with_milp, uint64_t seed) {
   ho.sim.contention = c.ports;
   auto heft = (*moirai::make_placer("heft"))->place(t, ho);
   if (!heft.ok()) return (void)std::printf("| %s | heft failed: %s |\n", c.name.c_str(), heft.error().message.c_str());
-  const double heft_ms = moirai::simulate(t, heft->placement, ho.sim).makespan_ms;
-  const Outcome cp = solve_cp(t, heft->placement, heft_ms, c.ports, seconds, seed);
+  const moirai::Schedule heft_schedule = moirai::simulate(t, heft->placement, ho.sim);
+  const double heft_ms = heft_schedule.makespan_ms;
+  const Outcome cp = solve_cp(t, heft->placement, heft_schedule, c.ports, seconds, seed);
   const Outcome milp = with_milp ? solve_milp(t, c.ports, seconds, seed) : Outcome{};
   auto cell = [](const Outcome& o) {
     if (o.status.empty()) return std::string("| | | | ");
