@@ -6,17 +6,19 @@
 // transfer tasks (when ports are contended), and memory (parameters plus the largest working set per device
 // within the capacity, the MILP's mem/ws rows). Times are integers in the CP: every duration is rounded to
 // 1 / scale ms, so each CP plan is re-timed by moirai::simulate, and those makespans are the ones compared.
-// Search: branch-and-bound on the makespan under restarts (RBS) with large-neighbourhood relaxations: each
-// restart keeps the incumbent's devices outside a window of operators; every tenth restart is complete, so an
-// exhausted complete run proves optimality. Devices branch on the incumbent's device first (HEFT's at the
-// start, the MILP's warm-start family), else the fastest; then start times, earliest first.
-//   bench_cp [--seconds S] [--only SUBSTRING] [--no-milp] [--seed N]
+// Search: branch-and-bound on the makespan (Gecode BAB) under restarts with failure budgets (Luby), each restart
+// a large-neighbourhood move: it keeps the incumbent's devices outside a window of consecutive operators. Every
+// tenth restart is complete, with a budget that grows by 1000 failures each time: one that exhausts its tree proves the
+// incumbent optimal. Devices branch on the incumbent's device first (HEFT's at the start), else the fastest; the
+// first dive replays HEFT's schedule (start times in HEFT's order), later runs branch by set times.
+//   bench_cp [--seconds S] [--only SUBSTRING] [--no-milp] [--replay] [--warm heft|best] [--seed N]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -47,6 +49,7 @@ struct CpData {
   const CostTable* table = nullptr;
   bool ports = true;
   double scale = 1;                       ///< CP time units per ms
+  bool exact = false;                     ///< every time is an integer number of units (no rounding)
   int horizon = 0;                        ///< upper bound on every time (see make_data)
   std::vector<std::vector<int>> op_time;  ///< [op][device], rounded
   std::vector<std::vector<int>> allowed;  ///< [op]: devices that hold its parameters and working set
@@ -97,10 +100,11 @@ class CpModel : public IntMinimizeSpace {
     post_memory(on);
   }
 
-  // Devices in topological order, the preferred one first (else the fastest); then every start time, at its
-  // earliest, in the order of `key` (per op, then per transfer: the incumbent's start times), so that the first
-  // dive rebuilds the incumbent's orders; then the makespan.
-  void post_branching(const std::vector<double>& key) {
+  // Devices in topological order, the preferred one first (else the fastest); then start times, each at its
+  // earliest; then the makespan. `replay`: start times in the order of `key` (per op, then per transfer: the
+  // incumbent's start times), so that the dive rebuilds the incumbent's orders. Otherwise set times: the task
+  // that can start first (ties by `key`); its right branch moves the choice to another task at that time.
+  void post_branching(const std::vector<double>& key, bool replay) {
     const CostTable& t = *p->table;
     IntVarArgs devs;
     for (OpId i : t.topo_order) devs << dev[i];
@@ -117,7 +121,10 @@ class CpModel : public IntMinimizeSpace {
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key[static_cast<size_t>(a)] < key[static_cast<size_t>(b)]; });
     IntVarArgs times;
     for (int v : order) times << all[v];
-    branch(*this, times, INT_VAR_NONE(), INT_VAL_MIN());
+    const double ties = 1.0 / (times.size() + 1);
+    if (replay) branch(*this, times, INT_VAR_NONE(), INT_VAL_MIN());
+    else branch(*this, times, INT_VAR_MERIT_MIN([ties](const Space&, IntVar x, int pos) { return x.min() + pos * ties; }),
+                INT_VAL_MIN());
     branch(*this, makespan, INT_VAL_MIN());
   }
 
@@ -248,12 +255,14 @@ class CpModel : public IntMinimizeSpace {
 };
 
 // Integer time units: 1 when every time is integral (instances), else 1e6 units per warm-start makespan.
-double choose_scale(const CostTable& t, double warm_ms) {
+void choose_scale(CpData& p, double warm_ms) {
+  const CostTable& t = *p.table;
   bool integral = true;
   for (double v : t.time_ms) integral = integral && v == std::floor(v);
   for (const auto& item : t.data)
     for (double v : item.transfer_ms) integral = integral && v == std::floor(v);
-  return integral && warm_ms < 1e6 ? 1.0 : 1e6 / warm_ms;
+  p.exact = integral && warm_ms < 1e6;
+  p.scale = p.exact ? 1.0 : 1e6 / warm_ms;
 }
 
 // Per op then per (item, destination): the warm schedule's start times (a transfer not sent starts with its
@@ -280,7 +289,7 @@ CpData make_data(const CostTable& t, const moirai::Placement& warm, const moirai
   p.table = &t;
   p.ports = ports;
   p.seed = seed;
-  p.scale = choose_scale(t, warm_ms);
+  choose_scale(p, warm_ms);
   const int n = t.num_ops(), K = t.num_devices();
   p.warm_device.assign(warm.device.begin(), warm.device.end());
   for (int d = 0; d < static_cast<int>(t.data.size()); ++d)
@@ -330,6 +339,8 @@ struct Outcome {
   std::string status;
   double seconds = 0;
   double first_ms = 0;  ///< CP: first solution's makespan (the warm-start dive)
+  std::string warm_from;                  ///< MILP: the heuristic its warm start came from
+  double warm_ms = 0, polished_ms = 0;    ///< MILP: that plan, and after the MILP's local search
   int restarts = 0, solutions = 0;
   bool over_capacity = false;
 };
@@ -360,18 +371,22 @@ unsigned long luby(unsigned long r) {
 // of the incumbent's devices (LNS) except every tenth, which is complete (an exhausted complete run proves the
 // incumbent optimal).
 Outcome solve_cp(const CostTable& t, const moirai::Placement& warm, const moirai::Schedule& warm_schedule, bool ports,
-                 double seconds, uint64_t seed) {
+                 double seconds, uint64_t seed, bool replay_all) {
   const auto t0 = Clock::now();
   const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   const CpData p = make_data(t, warm, warm_schedule, ports, seed);
+  const int n = t.num_ops();
   std::unique_ptr<CpModel> root(new CpModel(p));
   Outcome out;
   if (root->status() == SS_FAILED) return out.status = "infeasible at the root", out;
-  out.bound = root->makespan.min() / p.scale;
+  // A bound in CP units holds for the real times up to the rounding: at most half a unit per task on a chain.
+  const double rounding = p.exact ? 0 : 0.5 * (n + static_cast<double>(p.data_ids.size()) * t.num_devices());
+  auto real_bound = [&](int units) { return std::max(0.0, units - rounding) / p.scale; };
+  out.bound = real_bound(root->makespan.min());
   std::unique_ptr<CpModel> best;
   std::vector<int> incumbent = p.warm_device;
   std::mt19937_64 rng(seed);
-  const int n = t.num_ops(), window = std::clamp(n / 3, std::min(n, 4), 20);
+  const int window = std::clamp(n / 3, std::min(n, 4), 20);
   unsigned long fails = 0;
   bool proven = false;
   for (unsigned long r = 1; Clock::now() < deadline && !proven; ++r) {
@@ -379,10 +394,10 @@ Outcome solve_cp(const CostTable& t, const moirai::Placement& warm, const moirai
     const bool complete = !best || r % 10 == 0;
     if (complete) run->preferred = incumbent;
     else run->relax(incumbent, std::uniform_int_distribution<int>(0, n - window)(rng), window);
-    run->post_branching(best ? best->start_keys() : p.warm_key);
+    run->post_branching(best ? best->start_keys() : p.warm_key, !best || replay_all);
     if (best) rel(*run, run->makespan < best->makespan.val());
-    // The first run: until its first solution; complete runs: a budget that doubles every ten restarts.
-    const unsigned long budget = !best ? 100000 : complete ? 1000UL << std::min(20UL, r / 10) : 100 * luby(r);
+    // The first run: until its first solution; complete runs: a budget that grows by 1000 every ten restarts.
+    const unsigned long budget = !best ? 100000 : complete ? 1000 * (r / 10) : 100 * luby(r);
     RunStop stop(budget, deadline);
     Search::Options so;
     so.threads = 1;
@@ -405,7 +420,7 @@ Outcome solve_cp(const CostTable& t, const moirai::Placement& warm, const moirai
   if (!best) return out.status = proven ? "infeasible" : "no solution (time limit)", out;
   out.makespan = best->makespan.val() / p.scale;
   out.status = proven ? "optimal" : "time limit";
-  if (proven) out.bound = out.makespan;
+  if (proven) out.bound = real_bound(best->makespan.val());
   const moirai::SimOptions sim{ports};
   const moirai::Schedule s = moirai::simulate(t, to_placement(*best), sim);
   out.simulated = s.makespan_ms;
@@ -427,6 +442,9 @@ Outcome solve_milp(const CostTable& t, bool ports, double seconds, uint64_t seed
   out.makespan = r->objective_ms;
   out.bound = r->lower_bound_ms;
   out.status = r->status + " (" + r->mode + ")";
+  out.warm_from = r->warm_start_method;
+  out.warm_ms = r->warm_start_ms;
+  out.polished_ms = r->polished_ms;
   const moirai::Schedule s = moirai::simulate(t, r->placement, o.sim);
   out.simulated = s.makespan_ms;
   out.over_capacity = !s.over_capacity(t).empty();
@@ -466,49 +484,79 @@ std::vector<Case> cases(const std::string& only) {
   return out;
 }
 
-void run_case(const Case& c, double seconds, bool with_milp, uint64_t seed) {
+struct BenchOptions {
+  double seconds = 20;
+  bool milp = true;
+  bool replay = false;  ///< every CP run replays the incumbent's order (else only the first)
+  std::string warm = "heft";  ///< the CP's warm start: heft, or best (of the heuristics)
+  uint64_t seed = 1;
+  std::string only;
+};
+
+struct Warm {
+  std::string method;
+  moirai::Placement placement;
+  moirai::Schedule schedule;
+};
+
+// The CP's warm start: HEFT's plan, or with "best" the best simulated plan of the registry's heuristics (the MILP's
+// warm start before its local search).
+std::optional<Warm> warm_start(const CostTable& t, bool ports, const std::string& which, double seconds) {
+  std::optional<Warm> best;
+  for (const auto& name : moirai::placer_names()) {
+    if (which == "heft" ? name != "heft" : name == "milp" || name == "placeto" || name == "geneflow") continue;
+    moirai::PlaceOptions o;
+    o.sim.contention = ports;
+    o.time_limit_s = std::min(seconds, 10.0);
+    auto r = (*moirai::make_placer(name))->place(t, o);
+    if (!r.ok()) continue;
+    moirai::Schedule s = moirai::simulate(t, r->placement, o.sim);
+    if (!s.over_capacity(t).empty() || (best && s.makespan_ms >= best->schedule.makespan_ms)) continue;
+    best = Warm{name, r->placement, std::move(s)};
+  }
+  return best;
+}
+
+void run_case(const Case& c, const BenchOptions& o) {
   const CostTable& t = c.table;
-  moirai::PlaceOptions ho;
-  ho.sim.contention = c.ports;
-  auto heft = (*moirai::make_placer("heft"))->place(t, ho);
-  if (!heft.ok()) return (void)std::printf("| %s | heft failed: %s |\n", c.name.c_str(), heft.error().message.c_str());
-  const moirai::Schedule heft_schedule = moirai::simulate(t, heft->placement, ho.sim);
-  const double heft_ms = heft_schedule.makespan_ms;
-  const Outcome cp = solve_cp(t, heft->placement, heft_schedule, c.ports, seconds, seed);
-  const Outcome milp = with_milp ? solve_milp(t, c.ports, seconds, seed) : Outcome{};
-  auto cell = [](const Outcome& o) {
-    if (o.status.empty()) return std::string("| | | | ");
-    return fmt::format("| {:.6g}{} | {} | {:.6g} | {:.1f} ", o.simulated, o.over_capacity ? " (over capacity)" : "",
-                       o.status, o.bound, o.seconds);
+  const auto warm = warm_start(t, c.ports, o.warm, o.seconds);
+  if (!warm) return (void)std::printf("| %s | no warm start fits |\n", c.name.c_str());
+  const Outcome cp = solve_cp(t, warm->placement, warm->schedule, c.ports, o.seconds, o.seed, o.replay);
+  const Outcome milp = o.milp ? solve_milp(t, c.ports, o.seconds, o.seed) : Outcome{};
+  auto cell = [](const Outcome& r) {
+    return fmt::format("| {:.6g}{} | {} | {:.6g} | {:.1f} ", r.simulated, r.over_capacity ? " (over capacity)" : "",
+                       r.status, r.bound, r.seconds);
   };
-  std::printf("| %s | %d | %.6g %s| %.6g | %d / %d %s|\n", c.name.c_str(), t.num_ops(), heft_ms, cell(cp).c_str(),
-              cp.makespan, cp.solutions, cp.restarts, cell(milp).c_str());
+  std::printf("| %s | %d | %s %.6g %s| %.6g | %d / %d ", c.name.c_str(), t.num_ops(), warm->method.c_str(),
+              warm->schedule.makespan_ms, cell(cp).c_str(), cp.makespan, cp.solutions, cp.restarts);
+  if (o.milp) std::printf("| %s %.6g, %.6g %s|\n", milp.warm_from.c_str(), milp.warm_ms, milp.polished_ms, cell(milp).c_str());
+  else std::printf("|\n");
   std::fflush(stdout);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  double seconds = 20;
-  bool with_milp = true;
-  uint64_t seed = 1;
-  std::string only;
+  BenchOptions o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-    if (a == "--seconds") seconds = std::atof(next().c_str());
-    else if (a == "--only") only = next();
-    else if (a == "--no-milp") with_milp = false;
-    else if (a == "--seed") seed = std::strtoull(next().c_str(), nullptr, 10);
+    if (a == "--seconds") o.seconds = std::atof(next().c_str());
+    else if (a == "--only") o.only = next();
+    else if (a == "--no-milp") o.milp = false;
+    else if (a == "--replay") o.replay = true;
+    else if (a == "--warm") o.warm = next();
+    else if (a == "--seed") o.seed = std::strtoull(next().c_str(), nullptr, 10);
     else {
-      std::fprintf(stderr, "usage: bench_cp [--seconds S] [--only SUBSTRING] [--no-milp] [--seed N]\n");
+      std::fprintf(stderr, "usage: bench_cp [--seconds S] [--only SUBSTRING] [--no-milp] [--replay] [--warm heft|best] [--seed N]\n");
       return 2;
     }
   }
-  std::printf("CP (Gecode, 1 thread) vs MILP (1 thread), %.0f s each; makespans simulated (ms)\n\n"
-              "| problem | ops | heft | cp | cp status | cp bound | cp s | cp own ms | cp solutions / restarts | "
-              "milp | milp status | milp bound | milp s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-              seconds);
-  for (const auto& c : cases(only)) run_case(c, seconds, with_milp, seed);
+  std::printf("CP (Gecode, 1 thread%s, warm start %s) vs MILP (1 thread), %.0f s each; makespans simulated (ms)\n\n"
+              "| problem | ops | cp warm start | cp | cp status | cp bound | cp s | cp own ms | cp solutions / restarts | "
+              "milp warm start, polished | milp | milp status | milp bound | milp s |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+              o.replay ? ", replay" : "", o.warm.c_str(), o.seconds);
+  for (const auto& c : cases(o.only)) run_case(c, o);
   return 0;
 }
