@@ -470,7 +470,7 @@ std::vector<Case> cases(const std::string& only) {
     add(inst + (ports ? "" : " (no ports)"), ports,
         [&] { return moirai::load_instance(moirai::testing::source_path("instances/" + inst + ".json")); });
   for (const std::string model : {"googlenet", "inception_v3", "bert_base", "randwire_ws"})
-    for (const std::string cluster : {"hetero-gpu-server", "workstation-mixed"})
+    for (const std::string cluster : {"hetero-gpu-server", "workstation-mixed", "dgx-a100-8"})
       add(model + " / " + cluster + " / max-nodes 40", true, [&]() -> moirai::Expected<CostTable> {
         moirai::ProblemOptions po;
         po.input = moirai::testing::source_path("models/" + model + ".onnx");
