@@ -552,6 +552,10 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (o.warm != "heft" && o.warm != "best") {
+    std::fprintf(stderr, "bench_cp: --warm must be heft or best, not '%s'\n", o.warm.c_str());
+    return 2;
+  }
   std::printf("CP (Gecode, 1 thread%s, warm start %s) vs MILP (1 thread), %.0f s each; makespans simulated (ms)\n\n"
               "| problem | ops | cp warm start | cp | cp status | cp bound | cp s | cp own ms | cp solutions / restarts | "
               "milp warm start, polished | milp | milp status | milp bound | milp s |\n"
