@@ -15,6 +15,10 @@ namespace moirai {
 struct CoarsenOptions {
   std::string fusion = "onnxruntime";  ///< backend rule set: onnxruntime, tensorrt, tvm, none
   int max_nodes = 0;                   ///< 0 = no budget step
+  /// Explicit groups of original ONNX node names (what a runtime really fused, see runtime_fusion.h). When
+  /// non-empty they replace the rule set: each group with more than one operator of the graph becomes one node,
+  /// names the graph does not have are skipped, and `fusion` only names the step.
+  std::vector<std::vector<std::string>> groups;
 };
 
 struct CoarsenStep {

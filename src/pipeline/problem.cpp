@@ -7,6 +7,7 @@
 
 #include "moirai/import.h"
 #include "moirai/pipeline.h"
+#include "moirai/runtime_fusion.h"
 #include "moirai/schedule.h"
 
 namespace moirai {
@@ -68,7 +69,7 @@ Expected<Problem> load_problem(const ProblemOptions& options) {
     if (!graph) return graph.error();
     auto cluster = load_cluster(options.cluster_path);
     if (!cluster) return cluster.error();
-    auto coarse = coarsen(*graph, *cluster, options.coarsen);
+    auto coarse = coarsen_model(*graph, options.input, *cluster, options.coarsen);
     if (!coarse) return coarse.error();
     auto table = build_cost_table(coarse->graph, *cluster);
     if (!table) return Error{options.cluster_path + ": " + table.error().message};  // a device without figures
