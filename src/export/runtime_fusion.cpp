@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 using namespace export_detail;
 
 constexpr const char* kRuntimeFusion = "onnxruntime-runtime";
-constexpr int kCacheFormat = 1;
+constexpr int kCacheFormat = 2;  // bump when the mapping changes: older caches are recomputed
 
 // ---------------------------------------------------------------------------------------------------------
 // Mapping an optimised graph back onto the original one.
@@ -110,12 +110,20 @@ std::vector<std::string> anchors_of(const NodeView& node,
     for (const auto& t : original[static_cast<size_t>(it->second)].outputs) take(t);
     if (!anchors.empty()) return anchors;
   }
-  for (const char* suffix : {"_nchwc"}) {
-    const std::string s = suffix;
-    if (node.raw_name.size() > s.size() && node.raw_name.ends_with(s))
-      take(node.raw_name.substr(0, node.raw_name.size() - s.size()));
-  }
+  // "_bn_nchwc": a batch normalisation the NCHWc transformer turned into a depthwise convolution.
+  for (const std::string suffix : {"_bn_nchwc", "_nchwc"})
+    if (anchors.empty() && node.raw_name.size() > suffix.size() && node.raw_name.ends_with(suffix))
+      take(node.raw_name.substr(0, node.raw_name.size() - suffix.size()));
   return anchors;
+}
+
+/// Layout-only nodes a fusion appends to restore the original shape or layout (MatMulAddFusion's Gemm is
+/// followed by a Reshape back to 3-D; NCHWc ends in ReorderOutput): they carry the original output's name, but
+/// the node before them computed it.
+bool restores_layout(const NodeView& node) {
+  static const std::set<std::string, std::less<>> types = {"Reshape", "Squeeze", "Unsqueeze", "Flatten",
+                                                           "com.microsoft.nchwc:ReorderOutput"};
+  return types.count(node.type) > 0;
 }
 
 /// Original nodes no runtime node accounts for join the group of a consumer, else of a producer; repeated
@@ -314,21 +322,29 @@ Expected<RuntimeGroups> map_optimized_graph(const std::string& original_path, co
   result.optimized_nodes = static_cast<int>(optimized->size());
   std::vector<int> group_of(original->size(), -1);
   std::unordered_map<std::string, int> owner;  // original tensor -> runtime node that computes it
-  std::vector<std::pair<int, std::vector<std::string>>> anchored;
-  for (int o : topological(*optimized)) {
-    auto anchors =
-        anchors_of((*optimized)[static_cast<size_t>(o)], original_producer, original_by_name, *original, owner);
-    for (const auto& t : anchors) owner.emplace(t, o);
-    anchored.emplace_back(o, std::move(anchors));
+  const auto order = topological(*optimized);
+  const auto runtime_producer = producers(*optimized);
+  std::vector<std::vector<std::string>> anchors(optimized->size());
+  for (int o : order) {
+    const NodeView& node = (*optimized)[static_cast<size_t>(o)];
+    auto found = anchors_of(node, original_producer, original_by_name, *original, owner);
+    int to = o;
+    if (!found.empty() && restores_layout(node) && !node.inputs.empty() &&
+        !original_producer.count(node.inputs[0]))
+      if (auto it = runtime_producer.find(node.inputs[0]);
+          it != runtime_producer.end() && anchors[static_cast<size_t>(it->second)].empty())
+        to = it->second;
+    for (const auto& t : found) owner[t] = to;
+    anchors[static_cast<size_t>(to)] = std::move(found);
   }
   // A runtime node replaced the original nodes behind its anchors, back to tensors that still exist (another
   // runtime node's anchors, graph inputs, initializers): what lies between vanished into it.
-  for (const auto& [o, anchors] : anchored) {
+  for (int o : order) {
     const NodeView& node = (*optimized)[static_cast<size_t>(o)];
     RuntimeGroup group{node.raw_name, node.type, {}};
     const int id = static_cast<int>(result.groups.size());
     std::vector<int> stack;
-    for (const auto& t : anchors) stack.push_back(original_producer.at(t));
+    for (const auto& t : anchors[static_cast<size_t>(o)]) stack.push_back(original_producer.at(t));
     bool any = false;
     while (!stack.empty()) {
       const int n = stack.back();
