@@ -25,7 +25,7 @@ struct CoarsenArgs {
   std::string fusion = "onnxruntime";
   bool from_runtime = false;
   bool compare_runtime = false;
-  std::string level = "extended";
+  std::string level;  ///< "" = extended for --from-runtime, the level the rules claim for --compare-runtime
   int max_nodes = 0;
   std::vector<std::string> dims;
   int top = 10;
@@ -75,7 +75,8 @@ nlohmann::json runtime_json(const RuntimeGroups& r) {
 
 void run_coarsen(const CoarsenArgs& args, const Graph& graph, const Cluster& cluster) {
   CoarsenOptions options;
-  options.fusion = args.from_runtime ? "onnxruntime-runtime:" + args.level : args.fusion;
+  options.fusion =
+      args.from_runtime ? "onnxruntime-runtime:" + (args.level.empty() ? "extended" : args.level) : args.fusion;
   options.max_nodes = args.max_nodes;
   std::optional<RuntimeGroups> runtime;
   if (is_runtime_fusion(options.fusion)) {
@@ -102,7 +103,9 @@ void run_coarsen(const CoarsenArgs& args, const Graph& graph, const Cluster& clu
     std::cout << out.dump(2) << "\n";
     return;
   }
-  std::cout << fmt::format("{}: {} operators, fusion '{}'\n", args.model, graph.num_ops(), options.fusion);
+  const std::string describes = fusion_description(options.fusion);
+  std::cout << fmt::format("{}: {} operators, fusion '{}'{}\n", args.model, graph.num_ops(), options.fusion,
+                           describes.empty() ? "" : " (" + describes + ")");
   if (runtime) print_runtime(*runtime);
   std::cout << fmt::format("\n{:<38} {:>12} {:>12}\n", "step", "nodes before", "nodes after");
   for (const auto& s : result.steps)
@@ -171,15 +174,18 @@ void print_splits(const std::string& title, const Graph& whole,
 
 void run_compare(const CoarsenArgs& args, const Graph& graph, const Cluster& cluster) {
   if (is_runtime_fusion(args.fusion))
-    fail("--compare-runtime compares a rule set (--fusion onnxruntime, tensorrt, tvm) with the runtime");
+    fail(
+        "--compare-runtime compares a rule set (--fusion onnxruntime, onnxruntime-extended, tensorrt, tvm) with "
+        "the "
+        "runtime");
   CoarsenOptions rules_options;
   rules_options.fusion = args.fusion;
   const CoarsenResult rules = unwrap(coarsen(graph, cluster, rules_options));
   RuntimeFusionOptions ask;
-  ask.level = args.level;
+  ask.level = !args.level.empty() ? args.level : args.fusion == "onnxruntime" ? "all" : "extended";
   const RuntimeGroups runtime = unwrap(runtime_groups(args.model, ask));
   CoarsenOptions runtime_options;
-  runtime_options.fusion = "onnxruntime-runtime:" + args.level;
+  runtime_options.fusion = "onnxruntime-runtime:" + ask.level;
   const CoarsenResult ort = unwrap(coarsen_model(graph, args.model, cluster, runtime_options));
   const auto runtime_splits = split_groups(ort.graph, rules.graph);  // runtime fuses, the rules do not
   const auto rules_splits = split_groups(rules.graph, ort.graph);    // the rules fuse, the runtime does not
@@ -208,7 +214,7 @@ void run_compare(const CoarsenArgs& args, const Graph& graph, const Cluster& clu
   print_runtime(runtime);
   std::cout << fmt::format("\n{:<40} {:>8}\n", "coarsening", "nodes");
   std::cout << fmt::format("{:<40} {:>8}\n", "rules '" + args.fusion + "'", rules.graph.num_ops());
-  std::cout << fmt::format("{:<40} {:>8}\n", "ONNX Runtime " + args.level, ort.graph.num_ops());
+  std::cout << fmt::format("{:<40} {:>8}\n", "ONNX Runtime " + ask.level, ort.graph.num_ops());
   std::cout << fmt::format("{:<40} {:>8}\n", "identical groups", same);
   print_splits("ONNX Runtime fuses, the rules split", ort.graph, runtime_splits, args.top);
   print_splits("the rules fuse, ONNX Runtime splits", rules.graph, rules_splits, args.top);
@@ -245,15 +251,19 @@ const bool registered = register_command(15, [](CLI::App& app) {
       "--fusion onnxruntime-runtime (level extended) or onnxruntime-runtime:LEVEL to place on these groups.\n"
       "Examples:\n"
       "  moirai coarsen models/gpt2_small.onnx --from-runtime --level extended\n"
-      "  moirai coarsen models/resnet50.onnx --compare-runtime --level all");
+      "  moirai coarsen models/resnet50.onnx --compare-runtime\n"
+      "  moirai coarsen models/bert_base.onnx --fusion onnxruntime-extended --compare-runtime");
   cmd->add_option("MODEL", args->model, "ONNX model")->required();
   cmd->add_option("--fusion", args->fusion,
-                  "Fusion rules: onnxruntime, tensorrt, tvm, none; or onnxruntime-runtime[:LEVEL]")
+                  "Fusion rules: onnxruntime (ORT level all), onnxruntime-extended, tensorrt, tvm, none; or "
+                  "onnxruntime-runtime[:LEVEL]")
       ->capture_default_str();
   cmd->add_flag("--from-runtime", args->from_runtime, "Use the groups ONNX Runtime really fuses (needs Node)");
-  cmd->add_option("--level", args->level, "ONNX Runtime optimisation level for --from-runtime/--compare-runtime")
-      ->check(CLI::IsMember(runtime_levels()))
-      ->capture_default_str();
+  cmd->add_option(
+         "--level", args->level,
+         "ONNX Runtime optimisation level: basic, extended, all (default: extended for --from-runtime; for "
+         "--compare-runtime the level the rules describe, all for onnxruntime)")
+      ->check(CLI::IsMember(runtime_levels()));
   cmd->add_flag("--compare-runtime", args->compare_runtime,
                 "Print the rules' groups against ONNX Runtime's, with the groups where they differ");
   cmd->add_option("--max-nodes", args->max_nodes,

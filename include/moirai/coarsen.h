@@ -34,6 +34,9 @@ struct CoarsenResult {
 
 /// Names of the available fusion rule sets.
 std::vector<std::string> fusion_backends();
+/// The backend, version and level a rule set describes ("ONNX Runtime 1.30, CPU execution provider, graph
+/// optimisation level all"), or "" for an unknown name.
+std::string fusion_description(const std::string& fusion);
 
 /// Coarsens `graph`. The cluster is used only by the --max-nodes step (transfer/compute ratios).
 Expected<CoarsenResult> coarsen(const Graph& graph, const Cluster& cluster, const CoarsenOptions& options);

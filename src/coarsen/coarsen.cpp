@@ -42,6 +42,11 @@ Expected<Work> contract_groups(const Work& work, const std::vector<std::vector<s
 
 }  // namespace
 
+std::string fusion_description(const std::string& fusion) {
+  const RuleSet* rules = find_rule_set(fusion);
+  return rules ? rules->describes : "";
+}
+
 Expected<CoarsenResult> coarsen(const Graph& graph, const Cluster& cluster, const CoarsenOptions& options) {
   const bool explicit_groups = !options.groups.empty();
   const RuleSet* rules = find_rule_set(explicit_groups ? "none" : options.fusion);

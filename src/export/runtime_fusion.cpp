@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 using namespace export_detail;
 
 constexpr const char* kRuntimeFusion = "onnxruntime-runtime";
-constexpr int kCacheFormat = 2;  // bump when the mapping changes: older caches are recomputed
+constexpr int kCacheFormat = 3;  // bump when the mapping changes: older caches are recomputed
 
 // ---------------------------------------------------------------------------------------------------------
 // Mapping an optimised graph back onto the original one.
@@ -106,7 +106,11 @@ std::vector<std::string> anchors_of(const NodeView& node,
   };
   for (const auto& t : node.outputs) take(t);
   if (!anchors.empty()) return anchors;
-  if (auto it = original_by_name.find(node.raw_name); it != original_by_name.end() && !node.raw_name.empty()) {
+  // A kept node name; "_new_reshape": a Reshape merged with the one a MatMulAddFusion Gemm put before it.
+  for (const std::string suffix : {"", "_new_reshape"}) {
+    if (node.raw_name.size() <= suffix.size() || !node.raw_name.ends_with(suffix)) continue;
+    auto it = original_by_name.find(node.raw_name.substr(0, node.raw_name.size() - suffix.size()));
+    if (it == original_by_name.end()) continue;
     for (const auto& t : original[static_cast<size_t>(it->second)].outputs) take(t);
     if (!anchors.empty()) return anchors;
   }
