@@ -119,6 +119,8 @@ RuleSet onnxruntime(bool level_all) {
   const std::string basic = "ORT graph optimizations, basic: ";
   const std::string ext = "ORT graph optimizations, extended: ";
   const std::string nchwc = "ORT NchwcTransformer (level all): ";
+  r.patterns.push_back({"pad", basic + "Pad Fusion (into the following Conv or pooling)",
+                        {root({"Conv", "AveragePool", "MaxPool"}), producer(0, {"Pad"})}, 0, ""});
   r.patterns.push_back({"conv-bn", basic + "Conv BatchNorm Fusion", {root({"Conv"}), consumer(0, {"BatchNormalization"})}, -1, ""});
   r.patterns.push_back({"conv-add", basic + "Conv Add Fusion", {root({"Conv"}), consumer_const(0, {"Add"})}, -1, ""});
   r.patterns.push_back({"conv-mul", basic + "Conv Mul Fusion", {root({"Conv"}), consumer_const(0, {"Mul"})}, -1, ""});
@@ -134,6 +136,13 @@ RuleSet onnxruntime(bool level_all) {
   r.patterns.push_back({"conv-act", ext + "Conv Activation Fusion", {root({"Conv"}), consumer(0, kActivations)}, -1, ""});
   r.patterns.push_back({"matmul-scale", ext + "MatMul Scale Fusion (FusedMatMul)",
                         {root({"MatMul"}), consumer_const(0, {"Div", "Mul"})}, -1, "FusedMatMul"});
+  // A scaled, transposed operand (torchvision's attention): FusedMatMul's alpha and transA/transB. Seen on the
+  // zoo only together with the scale; a head-split Transpose alone (GPT-2, BERT) does not swap the last two
+  // axes and stays.
+  r.patterns.push_back({"matmul-operands", ext + "MatMul Scale Fusion and MatMul Transpose Fusion on inputs",
+                        {root({"MatMul", "FusedMatMul"}), producer(0, {"Div", "Mul"}),
+                         producer(1, {"Transpose"}, true), producer(0, {"Transpose"}, true)},
+                        0, "FusedMatMul"});
   for (auto rule : {gelu_erf(), gelu_erf_half_first(), gelu_tanh()}) {
     rule.source = ext + "GELU Fusion";
     r.patterns.push_back(std::move(rule));
