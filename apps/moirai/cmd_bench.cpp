@@ -103,7 +103,9 @@ const bool registered = register_command(70, [](CLI::App& app) {
   cmd->add_option("--jobs,-j", args->options.jobs, "Combinations run at once (each in its own process)")
       ->capture_default_str()
       ->check(within(1, 256, true));
-  cmd->add_option("--fusion", args->options.coarsen.fusion, "Fusion rules: onnxruntime, tensorrt, tvm or none")
+  cmd->add_option("--fusion", args->options.coarsen.fusion,
+                  "Fusion rules: onnxruntime, tensorrt, tvm, none, or onnxruntime-runtime[:LEVEL] (ONNX Runtime's own "
+                  "groups)")
       ->capture_default_str();
   cmd->add_option("--max-nodes", args->options.coarsen.max_nodes, "Coarsen every model to at most N nodes (0: off)")
       ->check(within(0, 1e7, true));

@@ -158,7 +158,9 @@ const bool registered = register_command(55, [](CLI::App& app) {
       ->capture_default_str()->check(within(1, 1e9));
   cmd->add_option("--threads", args->threads, "Intra-op threads of every session, and of each --local worker (1..1024)")
       ->check(within(1, 1024, true))->capture_default_str();
-  cmd->add_option("--fusion", args->fusion, "Fusion rules: onnxruntime, tensorrt, tvm or none")->capture_default_str();
+  cmd->add_option("--fusion", args->fusion,
+                  "Fusion rules: onnxruntime, tensorrt, tvm, none, or onnxruntime-runtime[:LEVEL] (ONNX Runtime's own "
+                  "groups)")->capture_default_str();
   cmd->add_option("--max-nodes", args->max_nodes, "Coarsening node budget")->check(within(0, 1e7, true));
   cmd->add_option("--dim", args->dims, "Fix a dynamic dimension, NAME=VALUE (repeatable)");
   cmd->add_option("--repeats,-r", args->repeats, "Timed repetitions per operator (1..100000, median)")

@@ -15,6 +15,7 @@
 #include "moirai/file_io.h"
 #include "moirai/coarsen.h"
 #include "moirai/import.h"
+#include "moirai/runtime_fusion.h"
 #include "moirai/schedule.h"
 #include "options.h"
 
@@ -38,7 +39,7 @@ CostTable table_without_cluster(const ProblemOptions& options) {
   cluster.name = "generic";
   cluster.devices.push_back(Device{"device", "unknown", 1000, 0, 100, 1e18, 0});
   cluster.links.assign(1, Link{});
-  const auto coarse = unwrap(coarsen(graph, cluster, options.coarsen));
+  const auto coarse = unwrap(coarsen_model(graph, options.input, cluster, options.coarsen));
   return unwrap(build_cost_table(coarse.graph, cluster));
 }
 

@@ -10,7 +10,9 @@ namespace moirai::cli {
 
 void add_problem_options(CLI::App& cmd, ProblemArgs& args) {
   cmd.add_option("--cluster,-c", args.cluster, "Cluster file (devices and links), e.g. clusters/edge-4.json");
-  cmd.add_option("--fusion", args.fusion, "Fusion rules to coarsen with: onnxruntime, tensorrt, tvm or none")
+  cmd.add_option("--fusion", args.fusion,
+                 "Fusion rules to coarsen with: onnxruntime, tensorrt, tvm, none, or onnxruntime-runtime[:LEVEL] (the "
+                 "groups ONNX Runtime really fuses)")
       ->capture_default_str();
   cmd.add_option("--max-nodes", args.max_nodes, "After fusion, merge further until at most N nodes remain (0: off)")
       ->check(within(0, 1e7, true));

@@ -15,6 +15,10 @@ namespace moirai {
 struct CoarsenOptions {
   std::string fusion = "onnxruntime";  ///< backend rule set: onnxruntime, tensorrt, tvm, none
   int max_nodes = 0;                   ///< 0 = no budget step
+  /// Explicit groups of original ONNX node names (what a runtime really fused, see runtime_fusion.h). When
+  /// non-empty they replace the rule set: each group with more than one operator of the graph becomes one node,
+  /// names the graph does not have are skipped, and `fusion` only names the step.
+  std::vector<std::vector<std::string>> groups;
 };
 
 struct CoarsenStep {
@@ -30,6 +34,9 @@ struct CoarsenResult {
 
 /// Names of the available fusion rule sets.
 std::vector<std::string> fusion_backends();
+/// The backend, version and level a rule set describes ("ONNX Runtime 1.30, CPU execution provider, graph
+/// optimisation level all"), or "" for an unknown name.
+std::string fusion_description(const std::string& fusion);
 
 /// Coarsens `graph`. The cluster is used only by the --max-nodes step (transfer/compute ratios).
 Expected<CoarsenResult> coarsen(const Graph& graph, const Cluster& cluster, const CoarsenOptions& options);

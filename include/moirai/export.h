@@ -107,6 +107,18 @@ std::string device_map_json(const DeviceMap& map);
 /// Reads device_map_json's output back (modules and devices); errors name `source` and the field.
 Expected<DeviceMap> parse_device_map(const std::string& text, const std::string& source);
 
+/// What materialize_weights did.
+struct MaterializeResult {
+  int randomized = 0;  ///< initializers filled with random values (their data was absent)
+  int64_t bytes = 0;   ///< weight bytes written inline, copied and random together
+};
+
+/// `moirai materialize`: writes `out`, the model `model` with every weight-stripped initializer (external data
+/// whose file is empty or missing) filled with random values of its type and shape, deterministic for `seed`;
+/// initializers with data are copied inline. Weights go inline, so at most about 2 GiB. Atomic: on error no file
+/// is written.
+Expected<MaterializeResult> materialize_weights(const std::string& model, const std::string& out, uint64_t seed);
+
 /// How to call tools/run_plan.mjs.
 struct RuntimeOptions {
   std::string script;   ///< path of run_plan.mjs; empty = find_tool("run_plan.mjs", "")

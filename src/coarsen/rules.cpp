@@ -1,10 +1,11 @@
 // The fusion rule tables, one per backend. This is the only file in src/coarsen that names ONNX operators.
 // Sources:
-//  - onnxruntime: "Graph Optimizations in ONNX Runtime" (onnxruntime.ai/docs/performance/model-optimizations/
-//    graph-optimizations.html): basic fusions (Conv Add, Conv Mul, Conv BatchNorm, Relu Clip) and extended ones
-//    (GEMM Activation, MatMul Add, Conv Activation, GELU, Layer Normalization, Attention, Skip Layer
-//    Normalization, Bias GELU); Conv+Add(residual)+Activation follows ORT's conv_add_act_fusion transformer and
-//    RMSNorm its SimplifiedLayerNormFusion.
+//  - onnxruntime, onnxruntime-extended: "Graph Optimizations in ONNX Runtime" (onnxruntime.ai/docs/performance/
+//    model-optimizations/graph-optimizations.html): basic fusions (Conv Add, Conv Mul, Conv BatchNorm, Relu Clip,
+//    MatMul Add) and extended ones (GEMM Activation, Conv Activation, MatMul Scale, GELU, Layer Normalization,
+//    Skip Layer Normalization), kept to those ONNX Runtime 1.30 really applies on the zoo (read back with
+//    `moirai coarsen --compare-runtime`); level all adds the NCHWc transformer's fusions; RMSNorm follows its
+//    SimplifiedLayerNormFusion.
 //  - tensorrt: TensorRT developer guide, "Layer Fusion Catalog" (docs.nvidia.com/deeplearning/tensorrt/latest/
 //    performance/fusion-catalog.html): Convolution and Scale, Convolution and ElementWise Operation,
 //    Convolution and ReLU/GELU/Clip Activation, Scale and Activation, Shuffle and Shuffle, Shuffle and Reduce,
@@ -105,34 +106,61 @@ PatternRule attention() {
                             consumer(11, {"Reshape"}, true)}, -1, "Attention"};
 }
 
-RuleSet onnxruntime() {
-  RuleSet r{"onnxruntime", base_kinds(), {}, {}};
+// ONNX Runtime 1.30 on the CPU execution provider, as read back from its optimised graphs on the zoo
+// (`moirai coarsen --compare-runtime`, docs/fusion.md). Its Attention fusion and the Skip LayerNorm fusion of
+// residual sums that are read again (every block of a pre-LN transformer) do not match these exports: attention
+// stays MatMul, Transpose, Reshape, Softmax nodes. MatMul + bias becomes a Gemm before the GELU fusions run, so
+// Bias GELU never applies. `all` adds the NCHWc layout transformer: a Conv absorbs a following Add (residual)
+// and activation, and a batch normalisation of its own becomes a depthwise convolution with its activation.
+RuleSet onnxruntime(bool level_all) {
+  RuleSet r{level_all ? "onnxruntime" : "onnxruntime-extended", base_kinds(), {}, {}, ""};
+  r.describes = std::string("ONNX Runtime 1.30, CPU execution provider, graph optimisation level ") +
+                (level_all ? "all" : "extended");
   const std::string basic = "ORT graph optimizations, basic: ";
   const std::string ext = "ORT graph optimizations, extended: ";
-  r.patterns = {
-      {"conv-bn", basic + "Conv BatchNorm Fusion", {root({"Conv"}), consumer(0, {"BatchNormalization"})}, -1, ""},
-      {"conv-add", basic + "Conv Add Fusion", {root({"Conv"}), consumer_const(0, {"Add"})}, -1, ""},
-      {"conv-mul", basic + "Conv Mul Fusion", {root({"Conv"}), consumer_const(0, {"Mul"})}, -1, ""},
-      {"relu-clip", basic + "Relu Clip Fusion", {root({"Relu"}), consumer(0, {"Clip"})}, -1, ""},
-      {"conv-add-act", "ORT conv_add_act_fusion (FusedConv with a residual input)",
-       {root({"Conv"}), consumer(0, {"Add"}), consumer(1, kActivations, true)}, -1, ""},
-      {"conv-act", ext + "Conv Activation Fusion", {root({"Conv"}), consumer(0, kActivations)}, -1, ""},
-      gelu_erf(), gelu_erf_half_first(), gelu_tanh(), layer_norm(), rms_norm(), attention(),
-      {"skip-layer-norm", ext + "Skip Layer Normalization Fusion",
-       {root({"Add"}), consumer(0, {"LayerNormalization"})}, -1, "SkipLayerNormalization"},
-      {"bias-gelu", ext + "Bias GELU Fusion", {root({"Add"}), consumer(0, {"Gelu"})}, -1, "BiasGelu"},
-      {"matmul-add", ext + "Matmul Add Fusion", {root({"MatMul"}), consumer_const(0, {"Add"})}, -1, "Gemm"},
-      {"gemm-act", ext + "GEMM Activation Fusion", {root({"Gemm"}), consumer(0, kActivations)}, -1, ""},
-  };
-  for (auto* rule : {&r.patterns[6], &r.patterns[7], &r.patterns[8]}) rule->source = ext + "GELU Fusion";
-  r.patterns[9].source = ext + "Layer Normalization Fusion";
-  r.patterns[10].source = "ORT SimplifiedLayerNormFusion (RMSNorm)";
-  r.patterns[11].source = ext + "Attention Fusion";
+  const std::string nchwc = "ORT NchwcTransformer (level all): ";
+  r.patterns.push_back({"pad", basic + "Pad Fusion (into the following Conv or pooling)",
+                        {root({"Conv", "AveragePool", "MaxPool"}), producer(0, {"Pad"})}, 0, ""});
+  r.patterns.push_back({"conv-bn", basic + "Conv BatchNorm Fusion", {root({"Conv"}), consumer(0, {"BatchNormalization"})}, -1, ""});
+  r.patterns.push_back({"conv-add", basic + "Conv Add Fusion", {root({"Conv"}), consumer_const(0, {"Add"})}, -1, ""});
+  r.patterns.push_back({"conv-mul", basic + "Conv Mul Fusion", {root({"Conv"}), consumer_const(0, {"Mul"})}, -1, ""});
+  r.patterns.push_back({"relu-clip", basic + "Relu Clip Fusion", {root({"Relu"}), consumer(0, {"Clip"})}, -1, ""});
+  r.patterns.push_back({"matmul-add", basic + "MatMulAddFusion (MatMul + bias -> Gemm)",
+                        {root({"MatMul"}), consumer_const(0, {"Add"})}, -1, "Gemm"});
+  if (level_all) {
+    r.patterns.push_back({"conv-add-act", nchwc + "Conv with a residual Add and an activation",
+                          {root({"Conv"}), consumer(0, {"Add"}), consumer(1, kActivations, true)}, -1, ""});
+    r.patterns.push_back({"bn-act", nchwc + "BatchNormalization as a depthwise Conv, with its activation",
+                          {root({"BatchNormalization"}), consumer(0, kActivations)}, -1, ""});
+  }
+  r.patterns.push_back({"conv-act", ext + "Conv Activation Fusion", {root({"Conv"}), consumer(0, kActivations)}, -1, ""});
+  r.patterns.push_back({"matmul-scale", ext + "MatMul Scale Fusion (FusedMatMul)",
+                        {root({"MatMul"}), consumer_const(0, {"Div", "Mul"})}, -1, "FusedMatMul"});
+  // A scaled, transposed operand (torchvision's attention): FusedMatMul's alpha and transA/transB. Seen on the
+  // zoo only together with the scale; a head-split Transpose alone (GPT-2, BERT) does not swap the last two
+  // axes and stays.
+  r.patterns.push_back({"matmul-operands", ext + "MatMul Scale Fusion and MatMul Transpose Fusion on inputs",
+                        {root({"MatMul", "FusedMatMul"}), producer(0, {"Div", "Mul"}),
+                         producer(1, {"Transpose"}, true), producer(0, {"Transpose"}, true)},
+                        0, "FusedMatMul"});
+  for (auto rule : {gelu_erf(), gelu_erf_half_first(), gelu_tanh()}) {
+    rule.source = ext + "GELU Fusion";
+    r.patterns.push_back(std::move(rule));
+  }
+  auto norm = layer_norm();
+  norm.source = ext + "Layer Normalization Fusion";
+  r.patterns.push_back(std::move(norm));
+  auto rms = rms_norm();
+  rms.source = "ORT SimplifiedLayerNormFusion (RMSNorm)";
+  r.patterns.push_back(std::move(rms));
+  r.patterns.push_back({"skip-layer-norm", ext + "Skip Layer Normalization Fusion",
+                        {root({"Add"}), consumer(0, {"LayerNormalization"})}, -1, "SkipLayerNormalization"});
+  r.patterns.push_back({"gemm-act", ext + "GEMM Activation Fusion", {root({"Gemm"}), consumer(0, kActivations)}, -1, ""});
   return r;
 }
 
 RuleSet tensorrt() {
-  RuleSet r{"tensorrt", base_kinds(), {}, {}};
+  RuleSet r{"tensorrt", base_kinds(), {}, {}, "TensorRT 10 layer fusion catalog (not checked against TensorRT here)"};
   // TensorRT fuses shuffles (Reshape/Transpose/Flatten/Squeeze/Unsqueeze) with each other only; other data
   // movement (Concat, Slice, Gather, Split, Pad) stays its own layer.
   for (const char* t : {"Concat", "Split", "Slice", "Gather", "Pad", "Tile", "Expand", "Resize", "Shape"})
@@ -164,7 +192,7 @@ RuleSet tensorrt() {
 }
 
 RuleSet tvm() {
-  RuleSet r{"tvm", base_kinds(), {}, {}};
+  RuleSet r{"tvm", base_kinds(), {}, {}, "TVM Relay FuseOps (not checked against TVM here)"};
   // fuse_ops.cc: (0) an out-elementwise-fusable group (conv, dense) absorbs following elementwise ops;
   // (1) elementwise/broadcast ops join a dominator through injective ops, ending at an injective op, a
   // reduction or an out-elementwise-fusable op; (2) injective ops fuse with injective ops, in phase 1 so that
@@ -194,7 +222,8 @@ const char* kind_name(Kind kind) {
 }
 
 const std::vector<RuleSet>& rule_sets() {
-  static const std::vector<RuleSet> sets = {onnxruntime(), tensorrt(), tvm(), RuleSet{"none", base_kinds(), {}, {}}};
+  static const std::vector<RuleSet> sets = {onnxruntime(true), onnxruntime(false), tensorrt(), tvm(),
+                                            RuleSet{"none", base_kinds(), {}, {}, "no fusion"}};
   return sets;
 }
 

@@ -57,9 +57,10 @@ struct RuleSet {
   std::map<std::string, Kind, std::less<>> kinds;
   std::vector<PatternRule> patterns;  ///< applied first, in order
   std::vector<KindRule> kind_rules;   ///< applied after the patterns
+  std::string describes;              ///< the backend, version and level the rules describe
 };
 
-/// All rule sets, in a fixed order ("onnxruntime", "tensorrt", "tvm", "none").
+/// All rule sets, in a fixed order ("onnxruntime", "onnxruntime-extended", "tensorrt", "tvm", "none").
 const std::vector<RuleSet>& rule_sets();
 /// The rule set named `name`, or nullptr.
 const RuleSet* find_rule_set(const std::string& name);

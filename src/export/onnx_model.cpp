@@ -160,6 +160,20 @@ int32_t elem_type_of(DType type) {
   }
 }
 
+std::vector<std::string> importer_node_names(const onnx::GraphProto& g) {
+  // Exactly as src/onnx/import.cpp names them (the plan's origins use these).
+  std::vector<std::string> names;
+  std::unordered_set<std::string> used;
+  for (int n = 0; n < g.node_size(); ++n) {
+    std::string name = g.node(n).name();
+    if (name.empty() || used.count(name)) name = fmt::format("{}_{}", g.node(n).op_type(), n);
+    while (used.count(name)) name += "_";
+    used.insert(name);
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
 Expected<OnnxModel> load_onnx_model(const std::string& path, const std::map<std::string, int64_t>& dims,
                                     const Graph& graph) {
   silence_protobuf();
@@ -172,16 +186,10 @@ Expected<OnnxModel> load_onnx_model(const std::string& path, const std::map<std:
   const auto& g = m.proto.graph();
   for (int i = 0; i < g.initializer_size(); ++i) m.initializer.emplace(g.initializer(i).name(), i);
   if (auto s = fix_input_dims(m, dims); !s) return s.error();
-  // Node names exactly as src/onnx/import.cpp gives them (the plan's origins use these).
-  std::unordered_set<std::string> used;
+  m.names = importer_node_names(g);
   for (int n = 0; n < g.node_size(); ++n) {
     const auto& node = g.node(n);
-    std::string name = node.name();
-    if (name.empty() || used.count(name)) name = fmt::format("{}_{}", node.op_type(), n);
-    while (used.count(name)) name += "_";
-    used.insert(name);
-    m.names.push_back(name);
-    m.node_by_name.emplace(name, n);
+    m.node_by_name.emplace(m.names[static_cast<size_t>(n)], n);
     for (const auto& out : node.output())
       if (!out.empty()) m.producer.emplace(out, n);
     std::vector<std::string> reads;

@@ -30,6 +30,9 @@ struct OnnxModel {
   std::unordered_map<std::string, onnx::TypeProto> types;  ///< static types where known
 };
 
+/// Node names as the importer gives them: the node's name, or TYPE_INDEX when empty or taken.
+std::vector<std::string> importer_node_names(const onnx::GraphProto& graph);
+
 /// Loads `path`: parses it, fixes the dynamic input dims like the importer, names nodes, orders them, and
 /// collects static types (from the imported `graph`, whose shapes are static, then from ONNX shape inference).
 Expected<OnnxModel> load_onnx_model(const std::string& path, const std::map<std::string, int64_t>& dims,

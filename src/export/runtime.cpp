@@ -18,35 +18,15 @@
 #include "moirai/cost.h"
 #include "moirai/export.h"
 #include "moirai/import.h"
+#include "moirai/runtime_fusion.h"
+#include "process.h"
 
 namespace moirai {
 namespace {
 namespace fs = std::filesystem;
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-/// Runs a shell command; returns (exit status, stdout + stderr).
-std::pair<int, std::string> run_command(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return {-1, "cannot start: " + command};
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-std::string last_lines(std::string text, size_t count) {
-  while (!text.empty() && text.back() == '\n') text.pop_back();
-  size_t pos = text.size();
-  for (size_t k = 0; k < count && pos != std::string::npos && pos > 0; ++k) pos = text.rfind('\n', pos - 1);
-  return pos == std::string::npos || pos == text.size() ? text : text.substr(pos + 1);
-}
+using export_detail::last_lines;
+using export_detail::quote;
+using export_detail::run_command;
 
 }  // namespace
 
@@ -74,8 +54,7 @@ Expected<RuntimeResult> run_manifest(const std::string& manifest_path, const Run
     MOIRAI_ASSIGN_OR_RETURN(auto found, find_tool("run_plan.mjs", "/proc/self/exe"));
     script = found;
   }
-  const char* node_env = std::getenv("MOIRAI_NODE");
-  const std::string node = node_env && *node_env ? node_env : "node";
+  const std::string node = export_detail::node_executable();
   std::string command = fmt::format("{} {} {}", quote(node), quote(script), quote(manifest_path));
   if (!options.original.empty()) command += " " + quote(options.original);
   command += fmt::format(" --json --repeats {} --warmup {} --seed {} --tol {} --stat {} --threads {}", options.repeats,
@@ -114,7 +93,10 @@ Expected<ProfileGroups> export_profile_groups(const ProfileOptions& options, con
   } else if (options.max_nodes > 0) {
     return Error{"a node budget needs a cluster (the budget step weighs transfers against compute)", "max_nodes"};
   }
-  MOIRAI_ASSIGN_OR_RETURN(auto coarse, coarsen(graph, cluster, CoarsenOptions{options.fusion, options.max_nodes}));
+  CoarsenOptions coarsen_options;
+  coarsen_options.fusion = options.fusion;
+  coarsen_options.max_nodes = options.max_nodes;
+  MOIRAI_ASSIGN_OR_RETURN(auto coarse, coarsen_model(graph, options.model, cluster, coarsen_options));
   const Graph& g = coarse.graph;
   std::vector<double> analytic(static_cast<size_t>(g.num_ops()), -1);
   if (!options.cluster.empty()) {

@@ -250,8 +250,9 @@ Rule fused_rule(const Graph& g, const Operator& op, SplitDim dim) {
   return r;
 }
 
-// Self-attention fused into one group (ONNX Runtime's attention fusion): q, k and v [B, S, E] reshaped and
-// transposed to [B, H, S, E/H], MatMul(q, k^T) -> scale / mask -> Softmax -> MatMul(., v) -> transpose ->
+// Self-attention fused into one group (TensorRT's fused attention, or a --max-nodes merge; ONNX Runtime 1.30
+// leaves these exports unfused): q, k and v [B, S, E] reshaped and transposed to [B, H, S, E/H],
+// MatMul(q, k^T) -> scale / mask -> Softmax -> MatMul(., v) -> transpose ->
 // reshape to [B, S, E]. By heads, a part computes heads [h0, h1): it reads columns [h0, h1) x E/H of q, k and v
 // and writes the same columns of the output. By tokens, a part computes query rows: it reads those rows of q and
 // all of k and v. Anything else the group reads (a mask) is read whole.

@@ -7,6 +7,7 @@
 
 #include "moirai/import.h"
 #include "moirai/pipeline.h"
+#include "moirai/runtime_fusion.h"
 #include "moirai/schedule.h"
 
 namespace moirai {
@@ -46,7 +47,7 @@ Expected<Problem> load_problem(const ProblemOptions& options) {
       return Error{options.input + ": a model needs a cluster file (e.g. clusters/hetero-gpu-server.json)", "cluster"};
     MOIRAI_ASSIGN_OR_RETURN(auto graph, import_onnx(options.input, ImportOptions{options.dims, options.optional_dims}));
     MOIRAI_ASSIGN_OR_RETURN(auto cluster, load_cluster(options.cluster_path));
-    MOIRAI_ASSIGN_OR_RETURN(auto coarse, coarsen(graph, cluster, options.coarsen));
+    MOIRAI_ASSIGN_OR_RETURN(auto coarse, coarsen_model(graph, options.input, cluster, options.coarsen));
     auto table = build_cost_table(coarse.graph, cluster);
     if (!table) return Error{options.cluster_path + ": " + table.error().message};  // a device without figures
     problem.table = std::move(*table);

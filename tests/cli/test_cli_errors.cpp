@@ -29,6 +29,21 @@ TEST(CliErrors, UnknownMethodListsKnownMethods) {
   EXPECT_TRUE(absent_or_empty(tmp / "out"));
 }
 
+TEST(CliErrors, RuntimeFusionOptions) {
+  TempDir tmp;
+  const std::string model = src("models/squeezenet1_1.onnx");
+  expect_clean_error(moirai("coarsen " + quote(model) + " --fusion tensorrt --from-runtime"),
+                     {"--from-runtime", "--fusion onnxruntime", "tensorrt"});
+  expect_clean_error(moirai("place " + quote(model) + " -c " + quote(src("clusters/edge-4.json")) +
+                            " -m heft --fusion onnxruntime-runtime:fast --out " + quote(tmp / "out")),
+                     {"onnxruntime-runtime:fast", "unknown ONNX Runtime level 'fast'", "basic, extended, all"});
+  EXPECT_TRUE(absent_or_empty(tmp / "out"));
+  const std::string out = tmp / "m.onnx";
+  expect_clean_error(moirai("materialize " + quote(tmp / "absent.onnx") + " --out " + quote(out)),
+                     {"absent.onnx: cannot open the model"});
+  EXPECT_FALSE(fs::exists(out));
+}
+
 // Writes an edited plan and checks that `simulate` rejects it with one clear error and writes nothing.
 void expect_simulate_rejects(const TempDir& tmp, const nlohmann::json& plan, std::vector<std::string> words) {
   const std::string bad = tmp / "bad.json";
