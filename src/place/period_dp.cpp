@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -265,13 +266,13 @@ Expected<int> choose_in_flight(const CostTable& table, const PlaceOptions& place
                                int requests) {
   int best = 0;
   double best_rate = 0;
-  std::string first_error;
+  std::optional<Error> first_error;
   for (int k = 1; k <= 2 * std::max(1, table.num_devices()); ++k) {
     ThroughputOptions o = options;
     o.in_flight = k;
     auto dp = stage_dp(table, place, o);
     if (!dp) {
-      if (first_error.empty()) first_error = dp.error().message;
+      if (!first_error) first_error = dp.error();
       continue;
     }
     if (options.max_latency_ms > 0 && dp->latency_ms > options.max_latency_ms) continue;
@@ -285,9 +286,9 @@ Expected<int> choose_in_flight(const CostTable& table, const PlaceOptions& place
     }
   }
   if (best == 0)
-    return first_error.empty() ? Error{fmt::format("throughput: no stage plan meets the latency bound of {} ms",
-                                                   options.max_latency_ms), "max_latency_ms"}
-                               : Error{first_error};
+    return first_error ? *first_error
+                       : Error{fmt::format("throughput: no stage plan meets the latency bound of {} ms",
+                                           options.max_latency_ms), "max_latency_ms"};
   return best;
 }
 
