@@ -107,7 +107,7 @@ void run(const PlaceArgs& args) {
       run = run_method(problem, method, options, args.partition, args.seed_method);
     }
     if (!run.error.empty()) {
-      if (methods.size() == 1) fail(run.error);
+      if (methods.size() == 1) fail(Error{run.error, run.error_setting});
       rows.push_back(ComparisonRow{method, run.error, "failed", 0, run.placement_time_s, {}, false});
       continue;
     }

@@ -41,11 +41,11 @@ struct Problem {
 /// Loads a model + cluster (or an instance) into a cost table. Errors name the file and the problem.
 Expected<Problem> load_problem(const ProblemOptions& options);
 
-
 /// One method run on one problem: placed, re-simulated and validated.
 struct MethodRun {
   std::string method;
   std::string error;  ///< empty on success; otherwise why the method produced no plan
+  std::string error_setting;  ///< the setting `error` is about (Error::setting), if any
   PlaceResult result;
   Schedule schedule;
   double placement_time_s = 0;

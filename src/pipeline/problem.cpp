@@ -203,6 +203,7 @@ MethodRun run_placer(const Problem& problem, const Placer& placer, const PlaceOp
   run.placement_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!result) {
     run.error = result.error().message;
+    run.error_setting = result.error().setting;
     return run;
   }
   run.result = std::move(*result);

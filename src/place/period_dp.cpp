@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -270,7 +271,7 @@ Expected<int> choose_in_flight(const CostTable& table, const PlaceOptions& place
   auto spent_s = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   int best = 0;
   double best_rate = 0;
-  std::string first_error;
+  std::optional<Error> first_error;
   const int most = 2 * std::max(1, table.num_devices());
   for (int k = 1; k <= most; ++k) {
     if (best > 0 && spent_s() > kChooseShare * place.time_limit_s) {  // the MILP needs the rest of the limit
@@ -283,7 +284,7 @@ Expected<int> choose_in_flight(const CostTable& table, const PlaceOptions& place
     o.in_flight = k;
     auto dp = stage_dp(table, place, o);
     if (!dp) {
-      if (first_error.empty()) first_error = dp.error().message;
+      if (!first_error) first_error = dp.error();
       continue;
     }
     if (options.max_latency_ms > 0 && dp->latency_ms > options.max_latency_ms) continue;
@@ -297,9 +298,9 @@ Expected<int> choose_in_flight(const CostTable& table, const PlaceOptions& place
     }
   }
   if (best == 0)
-    return first_error.empty() ? Error{fmt::format("throughput: no stage plan meets the latency bound of {} ms",
-                                                   options.max_latency_ms), "max_latency_ms"}
-                               : Error{first_error};
+    return first_error ? *first_error
+                       : Error{fmt::format("throughput: no stage plan meets the latency bound of {} ms",
+                                           options.max_latency_ms), "max_latency_ms"};
   return best;
 }
 
