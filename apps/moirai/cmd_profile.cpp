@@ -68,7 +68,7 @@ void run_on_workers(const ProfileArgs& args) {
   WorkerProfileOptions options;
   options.profile = profile_options(args);
   options.local_devices = args.local ? (args.devices > 0 ? args.devices : 2) : 0;
-  if (!args.local) options.workers = unwrap(parse_workers(args.workers));
+  if (!args.local) options.workers = parse_workers(args.workers);
   options.threads = args.threads;
   options.provider = args.provider;
   options.deadline_ms = args.deadline_ms;

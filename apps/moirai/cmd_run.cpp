@@ -32,24 +32,6 @@ struct RunArgs {
   bool fastest = false;
 };
 
-/// "dev=host:port,dev2=host:port" -> device -> address; fail() names the bad entry.
-std::map<std::string, std::string> parse_workers(const std::string& text) {
-  std::map<std::string, std::string> out;
-  std::stringstream ss(text);
-  std::string entry;
-  while (std::getline(ss, entry, ',')) {
-    const size_t eq = entry.find('=');
-    const size_t colon = entry.rfind(':');
-    if (eq == std::string::npos || eq == 0 || colon == std::string::npos || colon < eq + 2 || colon + 1 == entry.size())
-      fail(fmt::format("--workers: '{}' is not DEVICE=HOST:PORT", entry));
-    const std::string device = entry.substr(0, eq);
-    if (out.count(device)) fail(fmt::format("--workers: device '{}' is named twice", device));
-    out[device] = entry.substr(eq + 1);
-  }
-  if (out.empty()) fail("--workers: no DEVICE=HOST:PORT given");
-  return out;
-}
-
 void run_distributed(RunArgs args) {
   RunOptions& o = args.plan;
   o.plan_path = args.inputs[0];

@@ -26,6 +26,8 @@ bool register_command(int order, CommandSetup setup);
 std::optional<int64_t> positive_integer(const std::string& text);
 /// --dim NAME=VALUE entries as a map; fail() names the malformed entry.
 std::map<std::string, int64_t> parse_dims(const std::vector<std::string>& entries);
+/// --workers "dev=host:port,dev2=host:port" as device -> address; fail() names the bad entry.
+std::map<std::string, std::string> parse_workers(const std::string& text);
 
 /// Option checks with one-line messages ("--threads: must be an integer from 1 to 1024, got '0'"): a finite
 /// number (an integer when `integer`) within [lo, hi]; a non-empty string (a path).

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <stdexcept>
 #include <vector>
 
@@ -56,6 +57,23 @@ std::optional<int64_t> positive_integer(const std::string& text) {
   } catch (const std::out_of_range&) {
   }
   return std::nullopt;
+}
+
+std::map<std::string, std::string> parse_workers(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::stringstream ss(text);
+  std::string entry;
+  while (std::getline(ss, entry, ',')) {
+    const size_t eq = entry.find('=');
+    const size_t colon = entry.rfind(':');
+    if (eq == std::string::npos || eq == 0 || colon == std::string::npos || colon < eq + 2 || colon + 1 == entry.size())
+      fail(fmt::format("--workers: '{}' is not DEVICE=HOST:PORT", entry));
+    const std::string device = entry.substr(0, eq);
+    if (out.count(device)) fail(fmt::format("--workers: device '{}' is named twice", device));
+    out[device] = entry.substr(eq + 1);
+  }
+  if (out.empty()) fail("--workers: no DEVICE=HOST:PORT given");
+  return out;
 }
 
 std::map<std::string, int64_t> parse_dims(const std::vector<std::string>& entries) {
