@@ -7,6 +7,7 @@
 #include <random>
 
 #include <string>
+#include <vector>
 
 #include "moirai/bounds.h"
 #include "moirai/placer.h"
@@ -54,21 +55,28 @@ TEST(Bounds, BelowPublishedOptima) {
   }
 }
 
-TEST(Bounds, RelaxationBeatsCriticalPathWhenOneDeviceMustDoTheWork) {
-  // Four independent operators, only device 0 holds their parameters: the critical path sees one operator
-  // (2 ms); device 0 must run all four (8 ms), which the load LP and the relaxation both know.
+// `count` independent operators, each taking `times` (one per device) and holding `param_bytes`.
+CostTable independent_ops(const std::string& name, std::vector<std::string> devices, std::vector<double> capacity,
+                          int count, const std::vector<double>& times, double param_bytes) {
   CostTable t;
-  t.name = "one-device";
-  t.device_names = {"big", "small"};
-  t.capacity = {100, 1};
-  for (int i = 0; i < 4; ++i) {
+  t.name = name;
+  t.device_names = std::move(devices);
+  t.capacity = std::move(capacity);
+  for (int i = 0; i < count; ++i) {
     t.op_names.push_back("op" + std::to_string(i));
     t.op_types.push_back("X");
     t.op_origin.push_back({t.op_names.back()});
-    t.time_ms.insert(t.time_ms.end(), {2, 1});
-    t.param_bytes.push_back(10);
+    t.time_ms.insert(t.time_ms.end(), times.begin(), times.end());
+    t.param_bytes.push_back(param_bytes);
     t.flops.push_back(0);
   }
+  return t;
+}
+
+TEST(Bounds, RelaxationBeatsCriticalPathWhenOneDeviceMustDoTheWork) {
+  // Four independent operators, only device 0 holds their parameters: the critical path sees one operator
+  // (2 ms); device 0 must run all four (8 ms), which the load LP and the relaxation both know.
+  CostTable t = independent_ops("one-device", {"big", "small"}, {100, 1}, 4, {2, 1}, 10);
   ASSERT_TRUE(t.finalize().ok());
   const auto b = bounds_of(t, true);
   EXPECT_DOUBLE_EQ(bound_named(b, "critical path"), 2);
@@ -80,18 +88,7 @@ TEST(Bounds, RelaxationBeatsCriticalPathWhenOneDeviceMustDoTheWork) {
 TEST(Bounds, TotalWorkReplacesTheLoadLpOnLargeGraphs) {
   // 20,001 independent operators x 2 devices (1 ms on "fast", 3 ms on "slow") is past the LP's 40,000 pairs: the
   // devices share the fastest total, 20,001 / 2 ms (the best plan, 15,001 on fast and 5,000 on slow, takes 15,001).
-  CostTable t;
-  t.name = "wide";
-  t.device_names = {"fast", "slow"};
-  t.capacity = {0, 0};
-  for (int i = 0; i < 20001; ++i) {
-    t.op_names.push_back("op" + std::to_string(i));
-    t.op_types.push_back("X");
-    t.op_origin.push_back({t.op_names.back()});
-    t.time_ms.insert(t.time_ms.end(), {1, 3});
-    t.param_bytes.push_back(0);
-    t.flops.push_back(0);
-  }
+  CostTable t = independent_ops("wide", {"fast", "slow"}, {0, 0}, 20001, {1, 3}, 0);
   ASSERT_TRUE(t.finalize().ok());
   const auto b = bounds_of(t, true);
   EXPECT_DOUBLE_EQ(bound_named(b, "total work"), 10000.5);
