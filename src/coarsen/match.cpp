@@ -1,5 +1,5 @@
 // Generic rule application. Pattern rules: a backtracking matcher over a small DAG pattern (each node found
-// from an earlier one as a consumer or a producer; optional nodes may be skipped), tried at every root in
+// from an earlier one as a consumer, a producer or a sibling reader; optional nodes may be skipped), tried at every root in
 // topological order; a match is kept only when the nodes other than its exit are read only inside it, no graph
 // output is crossed, and the contraction closes no cycle. Kind rules follow TVM's FuseOps (relay/transforms/
 // fuse_ops.cc): a node joins its immediate post-dominator when every node on the paths between has an allowed
@@ -56,6 +56,7 @@ class Matcher {
   bool fits(const PatternNode& node, OpId c, size_t i) const {
     if (used_[static_cast<size_t>(c)] || matched(c, i) || !has(node.types, w_.label[static_cast<size_t>(c)]))
       return false;
+    if (node.accept != nullptr && !node.accept(w_.graph, c, at(node.link))) return false;
     const auto& preds = groups_.predecessors()[static_cast<size_t>(c)];
     for (int e : node.also_consumes)
       if (!std::binary_search(preds.begin(), preds.end(), at(e))) return false;
@@ -73,9 +74,7 @@ class Matcher {
     if (leaves_ > kLeafLimit) return false;
     const PatternNode& node = rule_.nodes[i];
     const OpId base = at(node.link);
-    const auto& candidates = node.consumer ? groups_.successors()[static_cast<size_t>(base)]
-                                           : groups_.predecessors()[static_cast<size_t>(base)];
-    for (OpId c : candidates) {
+    for (OpId c : candidates(node.how, base)) {
       if (!fits(node, c, i)) continue;
       ref_[i] = static_cast<int>(i);
       match_[i] = c;
@@ -91,6 +90,21 @@ class Matcher {
     return false;
   }
 
+  std::vector<OpId> candidates(Found how, OpId base) const {
+    switch (how) {
+      case Found::Consumer: return groups_.successors()[static_cast<size_t>(base)];
+      case Found::Producer: return groups_.predecessors()[static_cast<size_t>(base)];
+      case Found::Sibling: break;
+    }
+    std::vector<OpId> readers;
+    for (TensorId t : w_.graph.op(base).inputs) {
+      if (w_.graph.tensor(t).kind == TensorKind::Parameter) continue;  // a shared weight makes no siblings
+      for (OpId r : w_.graph.tensor(t).consumers)
+        if (r != base && std::find(readers.begin(), readers.end(), r) == readers.end()) readers.push_back(r);
+    }
+    return readers;
+  }
+
   bool leaf() {
     ++leaves_;
     std::vector<OpId> members;
@@ -98,9 +112,11 @@ class Matcher {
       if (ref_[i] == static_cast<int>(i)) members.push_back(match_[i]);
     if (members.size() < 2) return false;
     std::sort(members.begin(), members.end());
-    const OpId exit = at(rule_.exit < 0 ? static_cast<int>(rule_.nodes.size()) - 1 : rule_.exit);
-    for (OpId e : exits(w_.graph, members))
-      if (e != exit) return false;  // an inner result is needed elsewhere: fusing would hide it
+    if (rule_.exit != kAnyExit) {
+      const OpId exit = at(rule_.exit < 0 ? static_cast<int>(rule_.nodes.size()) - 1 : rule_.exit);
+      for (OpId e : exits(w_.graph, members))
+        if (e != exit) return false;  // an inner result is needed elsewhere: fusing would hide it
+    }
     if (groups_.would_cycle(members)) return false;
     result_ = std::move(members);
     return true;

@@ -4,8 +4,9 @@
 //    model-optimizations/graph-optimizations.html): basic fusions (Conv Add, Conv Mul, Conv BatchNorm, Relu Clip,
 //    MatMul Add) and extended ones (GEMM Activation, Conv Activation, MatMul Scale, GELU, Layer Normalization,
 //    Skip Layer Normalization), kept to those ONNX Runtime 1.30 really applies on the zoo (read back with
-//    `moirai coarsen --compare-runtime`); level all adds the NCHWc transformer's fusions; RMSNorm follows its
-//    SimplifiedLayerNormFusion.
+//    `moirai coarsen --compare-runtime`), plus the graph transformers the runtime applied there
+//    (GatherSliceToSplitFusion, DivMulFusion, MatmulTransposeFusion, SimplifiedLayerNormFusion); level all adds
+//    the NCHWc transformer's fusions.
 //  - tensorrt: TensorRT developer guide, "Layer Fusion Catalog" (docs.nvidia.com/deeplearning/tensorrt/latest/
 //    performance/fusion-catalog.html): Convolution and Scale, Convolution and ElementWise Operation,
 //    Convolution and ReLU/GELU/Clip Activation, Scale and Activation, Shuffle and Shuffle, Shuffle and Reduce,
@@ -23,14 +24,94 @@ namespace {
 
 using Types = std::vector<std::string>;
 
-PatternNode root(Types types) { return PatternNode{std::move(types), -1, true, false, {}, false}; }
-PatternNode consumer(int link, Types types, bool optional = false, std::vector<int> also = {}) {
-  return PatternNode{std::move(types), link, true, optional, std::move(also), false};
+PatternNode root(Types types) { return PatternNode{std::move(types), -1, Found::Consumer, false, {}, false, nullptr}; }
+PatternNode consumer(int link, Types types, bool optional = false, std::vector<int> also = {}, Accept accept = nullptr) {
+  return PatternNode{std::move(types), link, Found::Consumer, optional, std::move(also), false, accept};
 }
 /// A consumer whose other operands are all parameters (a bias, a scale).
-PatternNode consumer_const(int link, Types types) { return PatternNode{std::move(types), link, true, false, {}, true}; }
-PatternNode producer(int link, Types types, bool optional = false) {
-  return PatternNode{std::move(types), link, false, optional, {}, false};
+PatternNode consumer_const(int link, Types types, Accept accept = nullptr) {
+  return PatternNode{std::move(types), link, Found::Consumer, false, {}, true, accept};
+}
+PatternNode producer(int link, Types types, bool optional = false, Accept accept = nullptr) {
+  return PatternNode{std::move(types), link, Found::Producer, optional, {}, false, accept};
+}
+PatternNode sibling(int link, Types types, bool optional, Accept accept) {
+  return PatternNode{std::move(types), link, Found::Sibling, optional, {}, false, accept};
+}
+
+size_t rank_of(const Graph& g, TensorId t) { return g.tensor(t).shape.size(); }
+
+/// A Transpose that ONNX Runtime's MatmulTransposeFusion folds into FusedMatMul's transA/transB and
+/// transBatchA/transBatchB: the last axis ends in one of the last two places, and the batch axes keep their
+/// order, either in place or after the first axis moved behind them (then both MatMul operands need one rank).
+bool absorbable_transpose(const Graph& g, OpId candidate, OpId from) {
+  const Operator& t = g.op(candidate);
+  if (t.members != nullptr || t.inputs.empty()) return false;
+  const auto rank = static_cast<int64_t>(rank_of(g, t.inputs.front()));
+  std::vector<int64_t> perm;
+  if (const auto it = t.attrs.find("perm"); it != t.attrs.end()) perm = it->second;
+  else
+    for (int64_t a = rank - 1; a >= 0; --a) perm.push_back(a);  // ONNX default: reverse the axes
+  if (rank < 2 || static_cast<int64_t>(perm.size()) != rank) return false;
+  const size_t n = perm.size();
+  if (perm[n - 1] != rank - 1 && perm[n - 2] != rank - 1) return false;
+  if (n >= 3) {
+    if (perm[0] != 0 && perm[0] != 1) return false;
+    for (size_t i = 0; i + 3 < n; ++i)
+      if (perm[i] + 1 != perm[i + 1]) return false;
+  }
+  const bool batch_moves = n >= 3 && perm[0] == 1;
+  const Operator& m = g.op(from);
+  if (batch_moves && m.inputs.size() >= 2 && (m.type == "MatMul" || m.type == "FusedMatMul"))
+    return rank_of(g, m.inputs[0]) == rank_of(g, m.inputs[1]);
+  return true;
+}
+
+/// Slices of one data tensor that every reader of it is a Slice of (ONNX Runtime's GatherSliceToSplitFusion
+/// turns them into one Split).
+bool sibling_slice(const Graph& g, OpId candidate, OpId from) {
+  const Operator& a = g.op(candidate);
+  const Operator& b = g.op(from);
+  if (a.inputs.empty() || b.inputs.empty() || a.inputs.front() != b.inputs.front()) return false;
+  auto attr = [](const Operator& op, const char* name) {
+    const auto it = op.attrs.find(name);
+    return it == op.attrs.end() ? std::vector<int64_t>{} : it->second;
+  };
+  // One axis, unit steps (a strided slice, such as Swin's patch merging x[:, 0::2], is no piece of a Split).
+  for (const Operator* op : {&a, &b})
+    for (int64_t step : attr(*op, "steps"))
+      if (step != 1) return false;
+  if (attr(a, "axes") != attr(b, "axes")) return false;
+  for (OpId reader : g.tensor(a.inputs.front()).consumers)
+    if (g.op(reader).type != "Slice") return false;
+  return true;
+}
+
+/// An Add of a bias MatMulAddFusion can make a Gemm's C: a vector along the last axis (every other dim 1).
+bool gemm_bias(const Graph& g, OpId candidate, OpId /*from*/) {
+  for (TensorId t : g.op(candidate).inputs) {
+    const Tensor& tensor = g.tensor(t);
+    if (tensor.kind != TensorKind::Parameter) continue;
+    for (size_t d = 0; d + 1 < tensor.shape.size(); ++d)
+      if (tensor.shape[d] != 1) return false;
+  }
+  return true;
+}
+
+/// The Reshape after a 3-D MatMul + bias: MatMulAddFusion ends its Gemm with a Reshape back to 3-D, and the
+/// Reshape fusion merges the two when this one's target shape is known before the run (the importer's
+/// `static_shape`).
+bool reshape_after_gemm(const Graph& g, OpId candidate, OpId from) {
+  const Operator& gemm = g.op(from);
+  return g.op(candidate).attrs.count("static_shape") != 0 && !gemm.outputs.empty() &&
+         g.tensor(gemm.outputs.front()).shape.size() >= 3;
+}
+
+/// A Mul reading a reciprocal 1 / x, with the 1 a constant: DivMulFusion rewrites the pair as one Div.
+bool mul_of_reciprocal(const Graph& g, OpId /*candidate*/, OpId from) {
+  const Operator& div = g.op(from);
+  return div.members == nullptr && !div.inputs.empty() &&
+         g.tensor(div.inputs.front()).kind == TensorKind::Parameter && g.tensor(div.inputs.front()).elements() == 1;
 }
 
 const Types kActivations = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish",
@@ -84,8 +165,8 @@ PatternRule layer_norm() {
                              consumer(7, {"Add"}, true)}, -1, "LayerNormalization"};
 }
 // RMSNorm (LLaMA): x*x - ReduceMean - Add - Sqrt - Div/Reciprocal - Mul, with the weight Mul on either side.
-PatternRule rms_norm() {
-  return {"rms-norm", "", {root({"ReduceMean"}), producer(0, {"Pow", "Mul"}), consumer(0, {"Add"}),
+PatternRule rms_norm(Types square = {"Pow", "Mul"}) {
+  return {"rms-norm", "", {root({"ReduceMean"}), producer(0, std::move(square)), consumer(0, {"Add"}),
                            consumer(2, {"Sqrt"}), consumer(3, {"Div", "Reciprocal"}), consumer(4, {"Mul"}),
                            producer(5, {"Mul"}, true), consumer(5, {"Mul"}, true)}, -1, "LayerNormalization"};
 }
@@ -126,7 +207,16 @@ RuleSet onnxruntime(bool level_all) {
   r.patterns.push_back({"conv-mul", basic + "Conv Mul Fusion", {root({"Conv"}), consumer_const(0, {"Mul"})}, -1, ""});
   r.patterns.push_back({"relu-clip", basic + "Relu Clip Fusion", {root({"Relu"}), consumer(0, {"Clip"})}, -1, ""});
   r.patterns.push_back({"matmul-add", basic + "MatMulAddFusion (MatMul + bias -> Gemm)",
-                        {root({"MatMul"}), consumer_const(0, {"Add"})}, -1, "Gemm"});
+                        {root({"MatMul"}), consumer_const(0, {"Add"}, gemm_bias)}, -1, "Gemm"});
+  r.patterns.push_back({"gemm-reshape", basic + "MatMulAddFusion's output Reshape merged with the next one",
+                        {root({"Gemm"}), consumer(0, {"Reshape"}, false, {}, reshape_after_gemm)}, -1, "Gemm"});
+  r.patterns.push_back({"slices-to-split", basic + "GatherSliceToSplitFusion (sibling Slices -> one Split)",
+                        {root({"Slice"}), sibling(0, {"Slice"}, false, sibling_slice),
+                         sibling(0, {"Slice"}, true, sibling_slice), sibling(0, {"Slice"}, true, sibling_slice),
+                         sibling(0, {"Slice"}, true, sibling_slice)},
+                        kAnyExit, "Split"});
+  r.patterns.push_back({"div-mul", basic + "DivMulFusion (1 / x * y -> y / x)",
+                        {root({"Div"}), consumer(0, {"Mul"}, false, {}, mul_of_reciprocal)}, -1, ""});
   if (level_all) {
     r.patterns.push_back({"conv-add-act", nchwc + "Conv with a residual Add and an activation",
                           {root({"Conv"}), consumer(0, {"Add"}), consumer(1, kActivations, true)}, -1, ""});
@@ -136,12 +226,16 @@ RuleSet onnxruntime(bool level_all) {
   r.patterns.push_back({"conv-act", ext + "Conv Activation Fusion", {root({"Conv"}), consumer(0, kActivations)}, -1, ""});
   r.patterns.push_back({"matmul-scale", ext + "MatMul Scale Fusion (FusedMatMul)",
                         {root({"MatMul"}), consumer_const(0, {"Div", "Mul"})}, -1, "FusedMatMul"});
-  // A scaled, transposed operand (torchvision's attention): FusedMatMul's alpha and transA/transB. Seen on the
-  // zoo only together with the scale; a head-split Transpose alone (GPT-2, BERT) does not swap the last two
-  // axes and stays.
-  r.patterns.push_back({"matmul-operands", ext + "MatMul Scale Fusion and MatMul Transpose Fusion on inputs",
+  // A scaled operand (torchvision's attention scales Q before Q.K^T), with the Transpose behind it.
+  r.patterns.push_back({"matmul-operands", ext + "MatMul Scale Fusion on an input (FusedMatMul alpha)",
                         {root({"MatMul", "FusedMatMul"}), producer(0, {"Div", "Mul"}),
-                         producer(1, {"Transpose"}, true), producer(0, {"Transpose"}, true)},
+                         producer(1, {"Transpose"}, true, absorbable_transpose)},
+                        0, "FusedMatMul"});
+  // Operand transposes of any MatMul (K^T, a batch-first V): only perms FusedMatMul can express; GPT-2's and
+  // BERT's head-split Transposes (perm 0,2,1,3 and 0,2,3,1) are not among them and stay.
+  r.patterns.push_back({"matmul-transpose", ext + "MatmulTransposeFusion (FusedMatMul transA/B, transBatchA/B)",
+                        {root({"MatMul", "FusedMatMul"}), producer(0, {"Transpose"}, true, absorbable_transpose),
+                         producer(0, {"Transpose"}, true, absorbable_transpose)},
                         0, "FusedMatMul"});
   for (auto rule : {gelu_erf(), gelu_erf_half_first(), gelu_tanh()}) {
     rule.source = ext + "GELU Fusion";
@@ -150,8 +244,9 @@ RuleSet onnxruntime(bool level_all) {
   auto norm = layer_norm();
   norm.source = ext + "Layer Normalization Fusion";
   r.patterns.push_back(std::move(norm));
-  auto rms = rms_norm();
-  rms.source = "ORT SimplifiedLayerNormFusion (RMSNorm)";
+  // SimplifiedLayerNormFusion matches the square as Pow only (x * x, as llama_tiny exports it, stays apart).
+  auto rms = rms_norm({"Pow"});
+  rms.source = ext + "SimplifiedLayerNormFusion (RMSNorm)";
   r.patterns.push_back(std::move(rms));
   r.patterns.push_back({"skip-layer-norm", ext + "Skip Layer Normalization Fusion",
                         {root({"Add"}), consumer(0, {"LayerNormalization"})}, -1, "SkipLayerNormalization"});

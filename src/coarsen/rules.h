@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "moirai/graph.h"
+
 namespace moirai::coarsen_detail {
 
 /// Operator-pattern kind, ordered as in TVM's OpPatternKind (kElemWise/kBroadcast merged into ElemWise).
@@ -20,23 +22,38 @@ enum class Kind : uint8_t { ElemWise = 0, Injective = 1, Reduction = 2, OutEWise
 
 const char* kind_name(Kind kind);
 
-/// One node of a pattern. Node 0 is the root; node i > 0 is found from an earlier node `link`: as a consumer of
-/// one of its outputs (consumer = true) or as the producer of one of its inputs (consumer = false).
+/// How a pattern node is found from the earlier node it links to.
+enum class Found : uint8_t {
+  Consumer,  ///< reads one of the linked node's outputs
+  Producer,  ///< produces one of the linked node's inputs
+  Sibling,   ///< reads one of the linked node's input activations too
+};
+
+/// An extra condition on a candidate operator, given the matched operator it was found from (e.g. a Transpose
+/// whose `perm` FusedMatMul can absorb). Rules name operators; the matcher only calls this.
+using Accept = bool (*)(const Graph& graph, OpId candidate, OpId from);
+
+/// One node of a pattern. Node 0 is the root; node i > 0 is found from an earlier node `link` (see Found).
 struct PatternNode {
   std::vector<std::string> types;  ///< accepted labels (op type, or the label a previous rule produced)
   int link = -1;
-  bool consumer = true;
+  Found how = Found::Consumer;
   bool optional = false;           ///< when absent, later references to this node mean `link`
   std::vector<int> also_consumes;  ///< earlier nodes whose outputs this node must read as well
   bool const_inputs = false;       ///< inputs not produced by earlier pattern nodes must be parameters
+  Accept accept = nullptr;         ///< nullptr: any operator with a matching label
 };
+
+/// PatternRule::exit for a multi-output kernel (e.g. the Split that replaces sibling Slices): every member's
+/// outputs may leave the group.
+constexpr int kAnyExit = -2;
 
 /// A pattern rule: the matched operators become one node. Only the `exit` node's outputs may leave the group.
 struct PatternRule {
   std::string name;
   std::string source;  ///< where the fusion is documented
   std::vector<PatternNode> nodes;
-  int exit = -1;         ///< -1: the last node
+  int exit = -1;         ///< -1: the last node; kAnyExit: any node
   std::string produces;  ///< label of the fused node for later rules ("" keeps the anchor's label)
 };
 

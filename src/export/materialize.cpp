@@ -10,6 +10,7 @@
 
 #include "moirai/export.h"
 #include "moirai/file_io.h"
+#include "onnx_model.h"
 #include "onnx/onnx_pb.h"
 
 namespace moirai {
@@ -108,36 +109,6 @@ Expected<std::string> random_raw(const P::TensorProto& t, int64_t elements, uint
   }
 }
 
-/// External data of `t` read from beside the model, or nullopt-equivalent (`found` false) when it is absent.
-Expected<bool> inline_external(P::TensorProto& t, const fs::path& dir, const std::string& model) {
-  std::string location;
-  int64_t offset = 0, length = -1;
-  for (const auto& e : t.external_data()) {
-    if (e.key() == "location")
-      location = e.value();
-    else if (e.key() == "offset")
-      offset = std::stoll(e.value());
-    else if (e.key() == "length")
-      length = std::stoll(e.value());
-  }
-  std::error_code ec;
-  const fs::path file = dir / location;
-  const auto size = location.empty() ? 0 : static_cast<int64_t>(fs::file_size(file, ec));
-  if (ec || location.empty()) return false;
-  if (length < 0) length = size - offset;
-  if (length <= 0 || offset + length > size) return false;  // weight-stripped: the file is empty
-  std::ifstream in(file, std::ios::binary);
-  std::string data(static_cast<size_t>(length), '\0');
-  in.seekg(offset);
-  if (!in.read(data.data(), length))
-    return Error{
-        fmt::format("{}: cannot read the data of initializer '{}' from '{}'", model, t.name(), file.string())};
-  t.clear_external_data();
-  t.set_data_location(P::TensorProto_DataLocation_DEFAULT);
-  t.set_raw_data(std::move(data));
-  return true;
-}
-
 }  // namespace
 
 Expected<MaterializeResult> materialize_weights(const std::string& model, const std::string& out, uint64_t seed) {
@@ -145,13 +116,11 @@ Expected<MaterializeResult> materialize_weights(const std::string& model, const 
   if (!in) return Error{model + ": cannot open the model"};
   P::ModelProto proto;
   if (!proto.ParseFromIstream(&in) || !proto.has_graph()) return Error{model + ": not a valid ONNX model"};
-  const fs::path dir = fs::path(model).parent_path();
   MaterializeResult result;
   for (auto& t : *proto.mutable_graph()->mutable_initializer()) {
     if (t.data_location() != P::TensorProto_DataLocation_EXTERNAL) continue;
-    auto found = inline_external(t, dir, model);
-    if (!found) return found.error();
-    if (*found) {
+    MOIRAI_ASSIGN_OR_RETURN(const auto data, export_detail::inline_external_data(t, model));
+    if (data == export_detail::ExternalData::Inlined) {
       result.bytes += static_cast<int64_t>(t.raw_data().size());
       continue;
     }

@@ -209,11 +209,8 @@ Expected<OnnxModel> load_onnx_model(const std::string& path, const std::map<std:
   return m;
 }
 
-Expected<ResolvedInitializer> resolve_initializer(const OnnxModel& model, int index) {
-  ResolvedInitializer r;
-  r.tensor = model.proto.graph().initializer(index);
-  P::TensorProto& t = r.tensor;
-  if (t.data_location() != P::TensorProto_DataLocation_EXTERNAL) return r;
+Expected<ExternalData> inline_external_data(P::TensorProto& t, const std::string& model) {
+  if (t.data_location() != P::TensorProto_DataLocation_EXTERNAL) return ExternalData::Inlined;
   std::string location;
   int64_t offset = 0, length = -1;
   for (const auto& e : t.external_data()) {
@@ -221,23 +218,35 @@ Expected<ResolvedInitializer> resolve_initializer(const OnnxModel& model, int in
     else if (e.key() == "offset") offset = std::stoll(e.value());
     else if (e.key() == "length") length = std::stoll(e.value());
   }
-  const fs::path file = fs::path(model.path).parent_path() / location;
+  const fs::path file = fs::path(model).parent_path() / location;
   std::error_code ec;
-  if (location.empty() || !fs::is_regular_file(file, ec))
-    return Error{fmt::format("{}: initializer '{}' keeps its data in '{}', which does not exist (missing weights file)",
-                             model.path, t.name(), file.string())};
+  if (location.empty() || !fs::is_regular_file(file, ec)) return ExternalData::Missing;
   const auto size = static_cast<int64_t>(fs::file_size(file, ec));
   if (length < 0) length = size - offset;
-  if (length > 0 && offset + length <= size) {
-    std::ifstream in(file, std::ios::binary);
-    std::string data(static_cast<size_t>(length), '\0');
-    in.seekg(offset);
-    if (!in.read(data.data(), length))
-      return Error{fmt::format("{}: cannot read the data of initializer '{}' from '{}'", model.path, t.name(), file.string())};
-    t.clear_external_data();
-    t.set_data_location(P::TensorProto_DataLocation_DEFAULT);
-    t.set_raw_data(std::move(data));
-    return r;
+  if (ec || length <= 0 || offset + length > size) return ExternalData::Stripped;
+  std::ifstream in(file, std::ios::binary);
+  std::string data(static_cast<size_t>(length), '\0');
+  in.seekg(offset);
+  if (!in.read(data.data(), length))
+    return Error{fmt::format("{}: cannot read the data of initializer '{}' from '{}'", model, t.name(), file.string())};
+  t.clear_external_data();
+  t.set_data_location(P::TensorProto_DataLocation_DEFAULT);
+  t.set_raw_data(std::move(data));
+  return ExternalData::Inlined;
+}
+
+Expected<ResolvedInitializer> resolve_initializer(const OnnxModel& model, int index) {
+  ResolvedInitializer r;
+  r.tensor = model.proto.graph().initializer(index);
+  P::TensorProto& t = r.tensor;
+  MOIRAI_ASSIGN_OR_RETURN(const ExternalData data, inline_external_data(t, model.path));
+  if (data == ExternalData::Inlined) return r;
+  if (data == ExternalData::Missing) {
+    std::string location;
+    for (const auto& e : t.external_data())
+      if (e.key() == "location") location = e.value();
+    return Error{fmt::format("{}: initializer '{}' keeps its data in '{}', which does not exist (missing weights file)",
+                             model.path, t.name(), (fs::path(model.path).parent_path() / location).string())};
   }
   // A weight-stripped model: keep the reference, to an empty weights.absent beside the sub-model.
   r.absent = true;

@@ -38,6 +38,13 @@ std::vector<std::string> importer_node_names(const onnx::GraphProto& graph);
 Expected<OnnxModel> load_onnx_model(const std::string& path, const std::map<std::string, int64_t>& dims,
                                     const Graph& graph);
 
+/// Where an external initializer's data stands after inline_external_data.
+enum class ExternalData { Inlined, Stripped, Missing };
+/// Reads the external data of `t` from beside `model` into `t` (inline raw data): Inlined, or Stripped when
+/// the weights file is there but holds no data for it (a weight-stripped model), or Missing when there is no
+/// such file. Non-external tensors are left as they are (Inlined).
+Expected<ExternalData> inline_external_data(onnx::TensorProto& t, const std::string& model);
+
 /// An initializer ready to copy into a sub-model: data inline when the model has it; a reference to an empty
 /// `weights.absent` beside the sub-model when the model is weight-stripped. `absent` says which.
 struct ResolvedInitializer {

@@ -377,6 +377,32 @@ class Importer {
     return graph.add_tensor(std::move(t));
   }
 
+  /// Slice (opset >= 10) takes starts, ends, axes and steps as inputs; their folded values become attributes
+  /// (fusion rules ask for them, e.g. ONNX Runtime turns only unit-step slices of one axis into a Split).
+  void slice_inputs_as_attrs(const P::NodeProto& node, IntAttrs& attrs) const {
+    static const char* const kNames[] = {"starts", "ends", "axes", "steps"};
+    for (int k = 1; k < node.input_size() && k <= 4; ++k) {
+      const auto it = constants_.find(node.input(k));
+      if (it != constants_.end() && it->second.value && !it->second.value->is_float())
+        attrs[kNames[k - 1]] = it->second.value->i;
+    }
+  }
+
+  /// A value a runtime knows before the first run: written in the file as a constant (an initializer or a
+  /// Constant node), or computed from shapes when every graph input's shape is static in the file. (A shape
+  /// computed from a symbolic dim, which --dim fixes only for us, is a run-time value to ONNX Runtime.)
+  bool static_value(const std::string& value) const {
+    const auto it = producer_.find(value);
+    if (it == producer_.end()) return !graph_inputs_.count(value);
+    if (g_.node(it->second).op_type() == "Constant") return true;
+    for (const auto& in : g_.input()) {
+      if (!in.type().has_tensor_type()) return false;
+      for (const auto& d : in.type().tensor_type().shape().dim())
+        if (!d.has_dim_value()) return false;
+    }
+    return true;
+  }
+
   Expected<Graph> build() {
     Graph graph;
     graph.name = g_.name().empty() ? std::filesystem::path(path_).stem().string() : g_.name();
@@ -400,6 +426,8 @@ class Importer {
             check_dims(fmt::format("tensor '{}' (output of {})", out, node_label(n)), graph.tensor(id).shape));
         op.outputs.push_back(id);
       }
+      if (op.type == "Slice") slice_inputs_as_attrs(node, op.attrs);
+      if (op.type == "Reshape" && node.input_size() > 1 && static_value(node.input(1))) op.attrs["static_shape"] = {1};
       for (const auto& a : node.attribute()) {
         if (a.type() == P::AttributeProto_AttributeType_INT) op.attrs[a.name()] = {a.i()};
         else if (a.type() == P::AttributeProto_AttributeType_INTS)

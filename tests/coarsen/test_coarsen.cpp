@@ -324,6 +324,108 @@ TEST(Coarsen, AttentionSubgraphGolden) {
   EXPECT_EQ(run(g, "none").graph.num_ops(), 14);
 }
 
+// The graph transformers ONNX Runtime 1.30 applied on the zoo (docs/fusion.md), each with a case it must refuse.
+TEST(Coarsen, OnnxRuntimeAbsorbsOnlyTransposesFusedMatMulCanExpress) {
+  // q . k^T with k^T = Transpose(k, perm), then . v with v = Transpose(v0, 1,0,2) (batch-first V, transBatchB).
+  auto build = [](std::vector<int64_t> k_perm, std::vector<int64_t> k_shape, std::vector<int64_t> q_shape) {
+    Builder b;
+    b.input("q", std::move(q_shape));
+    b.input("k", std::move(k_shape));
+    b.input("v0", {16, 4, 8});
+    b.tensor("kt", {4, 8, 16});
+    b.tensor("s", {4, 16, 16});
+    b.tensor("v", {4, 16, 8});
+    b.tensor("y", {4, 16, 8});
+    b.op("Transpose", "Tk", {"k"}, {"kt"}, {{"perm", std::move(k_perm)}});
+    b.op("MatMul", "QK", {"q", "kt"}, {"s"});
+    b.op("Transpose", "Tv", {"v0"}, {"v"}, {{"perm", {1, 0, 2}}});
+    b.op("MatMul", "SV", {"s", "v"}, {"y"});
+    b.output("y");
+    return b.done();
+  };
+  const Graph fits = build({0, 2, 1}, {4, 16, 8}, {4, 16, 8});
+  const auto r = run(fits, "onnxruntime");
+  EXPECT_EQ(groups_of(r.graph), (std::vector<std::vector<std::string>>{{"Tk", "QK"}, {"Tv", "SV"}}));
+  check_invariants(fits, r.graph);
+  // The last axis moved to the front: FusedMatMul cannot express it, the Transpose stays its own node.
+  const Graph moved = build({2, 0, 1}, {8, 16, 4}, {4, 16, 8});
+  EXPECT_EQ(groups_of(run(moved, "onnxruntime").graph),
+            (std::vector<std::vector<std::string>>{{"Tk"}, {"QK"}, {"Tv", "SV"}}));
+}
+
+TEST(Coarsen, OnnxRuntimeTurnsSiblingSlicesIntoOneSplit) {
+  auto build = [](bool also_read) {
+    Builder b;
+    b.input("x", {3, 16, 8});
+    for (const char* t : {"a", "b", "c"}) b.tensor(t, {1, 16, 8});
+    b.tensor("ab", {1, 16, 8});
+    b.tensor("y", {1, 16, 8});
+    b.tensor("z", {3, 16, 8});
+    b.op("Slice", "S0", {"x"}, {"a"});
+    b.op("Slice", "S1", {"x"}, {"b"});
+    b.op("Slice", "S2", {"x"}, {"c"});
+    b.op("Add", "A", {"a", "b"}, {"ab"});
+    b.op("Mul", "M", {"ab", "c"}, {"y"});
+    b.output("y");
+    if (also_read) {
+      b.op("Relu", "R", {"x"}, {"z"});
+      b.output("z");
+    }
+    return b.done();
+  };
+  const Graph g = build(false);
+  const auto r = run(g, "onnxruntime");
+  EXPECT_EQ(groups_of(r.graph), (std::vector<std::vector<std::string>>{{"S0", "S1", "S2"}, {"A"}, {"M"}}));
+  check_invariants(g, r.graph);
+  // Another reader of x: no Split replaces every use, the Slices stay.
+  EXPECT_EQ(run(build(true), "onnxruntime").graph.num_ops(), 6);
+}
+
+TEST(Coarsen, OnnxRuntimeRmsNormNeedsPowAndDivMulNeedsAConstantNumerator) {
+  // RMSNorm with the square as x * x: ONNX Runtime's SimplifiedLayerNormFusion does not match it, TensorRT's
+  // normalisation does; 1 / sqrt(...) * x is DivMulFusion's pair on ONNX Runtime.
+  Builder b;
+  b.input("x", {1, 16, 32});
+  b.param("eps", {});
+  b.param("one", {});
+  b.param("w", {32});
+  for (const char* t : {"sq", "ms", "add", "rt", "inv", "n", "y"}) b.tensor(t, {1, 16, 32});
+  b.op("Mul", "Sq", {"x", "x"}, {"sq"});
+  b.op("ReduceMean", "Mean", {"sq"}, {"ms"});
+  b.op("Add", "Eps", {"ms", "eps"}, {"add"});
+  b.op("Sqrt", "Sqrt", {"add"}, {"rt"});
+  b.op("Div", "Inv", {"one", "rt"}, {"inv"});
+  b.op("Mul", "Norm", {"x", "inv"}, {"n"});
+  b.op("Mul", "Scale", {"n", "w"}, {"y"});
+  b.output("y");
+  const Graph g = b.done();
+  const auto ort = run(g, "onnxruntime");
+  EXPECT_EQ(groups_of(ort.graph), (std::vector<std::vector<std::string>>{
+                                      {"Sq"}, {"Mean"}, {"Eps"}, {"Sqrt"}, {"Inv", "Norm"}, {"Scale"}}));
+  check_invariants(g, ort.graph);
+  EXPECT_EQ(run(g, "tensorrt").graph.num_ops(), 1);
+}
+
+TEST(Coarsen, OnnxRuntimeMergesTheReshapeAfterA3dGemmOnlyWhenItsShapeIsStatic) {
+  auto build = [](bool static_shape, std::vector<int64_t> bias) {
+    Builder b;
+    b.input("x", {1, 16, 32});
+    b.param("W", {32, 64});
+    b.param("b", std::move(bias));
+    for (const char* t : {"mm", "fc"}) b.tensor(t, {1, 16, 64});
+    b.tensor("y", {1, 16, 4, 16});
+    b.op("MatMul", "MatMul", {"x", "W"}, {"mm"});
+    b.op("Add", "Add", {"mm", "b"}, {"fc"});
+    b.op("Reshape", "Reshape", {"fc"}, {"y"}, static_shape ? IntAttrs{{"static_shape", {1}}} : IntAttrs{});
+    b.output("y");
+    return b.done();
+  };
+  EXPECT_EQ(run(build(true, {64}), "onnxruntime").graph.num_ops(), 1);
+  EXPECT_EQ(run(build(false, {64}), "onnxruntime").graph.num_ops(), 2);  // a run-time shape (BERT's head split)
+  // A bias that is no Gemm C (Swin's relative position bias, one value per position): MatMul and Add stay apart.
+  EXPECT_EQ(run(build(true, {16, 64}), "onnxruntime").graph.num_ops(), 3);
+}
+
 TEST(Coarsen, NeverFusesAcrossAGraphOutput) {
   Graph g = conv_bn_relu();
   g.tensor(g.find_tensor("n")).graph_output = true;  // the BN result is also a model output

@@ -280,3 +280,26 @@ TEST(RuntimeGroups, ErrorsAreOneLine) {
 
 }  // namespace
 }  // namespace moirai
+
+namespace moirai {
+namespace {
+
+// The `onnxruntime` rules' group counts on the transformers of the zoo, as docs/fusion.md records them next to
+// ONNX Runtime 1.30's own counts (268, 330, 244, 407): a change to the rules that moves a count must update that
+// table. No runtime needed.
+TEST(OnnxRuntimeRules, TransformerGroupCountsMatchTheDocumentedOnes) {
+  const std::map<std::string, int> expected = {
+      {"vit_b_16", 272}, {"transformer_base", 336}, {"llama_tiny", 243}, {"swin_t", 416}};
+  for (const auto& [model, groups] : expected) {
+    auto g = import_onnx(source_path("models/" + model + ".onnx"));
+    ASSERT_TRUE(g.ok()) << g.error().message;
+    CoarsenOptions options;
+    options.fusion = "onnxruntime";
+    auto coarse = coarsen(*g, Cluster{}, options);
+    ASSERT_TRUE(coarse.ok()) << coarse.error().message;
+    EXPECT_EQ(coarse->graph.num_ops(), groups) << model;
+  }
+}
+
+}  // namespace
+}  // namespace moirai
