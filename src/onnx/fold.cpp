@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 
 namespace moirai::onnx_import {
 namespace T = onnx;
@@ -321,182 +322,256 @@ std::optional<std::vector<int64_t>> ints_of(const Value* v) {
   return v->i;
 }
 
-}  // namespace
+/// One node to fold: its proto, its input values (nullptr where unknown) and the model's opset.
+struct Folding {
+  const T::NodeProto& node;
+  const std::vector<const Value*>& in;
+  int opset;
 
+  const std::string& op() const { return node.op_type(); }
+  const Value* arg(size_t k) const { return k < in.size() ? in[k] : nullptr; }
+};
+
+using Folder = std::optional<Value> (*)(const Folding&);
+
+std::optional<Value> fold_binary(const Folding& f) {
+  if (!f.arg(1)) return std::nullopt;
+  auto out = binary(f.op(), *f.in[0], *f.in[1]);
+  // Max and Min are variadic.
+  for (size_t k = 2; out && k < f.in.size() && (f.op() == "Max" || f.op() == "Min"); ++k)
+    out = binary(f.op(), *out, *f.in[k]);
+  return out;
+}
+
+std::optional<Value> fold_unary(const Folding& f) { return unary(f.op(), *f.in[0]); }
+
+std::optional<Value> fold_cast(const Folding& f) {
+  return cast(*f.in[0], static_cast<int32_t>(attr_int(f.node, "to", T::TensorProto_DataType_FLOAT)));
+}
+
+std::optional<Value> fold_gather(const Folding& f) {
+  if (!f.arg(1)) return std::nullopt;
+  return gather(*f.in[0], *f.in[1], attr_int(f.node, "axis", 0));
+}
+
+std::optional<Value> fold_unsqueeze(const Folding& f) {
+  const auto axes = f.opset >= 13 ? ints_of(f.arg(1)) : attr_ints(f.node, "axes");
+  if (!axes) return std::nullopt;
+  std::vector<int64_t> dims = f.in[0]->dims;
+  const int64_t rank = static_cast<int64_t>(dims.size() + axes->size());
+  std::vector<int64_t> a = *axes;
+  for (auto& x : a) x = norm_axis(x, rank);
+  std::sort(a.begin(), a.end());
+  for (int64_t x : a) {
+    if (x < 0 || x > static_cast<int64_t>(dims.size())) return std::nullopt;
+    dims.insert(dims.begin() + x, 1);
+  }
+  Value out = *f.in[0];
+  out.dims = dims;
+  return out;
+}
+
+std::optional<Value> fold_squeeze(const Folding& f) {
+  const auto axes = f.opset >= 13 ? ints_of(f.arg(1)) : attr_ints(f.node, "axes");
+  const std::vector<int64_t>& dims = f.in[0]->dims;
+  std::vector<int64_t> kept;
+  const int64_t rank = static_cast<int64_t>(dims.size());
+  for (int64_t k = 0; k < rank; ++k) {
+    const bool listed = axes ? std::any_of(axes->begin(), axes->end(),
+                                           [&](int64_t x) { return norm_axis(x, rank) == k; })
+                             : dims[static_cast<size_t>(k)] == 1;
+    if (!listed) kept.push_back(dims[static_cast<size_t>(k)]);
+  }
+  Value out = *f.in[0];
+  out.dims = kept;
+  return out;
+}
+
+std::optional<Value> fold_reshape(const Folding& f) {
+  auto shape = ints_of(f.arg(1));
+  if (!shape) return std::nullopt;
+  const Value& data = *f.in[0];
+  std::vector<int64_t> dims = *shape;
+  int64_t known = 1, infer = -1;
+  for (size_t k = 0; k < dims.size(); ++k) {
+    if (dims[k] == 0 && !attr_int(f.node, "allowzero", 0)) dims[k] = k < data.dims.size() ? data.dims[k] : 1;
+    if (dims[k] == -1) infer = static_cast<int64_t>(k);
+    else known *= dims[k];
+  }
+  if (infer >= 0) dims[static_cast<size_t>(infer)] = known ? data.size() / known : 0;
+  if (product(dims) != data.size()) return std::nullopt;
+  Value out = data;
+  out.dims = dims;
+  return out;
+}
+
+std::optional<Value> fold_concat(const Folding& f) { return concat(f.in, attr_int(f.node, "axis", 0)); }
+
+std::optional<Value> fold_slice(const Folding& f) {
+  if (f.opset < 10) {  // starts, ends and axes are attributes
+    auto s = attr_ints(f.node, "starts"), e = attr_ints(f.node, "ends");
+    if (!s || !e) return std::nullopt;
+    return slice(*f.in[0], *s, *e, attr_ints(f.node, "axes").value_or(std::vector<int64_t>{}), {});
+  }
+  auto s = ints_of(f.arg(1)), e = ints_of(f.arg(2));
+  if (!s || !e) return std::nullopt;
+  auto axes = f.arg(3) ? ints_of(f.arg(3)) : std::vector<int64_t>{};
+  auto steps = f.arg(4) ? ints_of(f.arg(4)) : std::vector<int64_t>{};
+  if (!axes || !steps) return std::nullopt;
+  return slice(*f.in[0], *s, *e, *axes, *steps);
+}
+
+std::optional<Value> fold_transpose(const Folding& f) {
+  return transpose(*f.in[0], attr_ints(f.node, "perm").value_or(std::vector<int64_t>{}));
+}
+
+std::optional<Value> fold_where(const Folding& f) {
+  const auto& in = f.in;
+  if (!f.arg(1) || !f.arg(2) || in[1]->is_float() != in[2]->is_float()) return std::nullopt;
+  auto dims = broadcast_dims({in[0], in[1], in[2]});
+  if (!dims || product(*dims) > kMaxFoldElements) return std::nullopt;
+  const auto ic = broadcast_index(*in[0], *dims), ix = broadcast_index(*in[1], *dims),
+             iy = broadcast_index(*in[2], *dims);
+  Value v;
+  v.dtype = in[1]->dtype;
+  v.dims = *dims;
+  for (size_t e = 0; e < ic.size(); ++e) {
+    const bool c = as_double(*in[0], ic[e]) != 0;
+    if (v.is_float()) v.f.push_back(c ? in[1]->f[static_cast<size_t>(ix[e])] : in[2]->f[static_cast<size_t>(iy[e])]);
+    else v.i.push_back(c ? in[1]->i[static_cast<size_t>(ix[e])] : in[2]->i[static_cast<size_t>(iy[e])]);
+  }
+  return v;
+}
+
+std::optional<Value> fold_range(const Folding& f) {
+  const auto& in = f.in;
+  if (!f.arg(0) || !f.arg(1) || !f.arg(2) || in[0]->size() != 1 || in[1]->size() != 1 || in[2]->size() != 1)
+    return std::nullopt;
+  const double start = as_double(*in[0], 0), limit = as_double(*in[1], 0), delta = as_double(*in[2], 0);
+  if (delta == 0) return std::nullopt;
+  const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
+  if (n > kMaxFoldElements) return std::nullopt;
+  Value v;
+  v.dtype = in[0]->dtype;
+  v.dims = {n};
+  for (int64_t k = 0; k < n; ++k) {
+    if (v.is_float()) v.f.push_back(start + static_cast<double>(k) * delta);
+    else v.i.push_back(in[0]->i[0] + k * in[2]->i[0]);
+  }
+  return v;
+}
+
+/// ConstantOfShape (its `value`, default 0.0, to a shape) and Expand (its input, broadcast to a shape).
+std::optional<Value> fold_fill(const Folding& f) {
+  const bool expand = f.op() == "Expand";
+  auto shape = ints_of(expand ? f.arg(1) : f.arg(0));
+  if (!shape) return std::nullopt;
+  Value fill;
+  fill.dtype = T::TensorProto_DataType_FLOAT;
+  fill.f = {0.0};
+  if (expand) {
+    fill = *f.in[0];
+  } else {
+    for (const auto& a : f.node.attribute())
+      if (a.name() == "value") {
+        auto v = read_tensor(a.t());
+        if (!v || v->size() != 1) return std::nullopt;
+        fill = *v;
+        fill.dims.clear();
+      }
+  }
+  Value target;
+  target.dims = *shape;
+  auto dims = broadcast_dims({&fill, &target});
+  if (!dims || product(*dims) > kMaxFoldElements) return std::nullopt;
+  return take(fill, *dims, broadcast_index(fill, *dims));
+}
+
+/// ScatterND: indices [..., k] address slices of data's first k dims; updates fill them in order.
+std::optional<Value> fold_scatter_nd(const Folding& f) {
+  const auto& in = f.in;
+  if (!f.arg(1) || !f.arg(2) || in[1]->is_float() || in[0]->is_float() != in[2]->is_float() || in[1]->dims.empty())
+    return std::nullopt;
+  const Value& data = *in[0];
+  const auto k = static_cast<size_t>(in[1]->dims.back());
+  if (k > data.dims.size()) return std::nullopt;
+  const auto s = strides_of(data.dims);
+  const int64_t slice_len = product({data.dims.begin() + static_cast<int64_t>(k), data.dims.end()});
+  const int64_t count = in[1]->size() / std::max<int64_t>(1, static_cast<int64_t>(k));
+  if (in[2]->size() != count * slice_len) return std::nullopt;
+  Value v = data;
+  for (int64_t u = 0; u < count; ++u) {
+    int64_t base = 0;
+    for (size_t j = 0; j < k; ++j) {
+      int64_t q = in[1]->i[static_cast<size_t>(u) * k + j];
+      if (q < 0) q += data.dims[j];
+      if (q < 0 || q >= data.dims[j]) return std::nullopt;
+      base += q * s[j];
+    }
+    for (int64_t e = 0; e < slice_len; ++e) {
+      const auto dst = static_cast<size_t>(base + e), src = static_cast<size_t>(u * slice_len + e);
+      if (v.is_float()) v.f[dst] = in[2]->f[src];
+      else v.i[dst] = in[2]->i[src];
+    }
+  }
+  return v;
+}
+
+/// Only the common shape case: a full reduction of a 1-D integer tensor.
+std::optional<Value> fold_reduce(const Folding& f) {
+  const Value& a = *f.in[0];
+  if (a.dims.size() != 1 || a.is_float()) return std::nullopt;
+  const std::string& op = f.op();
+  int64_t r = op == "ReduceProd" ? 1 : op == "ReduceSum" ? 0 : (a.i.empty() ? 0 : a.i[0]);
+  for (int64_t x : a.i) {
+    if (op == "ReduceProd") r *= x;
+    else if (op == "ReduceSum") r += x;
+    else if (op == "ReduceMax") r = std::max(r, x);
+    else r = std::min(r, x);
+  }
+  Value out = a;
+  out.i = {r};
+  out.dims = attr_int(f.node, "keepdims", 1) ? std::vector<int64_t>{1} : std::vector<int64_t>{};
+  return out;
+}
+
+/// The operators folding knows, each with its folder.
+const std::map<std::string, Folder, std::less<>>& folders() {
+  static const std::map<std::string, Folder, std::less<>> table = [] {
+    std::map<std::string, Folder, std::less<>> t;
+    for (const char* op : {"Add", "Sub", "Mul", "Div", "Mod", "Pow", "Max", "Min", "Equal", "Less", "Greater",
+                           "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"})
+      t[op] = fold_binary;
+    for (const char* op : {"Identity", "Neg", "Abs", "Sqrt", "Floor", "Ceil", "Reciprocal", "Exp", "Log", "Not"})
+      t[op] = fold_unary;
+    for (const char* op : {"ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin"}) t[op] = fold_reduce;
+    t["Cast"] = fold_cast;
+    t["Gather"] = fold_gather;
+    t["Unsqueeze"] = fold_unsqueeze;
+    t["Squeeze"] = fold_squeeze;
+    t["Reshape"] = fold_reshape;
+    t["Concat"] = fold_concat;
+    t["Slice"] = fold_slice;
+    t["Transpose"] = fold_transpose;
+    t["Where"] = fold_where;
+    t["Range"] = fold_range;
+    t["ConstantOfShape"] = fold_fill;
+    t["Expand"] = fold_fill;
+    t["ScatterND"] = fold_scatter_nd;
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
 
 std::optional<std::vector<Value>> evaluate(const T::NodeProto& node, const std::vector<const Value*>& in,
                                            int opset) {
-  const std::string& op = node.op_type();
-  auto arg = [&](size_t k) -> const Value* { return k < in.size() ? in[k] : nullptr; };
-  std::optional<Value> out;
-  static const char* const kBinary[] = {"Add", "Sub", "Mul", "Div", "Mod", "Pow", "Max", "Min", "Equal", "Less",
-                                        "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"};
-  if (!arg(0) && op != "Range") return std::nullopt;
-  if (std::find(std::begin(kBinary), std::end(kBinary), op) != std::end(kBinary)) {
-    if (!arg(1)) return std::nullopt;
-    out = binary(op, *in[0], *in[1]);
-    // Max/Min/Sum are variadic.
-    for (size_t k = 2; out && k < in.size() && (op == "Max" || op == "Min"); ++k) out = binary(op, *out, *in[k]);
-  } else if (op == "Identity" || op == "Neg" || op == "Abs" || op == "Sqrt" || op == "Floor" || op == "Ceil" ||
-             op == "Reciprocal" || op == "Exp" || op == "Log" || op == "Not") {
-    out = unary(op, *in[0]);
-  } else if (op == "Cast") {
-    out = cast(*in[0], static_cast<int32_t>(attr_int(node, "to", T::TensorProto_DataType_FLOAT)));
-  } else if (op == "Gather") {
-    if (!arg(1)) return std::nullopt;
-    out = gather(*in[0], *in[1], attr_int(node, "axis", 0));
-  } else if (op == "Unsqueeze" || op == "Squeeze") {
-    auto axes = opset >= 13 ? ints_of(arg(1)) : attr_ints(node, "axes");
-    std::vector<int64_t> dims = in[0]->dims;
-    if (op == "Unsqueeze") {
-      if (!axes) return std::nullopt;
-      const int64_t rank = static_cast<int64_t>(dims.size() + axes->size());
-      std::vector<int64_t> a = *axes;
-      for (auto& x : a) x = norm_axis(x, rank);
-      std::sort(a.begin(), a.end());
-      for (int64_t x : a) {
-        if (x < 0 || x > static_cast<int64_t>(dims.size())) return std::nullopt;
-        dims.insert(dims.begin() + x, 1);
-      }
-    } else {
-      std::vector<int64_t> kept;
-      const int64_t rank = static_cast<int64_t>(dims.size());
-      for (int64_t k = 0; k < rank; ++k) {
-        const bool listed = axes ? std::any_of(axes->begin(), axes->end(),
-                                               [&](int64_t x) { return norm_axis(x, rank) == k; })
-                                 : dims[static_cast<size_t>(k)] == 1;
-        if (!listed) kept.push_back(dims[static_cast<size_t>(k)]);
-      }
-      dims = kept;
-    }
-    out = *in[0];
-    out->dims = dims;
-  } else if (op == "Reshape") {
-    auto shape = ints_of(arg(1));
-    if (!shape) return std::nullopt;
-    std::vector<int64_t> dims = *shape;
-    int64_t known = 1, infer = -1;
-    for (size_t k = 0; k < dims.size(); ++k) {
-      if (dims[k] == 0 && !attr_int(node, "allowzero", 0)) dims[k] = k < in[0]->dims.size() ? in[0]->dims[k] : 1;
-      if (dims[k] == -1) infer = static_cast<int64_t>(k);
-      else known *= dims[k];
-    }
-    if (infer >= 0) dims[static_cast<size_t>(infer)] = known ? in[0]->size() / known : 0;
-    if (product(dims) != in[0]->size()) return std::nullopt;
-    out = *in[0];
-    out->dims = dims;
-  } else if (op == "Concat") {
-    out = concat(in, attr_int(node, "axis", 0));
-  } else if (op == "Slice") {
-    if (opset >= 10) {
-      auto s = ints_of(arg(1)), e = ints_of(arg(2));
-      if (!s || !e) return std::nullopt;
-      auto axes = arg(3) ? ints_of(arg(3)) : std::vector<int64_t>{};
-      auto steps = arg(4) ? ints_of(arg(4)) : std::vector<int64_t>{};
-      if (!axes || !steps) return std::nullopt;
-      out = slice(*in[0], *s, *e, *axes, *steps);
-    } else {
-      auto s = attr_ints(node, "starts"), e = attr_ints(node, "ends");
-      if (!s || !e) return std::nullopt;
-      out = slice(*in[0], *s, *e, attr_ints(node, "axes").value_or(std::vector<int64_t>{}), {});
-    }
-  } else if (op == "Transpose") {
-    out = transpose(*in[0], attr_ints(node, "perm").value_or(std::vector<int64_t>{}));
-  } else if (op == "Where") {
-    if (!arg(1) || !arg(2) || in[1]->is_float() != in[2]->is_float()) return std::nullopt;
-    auto dims = broadcast_dims({in[0], in[1], in[2]});
-    if (!dims || product(*dims) > kMaxFoldElements) return std::nullopt;
-    const auto ic = broadcast_index(*in[0], *dims), ix = broadcast_index(*in[1], *dims),
-               iy = broadcast_index(*in[2], *dims);
-    Value v;
-    v.dtype = in[1]->dtype;
-    v.dims = *dims;
-    for (size_t e = 0; e < ic.size(); ++e) {
-      const bool c = as_double(*in[0], ic[e]) != 0;
-      if (v.is_float()) v.f.push_back(c ? in[1]->f[static_cast<size_t>(ix[e])] : in[2]->f[static_cast<size_t>(iy[e])]);
-      else v.i.push_back(c ? in[1]->i[static_cast<size_t>(ix[e])] : in[2]->i[static_cast<size_t>(iy[e])]);
-    }
-    out = v;
-  } else if (op == "Range") {
-    if (!arg(0) || !arg(1) || !arg(2) || in[0]->size() != 1 || in[1]->size() != 1 || in[2]->size() != 1)
-      return std::nullopt;
-    const double start = as_double(*in[0], 0), limit = as_double(*in[1], 0), delta = as_double(*in[2], 0);
-    if (delta == 0) return std::nullopt;
-    const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
-    if (n > kMaxFoldElements) return std::nullopt;
-    Value v;
-    v.dtype = in[0]->dtype;
-    v.dims = {n};
-    for (int64_t k = 0; k < n; ++k) {
-      if (v.is_float()) v.f.push_back(start + static_cast<double>(k) * delta);
-      else v.i.push_back(in[0]->i[0] + k * in[2]->i[0]);
-    }
-    out = v;
-  } else if (op == "ConstantOfShape" || op == "Expand") {
-    auto shape = ints_of(op == "Expand" ? arg(1) : arg(0));
-    if (!shape) return std::nullopt;
-    Value fill;
-    fill.dtype = T::TensorProto_DataType_FLOAT;
-    fill.f = {0.0};
-    if (op == "Expand") {
-      fill = *in[0];
-    } else {
-      for (const auto& a : node.attribute())
-        if (a.name() == "value") {
-          auto v = read_tensor(a.t());
-          if (!v || v->size() != 1) return std::nullopt;
-          fill = *v;
-          fill.dims.clear();
-        }
-    }
-    Value target;
-    target.dims = *shape;
-    auto dims = broadcast_dims({&fill, &target});
-    if (!dims || product(*dims) > kMaxFoldElements) return std::nullopt;
-    out = take(fill, *dims, broadcast_index(fill, *dims));
-  } else if (op == "ScatterND") {
-    // indices [..., k] address slices of data's first k dims; updates fill them in order.
-    if (!arg(1) || !arg(2) || in[1]->is_float() || in[0]->is_float() != in[2]->is_float() || in[1]->dims.empty())
-      return std::nullopt;
-    const Value& data = *in[0];
-    const auto k = static_cast<size_t>(in[1]->dims.back());
-    if (k > data.dims.size()) return std::nullopt;
-    const auto s = strides_of(data.dims);
-    const int64_t slice_len = product({data.dims.begin() + static_cast<int64_t>(k), data.dims.end()});
-    const int64_t count = in[1]->size() / std::max<int64_t>(1, static_cast<int64_t>(k));
-    if (in[2]->size() != count * slice_len) return std::nullopt;
-    Value v = data;
-    for (int64_t u = 0; u < count; ++u) {
-      int64_t base = 0;
-      for (size_t j = 0; j < k; ++j) {
-        int64_t q = in[1]->i[static_cast<size_t>(u) * k + j];
-        if (q < 0) q += data.dims[j];
-        if (q < 0 || q >= data.dims[j]) return std::nullopt;
-        base += q * s[j];
-      }
-      for (int64_t e = 0; e < slice_len; ++e) {
-        const auto dst = static_cast<size_t>(base + e), src = static_cast<size_t>(u * slice_len + e);
-        if (v.is_float()) v.f[dst] = in[2]->f[src];
-        else v.i[dst] = in[2]->i[src];
-      }
-    }
-    out = v;
-  } else if (op == "ReduceProd" || op == "ReduceSum" || op == "ReduceMax" || op == "ReduceMin") {
-    // Only the common shape case: a full reduction of a 1-D tensor.
-    if (in[0]->dims.size() != 1 || in[0]->is_float()) return std::nullopt;
-    int64_t r = op == "ReduceProd" ? 1 : op == "ReduceSum" ? 0 : (in[0]->i.empty() ? 0 : in[0]->i[0]);
-    for (int64_t x : in[0]->i) {
-      if (op == "ReduceProd") r *= x;
-      else if (op == "ReduceSum") r += x;
-      else if (op == "ReduceMax") r = std::max(r, x);
-      else r = std::min(r, x);
-    }
-    out = *in[0];
-    out->i = {r};
-    out->dims = attr_int(node, "keepdims", 1) ? std::vector<int64_t>{1} : std::vector<int64_t>{};
-  }
+  const Folding f{node, in, opset};
+  const auto it = folders().find(f.op());
+  if (it == folders().end() || (!f.arg(0) && f.op() != "Range") || node.output_size() != 1) return std::nullopt;
+  auto out = it->second(f);
   if (!out || out->size() > kMaxFoldElements) return std::nullopt;
-  if (node.output_size() != 1) return std::nullopt;
   return std::vector<Value>{std::move(*out)};
 }
 
