@@ -127,15 +127,6 @@ Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& 
 /// by mirror ascent is returned). Whole-operator bounds (the MILP's) do not hold for split plans: use this one.
 double split_relaxation_bound(const CostTable& table);
 
-/// One piece of a split operator as the report shows it (same fields as report.h's OpPart, which the report
-/// stage builds from this: partition sits before report in the pipeline).
-struct PartView {
-  DeviceId device = 0;
-  double share = 0;
-  double start_ms = 0;
-  double end_ms = 0;
-};
-
 /// The result of GenEFlow (or of any fixed set of splits).
 struct PartitionResult {
   std::vector<Split> splits;    ///< per original operator (dim None = whole)
@@ -161,7 +152,7 @@ struct PartitionResult {
   CostTable view_table;
   Placement view_placement;
   Schedule view_schedule;
-  std::vector<std::vector<PartView>> parts;
+  std::vector<std::vector<OpPart>> parts;
 };
 
 /// Simulates a fixed set of splits and fills a PartitionResult (schedule and view); no search. Devices run their

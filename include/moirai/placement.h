@@ -21,4 +21,13 @@ struct Placement {
   std::map<std::pair<int, DeviceId>, double> transfer_priority;
 };
 
+/// One piece of an operator split across devices (intra-operator partitioning): `share` of its work on
+/// `device`, from `start_ms` to `end_ms`. GenEFlow produces them, the report shows them.
+struct OpPart {
+  DeviceId device = 0;
+  double share = 0;  ///< fraction of the operator's work, in (0, 1]
+  double start_ms = 0;
+  double end_ms = 0;
+};
+
 }  // namespace moirai

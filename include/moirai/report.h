@@ -39,14 +39,6 @@ struct PlanInputs {
   std::string profile;  ///< measured profile path (empty = none)
 };
 
-/// One piece of a split operator (intra-operator partitioning): `share` of the work on `device`.
-struct OpPart {
-  DeviceId device = 0;
-  double share = 0;  ///< fraction of the operator's work, in (0, 1]
-  double start_ms = 0;
-  double end_ms = 0;
-};
-
 /// Everything the outputs show: the problem, the placement, its schedule and the figures.
 struct Plan {
   CostTable table;

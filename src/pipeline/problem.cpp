@@ -404,8 +404,7 @@ Plan plan_of(const Problem& problem, const MethodRun& run, const SimOptions& sim
       if (run.partition->splits[op].dim != SplitDim::None)
         plan.split_dims[op] = split_dim_name(run.partition->splits[op].dim);
     for (size_t op = 0; op < run.partition->parts.size(); ++op)
-      for (const PartView& p : run.partition->parts[op])
-        plan.parts[op].push_back(OpPart{p.device, p.share, p.start_ms, p.end_ms});
+      plan.parts[op] = run.partition->parts[op];
   }
   return plan;
 }
