@@ -21,6 +21,7 @@
 //  - "ready" is the list scheduler's (all predecessors placed), not Baechi's event simulation (all finished);
 //  - ports and memory as in m-ETF.
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "list_schedule.h"
@@ -77,19 +78,19 @@ class MsctPlacer final : public Placer {
   Expected<PlaceResult> place(const CostTable& table, const PlaceOptions& options) const override {
     const int n = table.num_ops();
     const auto edges = op_edges(table);
+    const auto t0 = std::chrono::steady_clock::now();
     place::EtfRules rules;
-    std::string mode = "lp";
-    rules.favourite = lp_favourites(table, edges, options.time_limit_s);
+    rules.mode = "lp";
+    rules.favourite = lp_favourites(table, edges, 0.5 * options.time_limit_s);  // half the budget, ETF the rest
     if (rules.favourite.empty()) {
-      mode = "greedy favourite children (LP too large or not solved)";
+      rules.mode = "greedy favourite children (LP too large or not solved)";
       std::vector<double> weight(edges.size());
       std::vector<size_t> all(edges.size());
       for (size_t e = 0; e < edges.size(); ++e) weight[e] = -edges[e].comm, all[e] = e;
       rules.favourite = pick_favourites(n, edges, weight, all);
     }
-    auto result = place::run_etf(table, options, rules, name());
-    if (result.ok()) result->mode = mode;
-    return result;
+    rules.spent_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return place::run_etf(table, options, rules, name());
   }
 
  private:
