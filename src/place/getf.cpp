@@ -15,8 +15,8 @@
 //    there is at most twice its fractional time in the LP (place::getf_group);
 //  - ETF restricted to the group, non-insertion, ports and memory as in m-ETF; an operator whose group has no
 //    device with room may go on any device with room;
-//  - LP size: above kMaxLpColumns columns (or if CLP fails) every operator goes to one group, the one that
-//    minimises max(longest path with that group's times and mean transfers, group load / group size) (the
+//  - LP size and time: above kMaxLpColumns columns, past 80% of the time limit, or if CLP fails, every operator
+//    goes to one group, the one that minimises max(longest path with that group's times and mean transfers, group load / group size) (the
 //    best integral LP solution of that form).
 #include <algorithm>
 #include <chrono>
@@ -81,7 +81,7 @@ class GetfPlacer final : public Placer {
       assign.assign(static_cast<size_t>(n), 0);
       rules.mode = "one speed group";
     } else {
-      assign = lp_assign(table, p, members, 0.5 * options.time_limit_s);  // half the budget, ETF the rest
+      assign = lp_assign(table, p, members, 0.8 * options.time_limit_s);  // ETF gets the rest
       if (assign.empty()) {
         rules.mode = "one-group assignment (LP too large or not solved)";
         assign = greedy_assign(table, p, members);

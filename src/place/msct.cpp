@@ -15,7 +15,8 @@
 //  - a rounding that gives a parent several favourite children, or a child several favourite parents, keeps the
 //    edge with the smallest x (ties: smaller ids) instead of Baechi's last-edge-wins;
 //  - the makespan rows s_i + p_i <= w are written only for operators without successors (the others follow);
-//  - LP size: above kMaxLpColumns columns (or if CLP fails) the favourite child is chosen greedily instead:
+//  - LP size and time: above kMaxLpColumns columns, past 80% of the time limit, or if CLP fails, the favourite
+//    child is chosen greedily instead:
 //    edges by decreasing mean transfer time, an edge taken when its parent has no favourite child and its child
 //    no favourite parent (the LP's aim is to keep expensive edges local);
 //  - "ready" is the list scheduler's (all predecessors placed), not Baechi's event simulation (all finished);
@@ -81,7 +82,7 @@ class MsctPlacer final : public Placer {
     const auto t0 = std::chrono::steady_clock::now();
     place::EtfRules rules;
     rules.mode = "lp";
-    rules.favourite = lp_favourites(table, edges, 0.5 * options.time_limit_s);  // half the budget, ETF the rest
+    rules.favourite = lp_favourites(table, edges, 0.8 * options.time_limit_s);  // ETF gets the rest
     if (rules.favourite.empty()) {
       rules.mode = "greedy favourite children (LP too large or not solved)";
       std::vector<double> weight(edges.size());
