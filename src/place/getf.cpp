@@ -15,10 +15,11 @@
 //    there is at most twice its fractional time in the LP (place::getf_group);
 //  - ETF restricted to the group, non-insertion, ports and memory as in m-ETF; an operator whose group has no
 //    device with room may go on any device with room;
-//  - LP size: above kMaxLpColumns columns (or if CLP fails) every operator goes to one group, the one that
-//    minimises max(longest path with that group's times and mean transfers, group load / group size) (the
+//  - LP size and time: above kMaxLpColumns columns, past 80% of the time limit, or if CLP fails, every operator
+//    goes to one group, the one that minimises max(longest path with that group's times and mean transfers, group load / group size) (the
 //    best integral LP solution of that form).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -41,6 +42,7 @@ class GetfPlacer final : public Placer {
   }
 
   Expected<PlaceResult> place(const CostTable& table, const PlaceOptions& options) const override {
+    const auto t0 = std::chrono::steady_clock::now();
     const int n = table.num_ops(), k = table.num_devices();
     // Speed groups.
     std::vector<double> total(static_cast<size_t>(k), 0.0);
@@ -73,24 +75,23 @@ class GetfPlacer final : public Placer {
       }
 
     std::vector<int> assign;
-    std::string mode = "lp";
+    place::EtfRules rules;
+    rules.mode = "lp";
     if (groups <= 1) {
       assign.assign(static_cast<size_t>(n), 0);
-      mode = "one speed group";
+      rules.mode = "one speed group";
     } else {
-      assign = lp_assign(table, p, members, options.time_limit_s);
+      assign = lp_assign(table, p, members, 0.8 * options.time_limit_s);  // ETF gets the rest
       if (assign.empty()) {
-        mode = "one-group assignment (LP too large or not solved)";
+        rules.mode = "one-group assignment (LP too large or not solved)";
         assign = greedy_assign(table, p, members);
       }
     }
-    place::EtfRules rules;
     rules.allowed = [&](OpId op, DeviceId d) {
       return group_of[static_cast<size_t>(d)] == assign[static_cast<size_t>(op)];
     };
-    auto result = place::run_etf(table, options, rules, name());
-    if (result.ok()) result->mode = mode;
-    return result;
+    rules.spent_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return place::run_etf(table, options, rules, name());
   }
 
  private:

@@ -3,7 +3,10 @@
 #include "list_schedule.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <limits>
+#include <queue>
 #include <fmt/format.h>
 #include <numeric>
 #include <optional>
@@ -122,16 +125,16 @@ bool MemoryGuard::fits_now(OpId op, DeviceId d) const {
 bool MemoryGuard::fits(OpId op, DeviceId d) const {
   const double add = added(op, d);
   if (used_[static_cast<size_t>(d)] + add > t_.capacity[static_cast<size_t>(d)] + eps_) return false;
-  std::vector<double> free(used_.size());
+  // Called for every ready operator and device at every step: the common case allocates nothing.
+  auto free_on = [&](size_t i) { return t_.capacity[i] - used_[i] - (static_cast<DeviceId>(i) == d ? add : 0.0); };
   double spare = 0;
-  for (size_t i = 0; i < free.size(); ++i) {
-    free[i] = t_.capacity[i] - used_[i] - (static_cast<DeviceId>(i) == d ? add : 0.0);
-    spare += std::max(0.0, free[i] - max_remaining_);
-  }
+  for (size_t i = 0; i < used_.size(); ++i) spare += std::max(0.0, free_on(i) - max_remaining_);
   // Cheap sufficient test: any greedy packing succeeds when every device can take items until less than the
   // largest item is left and that already absorbs everything that remains.
   const double rest = remaining_ - standalone_[static_cast<size_t>(op)];
   if (spare + eps_ >= rest) return true;
+  std::vector<double> free(used_.size());
+  for (size_t i = 0; i < free.size(); ++i) free[i] = free_on(i);
   // Second sufficient test: one device takes everything that remains (their parameters and outputs, plus the
   // outputs of placed operators they read).
   // Items already counted on a device are not counted again there.
@@ -157,6 +160,18 @@ bool MemoryGuard::fits(OpId op, DeviceId d) const {
   for (size_t e = 0; e < free.size(); ++e)
     if (free[e] + eps_ >= all_rest - counted[e]) return true;
   return packable(free, op, nullptr);
+}
+
+bool MemoryGuard::fits_everywhere() const {
+  // fits()'s first test with the largest operator's bytes for both `add` and the item size: a lower bound on the
+  // spare room of every (operator, device) it would check.
+  double spare = 0;
+  for (size_t i = 0; i < used_.size(); ++i) {
+    const double free = t_.capacity[i] - used_[i];
+    if (free + eps_ < max_remaining_) return false;
+    spare += std::max(0.0, free - 2 * max_remaining_);
+  }
+  return spare + eps_ >= remaining_;
 }
 
 bool MemoryGuard::packable(const std::vector<double>& free_in, OpId skip, std::vector<DeviceId>* assignment) const {
@@ -550,7 +565,7 @@ class TrialCache {
 };
 
 void hold_for_favourites(const std::vector<OpId>& favourite, const std::vector<OpId>& last_op,
-                         const std::vector<OpId>& ready, const std::vector<std::vector<Trial>>& trials,
+                         const std::vector<OpId>& ready, const std::vector<std::vector<const Trial*>>& trials,
                          std::vector<OpId>& held) {
   for (size_t d = 0; d < held.size(); ++d) {
     held[d] = kNone;
@@ -558,17 +573,71 @@ void hold_for_favourites(const std::vector<OpId>& favourite, const std::vector<O
     const auto it = std::find(ready.begin(), ready.end(), fav);
     if (fav == kNone || it == ready.end()) continue;  // no favourite child, or not ready yet: the device is free
     const auto& fav_trials = trials[static_cast<size_t>(it - ready.begin())];
-    const auto first = std::min_element(fav_trials.begin(), fav_trials.end(),
-                                        [](const Trial& a, const Trial& b) { return a.start < b.start; });
-    for (const Trial& t : fav_trials)
-      if (t.device == static_cast<DeviceId>(d) && t.start <= first->start) held[d] = fav;
+    double first = std::numeric_limits<double>::infinity();
+    for (const Trial* t : fav_trials) first = std::min(first, t->start);
+    for (const Trial* t : fav_trials)
+      if (t->device == static_cast<DeviceId>(d) && t->start <= first) held[d] = fav;
   }
+}
+
+// The devices `op` may use now: allowed ones with room, else (rules.allowed set) any with room.
+// `everywhere` = guard.fits_everywhere(), checked once per step.
+void usable_devices(const MemoryGuard& guard, bool everywhere, const EtfRules& rules, OpId op, int k,
+                    std::vector<DeviceId>& out) {
+  out.clear();
+  auto fits = [&](DeviceId d) { return everywhere || guard.fits(op, d); };
+  for (DeviceId d = 0; d < k; ++d)
+    if ((!rules.allowed || rules.allowed(op, d)) && fits(d)) out.push_back(d);
+  if (out.empty() && rules.allowed)
+    for (DeviceId d = 0; d < k; ++d)
+      if (fits(d)) out.push_back(d);
+}
+
+// The time-limit fallback of run_etf: the remaining operators in one pass, by upward rank (largest first, as
+// HEFT), each on the device where it finishes first; n x k trials instead of ETF's scan of every ready pair at
+// every step. The plan's mode says how many operators ETF placed.
+Expected<PlaceResult> finish_in_rank_order(const CostTable& table, MemoryGuard& guard, ListScheduler& sched,
+                                           const EtfRules& rules, const std::vector<double>& rank,
+                                           const std::vector<OpId>& ready, const std::string& method) {
+  int by_etf = 0;
+  for (OpId op = 0; op < table.num_ops(); ++op) by_etf += sched.placed(op);
+  auto lower = [&](OpId a, OpId b) {
+    const double ra = rank[static_cast<size_t>(a)], rb = rank[static_cast<size_t>(b)];
+    return ra != rb ? ra < rb : a > b;
+  };
+  std::priority_queue<OpId, std::vector<OpId>, decltype(lower)> queue(lower, ready);
+  std::vector<DeviceId> devices;
+  while (!queue.empty()) {
+    const OpId op = queue.top();
+    queue.pop();
+    std::optional<Trial> best;
+    usable_devices(guard, false, rules, op, table.num_devices(), devices);
+    for (DeviceId d : devices) {
+      Trial trial = sched.evaluate(op, d);
+      if (!best || trial.finish < best->finish) best = std::move(trial);
+    }
+    if (!best) return guard.no_room(method, op);
+    guard.place(op, best->device);
+    sched.commit(op, *best);
+    for (OpId c : sched.newly_ready()) queue.push(c);
+  }
+  PlaceResult result = sched.result();
+  result.mode = (rules.mode.empty() ? "" : rules.mode + "; ") + fmt::format("time limit: ETF placed {} of {} operators, the rest by upward rank on the device "
+                            "finishing first", by_etf, table.num_ops());
+  return result;
 }
 
 }  // namespace
 
 Expected<PlaceResult> run_etf(const CostTable& table, const PlaceOptions& options, const EtfRules& rules,
                               const std::string& method) {
+  const auto t0 = std::chrono::steady_clock::now();
+  // The ETF step scans every ready operator on every device; on huge graphs that outlasts the budget. Past 90%
+  // of it (or when the caller says stop), the rest is placed in one pass (finish_in_rank_order).
+  auto out_of_time = [&] {
+    if (options.stop && options.stop()) return true;
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > 0.9 * (options.time_limit_s - rules.spent_s);
+  };
   MemoryGuard guard(table);
   MOIRAI_TRY(guard.check_model(method));
   ListScheduler sched(table, options.sim.contention, /*insertion=*/false);
@@ -581,34 +650,33 @@ Expected<PlaceResult> run_etf(const CostTable& table, const PlaceOptions& option
 
   struct Best {
     OpId op = kNone;
-    Trial trial;
+    const Trial* trial = nullptr;
+    double start = 0, finish = 0;  // the trial's, or later on a device kept for a favourite child (m-SCT)
     double rank = 0;
     int pos = 0;
-    bool better(const Trial& t, double r, int p) const {
+    bool better(const Trial& t, double s, double f, double r, int p) const {
       if (op == kNone) return true;
-      if (t.start != trial.start) return t.start < trial.start;
-      if (t.finish != trial.finish) return t.finish < trial.finish;
+      if (s != start) return s < start;
+      if (f != finish) return f < finish;
       if (r != rank) return r > rank;
       if (p != pos) return p < pos;
-      return t.device < trial.device;
+      return t.device < trial->device;
     }
   };
-  // Trials of every ready operator on every device it may use (trials[i] for ready[i]).
-  std::vector<std::vector<Trial>> trials;
+  // Trials of every ready operator on every device it may use (trials[i] for ready[i]), owned by the cache.
+  std::vector<std::vector<const Trial*>> trials;
   std::vector<OpId> held(static_cast<size_t>(k), kNone);  // m-SCT: the favourite child a device is kept for
   TrialCache cache(sched, table.num_ops(), k);
+  std::vector<DeviceId> devices;
   while (!ready.empty()) {
-    if (options.stop && options.stop()) return Error{fmt::format("{}: stopped before the end (out of time)", method)};
-    trials.assign(ready.size(), {});
+    if (out_of_time()) return finish_in_rank_order(table, guard, sched, rules, rank, ready, method);
+    trials.resize(ready.size());
+    const bool everywhere = guard.fits_everywhere();
     for (size_t i = 0; i < ready.size(); ++i) {
-      const OpId op = ready[i];
-      auto usable = [&](DeviceId d) { return guard.fits(op, d) && (!rules.allowed || rules.allowed(op, d)); };
-      for (DeviceId d = 0; d < k; ++d)
-        if (usable(d)) trials[i].push_back(cache.get(op, d));
-      if (trials[i].empty() && rules.allowed)  // no allowed device has room: any device with room
-        for (DeviceId d = 0; d < k; ++d)
-          if (guard.fits(op, d)) trials[i].push_back(cache.get(op, d));
-      if (trials[i].empty()) return guard.no_room(method, op);
+      trials[i].clear();
+      usable_devices(guard, everywhere, rules, ready[i], k, devices);
+      for (DeviceId d : devices) trials[i].push_back(&cache.get(ready[i], d));
+      if (trials[i].empty()) return guard.no_room(method, ready[i]);
     }
     if (sct) hold_for_favourites(rules.favourite, last_op, ready, trials, held);
     Best best;
@@ -616,28 +684,34 @@ Expected<PlaceResult> run_etf(const CostTable& table, const PlaceOptions& option
       const OpId op = ready[i];
       // SCT's urgent time: when the operator could start on every device it may use.
       double urgent = 0;
-      for (const Trial& t : trials[i]) urgent = std::max(urgent, t.start);
-      for (Trial& trial : trials[i]) {
-        const OpId kept_for = sct ? held[static_cast<size_t>(trial.device)] : kNone;
-        if (kept_for != kNone && kept_for != op && trial.start < urgent) {
+      for (const Trial* t : trials[i]) urgent = std::max(urgent, t->start);
+      for (const Trial* trial : trials[i]) {
+        double start = trial->start, finish = trial->finish;
+        const OpId kept_for = sct ? held[static_cast<size_t>(trial->device)] : kNone;
+        if (kept_for != kNone && kept_for != op && start < urgent) {
           // A device kept for a favourite child takes another operator only once that one is urgent.
-          trial.start = urgent;
-          trial.finish = urgent + table.time(op, trial.device);
+          start = urgent;
+          finish = urgent + table.time(op, trial->device);
         }
         const double r = rank[static_cast<size_t>(op)];
         const int p = pos[static_cast<size_t>(op)];
-        if (best.better(trial, r, p)) best = Best{op, std::move(trial), r, p};
+        if (best.better(*trial, start, finish, r, p)) best = Best{op, trial, start, finish, r, p};
       }
     }
-    const DeviceId d = best.trial.device;
+    Trial chosen = *best.trial;
+    chosen.start = best.start;
+    chosen.finish = best.finish;
+    const DeviceId d = chosen.device;
     guard.place(best.op, d);
-    sched.commit(best.op, best.trial);
+    sched.commit(best.op, chosen);
     last_op[static_cast<size_t>(d)] = best.op;
     ready.erase(std::find(ready.begin(), ready.end(), best.op));
-    cache.committed(ready, best.trial);
+    cache.committed(ready, chosen);
     for (OpId c : sched.newly_ready()) ready.push_back(c);
   }
-  return sched.result();
+  PlaceResult result = sched.result();
+  result.mode = rules.mode;
+  return result;
 }
 
 

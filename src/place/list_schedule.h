@@ -46,6 +46,10 @@ class MemoryGuard {
   double added(OpId op, DeviceId d) const;
   /// True when `op` fits on `d` now and the rest stays packable.
   bool fits(OpId op, DeviceId d) const;
+  /// True when every unplaced operator fits on every device now (fits() would say so for each): room for the
+  /// largest operator everywhere, and room left for all the rest. O(devices), so the ETF loop checks it once per
+  /// step instead of calling fits() for every ready operator and device.
+  bool fits_everywhere() const;
   /// True when `op` fits on `d` now (no look-ahead).
   bool fits_now(OpId op, DeviceId d) const;
   void place(OpId op, DeviceId d);
@@ -159,11 +163,17 @@ struct EtfRules {
   /// other device; another operator may start on a kept device only from its urgent time (the latest of its
   /// earliest starts over the devices it may use).
   std::vector<OpId> favourite;
+  /// Seconds of options.time_limit_s the placer has spent already (its LP); the ETF loop gets the rest.
+  double spent_s = 0;
+  /// The placer's mode (how its LP went); the result's mode, with the time-limit fallback appended when used.
+  std::string mode;
 };
 
 /// Earliest-time-first list scheduling (non-insertion, event order): repeatedly place the ready operator and
 /// device pair with the earliest start (ties: earliest finish, larger upward rank, topological position,
-/// device id), only on devices where the MemoryGuard accepts it.
+/// device id), only on devices where the MemoryGuard accepts it. Once 90% of the time left (time_limit_s -
+/// rules.spent_s) is spent, or options.stop says so, the remaining operators are placed in one pass by upward rank,
+/// each on the device where it finishes first, and the mode says so (ETF's scan is quadratic in the ready set).
 Expected<PlaceResult> run_etf(const CostTable& table, const PlaceOptions& options, const EtfRules& rules,
                               const std::string& method);
 

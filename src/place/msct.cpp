@@ -15,12 +15,14 @@
 //  - a rounding that gives a parent several favourite children, or a child several favourite parents, keeps the
 //    edge with the smallest x (ties: smaller ids) instead of Baechi's last-edge-wins;
 //  - the makespan rows s_i + p_i <= w are written only for operators without successors (the others follow);
-//  - LP size: above kMaxLpColumns columns (or if CLP fails) the favourite child is chosen greedily instead:
+//  - LP size and time: above kMaxLpColumns columns, past 80% of the time limit, or if CLP fails, the favourite
+//    child is chosen greedily instead:
 //    edges by decreasing mean transfer time, an edge taken when its parent has no favourite child and its child
 //    no favourite parent (the LP's aim is to keep expensive edges local);
 //  - "ready" is the list scheduler's (all predecessors placed), not Baechi's event simulation (all finished);
 //  - ports and memory as in m-ETF.
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "list_schedule.h"
@@ -77,19 +79,19 @@ class MsctPlacer final : public Placer {
   Expected<PlaceResult> place(const CostTable& table, const PlaceOptions& options) const override {
     const int n = table.num_ops();
     const auto edges = op_edges(table);
+    const auto t0 = std::chrono::steady_clock::now();
     place::EtfRules rules;
-    std::string mode = "lp";
-    rules.favourite = lp_favourites(table, edges, options.time_limit_s);
+    rules.mode = "lp";
+    rules.favourite = lp_favourites(table, edges, 0.8 * options.time_limit_s);  // ETF gets the rest
     if (rules.favourite.empty()) {
-      mode = "greedy favourite children (LP too large or not solved)";
+      rules.mode = "greedy favourite children (LP too large or not solved)";
       std::vector<double> weight(edges.size());
       std::vector<size_t> all(edges.size());
       for (size_t e = 0; e < edges.size(); ++e) weight[e] = -edges[e].comm, all[e] = e;
       rules.favourite = pick_favourites(n, edges, weight, all);
     }
-    auto result = place::run_etf(table, options, rules, name());
-    if (result.ok()) result->mode = mode;
-    return result;
+    rules.spent_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return place::run_etf(table, options, rules, name());
   }
 
  private:

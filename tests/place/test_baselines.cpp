@@ -2,7 +2,8 @@
 // without port contention, its task-to-processor assignment, >= 83 with ports), valid plans within capacities
 // on the bundled instances and on random DAGs (1-8 devices, contention on and off), m-TOPO's chunks under tight
 // capacities, memory forcing operators off the fastest device, errors when the model fits nowhere, CPOP's
-// critical path on one device, m-SCT's favourite-child hold on a hand-worked graph, and GETF's rounding.
+// critical path on one device, m-SCT's favourite-child hold on a hand-worked graph, GETF's rounding, and the ETF
+// family's fallback when stopped.
 #include <algorithm>
 #include <iostream>
 
@@ -250,6 +251,27 @@ TEST(Baselines, ErrorWhenTheModelFitsNowhere) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message, "heft: operator 'op2' needs 20 bytes (parameters + inputs + outputs) but the largest "
                                "device holds 15 (capacities: fast 15, slow 15)");
+}
+
+// The ETF family's time-limit fallback: stopped after `steps` ETF steps, the rest is placed by upward rank; the
+// plan stays complete and valid (memory included) and its mode counts the operators ETF placed.
+TEST(EtfFamily, StopFinishesByRankWithAValidPlan) {
+  for (const char* method : {"m-etf", "m-sct", "getf"})
+    for (int steps : {0, 15}) {
+      const CostTable t = tight(2, 40, 4, 1.15);
+      PlaceOptions options;
+      int polls = 0;
+      options.stop = [&] { return ++polls > steps; };
+      auto result = (*make_placer(method))->place(t, options);
+      ASSERT_TRUE(result.ok()) << method << ": " << result.error().message;
+      const std::string tail = fmt::format("time limit: ETF placed {} of 40 operators, the rest by upward rank on "
+                                           "the device finishing first", steps);
+      EXPECT_TRUE(result->mode.ends_with(tail)) << method << ": " << result->mode;
+      const Schedule s = simulate(t, result->placement, {true});
+      EXPECT_TRUE(validate(t, result->placement, s, {true}).empty()) << method;
+      EXPECT_TRUE(s.over_capacity(t).empty()) << method;
+      EXPECT_LE(s.makespan_ms, result->objective_ms + 1e-6 * std::max(1.0, result->objective_ms)) << method;
+    }
 }
 
 TEST(Baselines, Deterministic) {
