@@ -310,7 +310,8 @@ class Worker {
       this.fail(id, `stage '${name}' failed: ${e.message ?? e}`);
       return;
     }
-    this.stageRuns.push({ request: id, stage: name, start_ms: start, end_ms: end });
+    const run = { request: id, stage: name, start_ms: start, end_ms: end, handed_ms: end };
+    this.stageRuns.push(run);
     for (const o of st.outputs) {
       const tensor = out[o.name];
       for (const route of st.routes.get(o.name) ?? []) {
@@ -319,6 +320,7 @@ class Worker {
         else this.send(id, name, route, o.name, tensor);
       }
     }
+    run.handed_ms = nowMs();
     r.done.add(name);
     this.notify(r);
   }

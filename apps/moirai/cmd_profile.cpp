@@ -1,4 +1,4 @@
-// `moirai profile MODEL.onnx -c CLUSTER [--local | --workers ...] --out DIR`: measures what the executor runs
+// `moirai profile MODEL.onnx [-c CLUSTER] [--local | --workers ...] --out DIR`: measures what the executor runs
 // (every coarse operator as its own session, and the per-stage call overhead) and writes DIR/profile.json and
 // DIR/cluster.json. In process (the default) with tools/run_plan.mjs; with --local or --workers through the
 // workers of `moirai run`, which also gives the worker-to-worker links (src/run/profile.cpp).
@@ -76,19 +76,23 @@ void run_on_workers(const ProfileArgs& args) {
   const WorkerProfile p = unwrap(profile_workers(options));
   for (const auto& d : p.devices)
     std::cout << fmt::format("== {} ({} thread(s))\n", d.device, d.result.threads) << format_profile(d.result);
-  for (const auto& l : p.links) {
-    std::string points;
-    for (const auto& s : l.points) points += fmt::format("{}{:.0f} B: {:.3f} ms", points.empty() ? "" : ", ", s.bytes, s.ms);
-    std::cout << fmt::format("link {} -> {}: latency {:.1f} us, {:.3g} GB/s (r2 {:.3f}; {})\n", l.src, l.dst,
-                             l.fit.link.latency_us, l.fit.link.bandwidth_gbps, l.fit.r2, points);
-  }
+  for (const auto* links : {&p.links, &p.coordinator})
+    for (const auto& l : *links) {
+      std::string points;
+      for (const auto& s : l.points) points += fmt::format("{}{:.0f} B: {:.3f} ms", points.empty() ? "" : ", ", s.bytes, s.ms);
+      std::cout << fmt::format("link {} -> {}: latency {:.1f} us, {:.3g} GB/s (r2 {:.3f}; {})\n", l.src, l.dst,
+                               l.fit.link.latency_us, l.fit.link.bandwidth_gbps, l.fit.r2, points);
+    }
   const auto [profile_path, cluster_path] = write_outputs(args.out, profile_json(p.devices), p.cluster);
   std::cout << fmt::format("wrote {} ({} operators, {} device(s)) and {} ({} link(s) measured)\n", profile_path,
-                           p.devices.front().result.ops.size(), p.devices.size(), cluster_path, p.links.size());
+                           p.devices.front().result.ops.size(), p.devices.size(), cluster_path,
+                           p.links.size() + p.coordinator.size());
 }
 
 void run(const ProfileArgs& args) {
   if (args.local || !args.workers.empty()) return run_on_workers(args);
+  if (args.cluster.empty())
+    fail("moirai profile needs -c CLUSTER in process (with --local or --workers the workers give the cluster)");
   const Cluster base = unwrap(load_cluster(args.cluster));
   if (base.find(args.device) == kNone) fail(fmt::format("{}: no device named '{}' (--device)", args.cluster, args.device));
   const int devices = args.devices > 0 ? args.devices : 1;
@@ -127,26 +131,29 @@ const bool registered = register_command(55, [](CLI::App& app) {
       "  and the hand-off to the next stage), and for every pair of workers chains of probes alternating between\n"
       "  them at 4 B, 256 KiB, 1 MiB and 4 MiB: each worker-to-worker push is timed by the sender up to the\n"
       "  receiver's acknowledgement, and latency + bytes / bandwidth is fitted per direction to the median (or\n"
-      "  --fastest) time per size, minimizing relative errors. A worker that is not reachable ends the\n"
+      "  --fastest) time per size, minimizing relative errors. The same chains on each worker alone give the\n"
+      "  coordinator's links: its push of the input (request sent to first stage start) and its fetch of the\n"
+      "  output (last stage end to the answer), fitted the same way. A worker that is not reachable ends the\n"
       "  measurement with one line naming it (within 5 s); nothing is written.\n"
       "\n"
       "Writes into DIR (each file written whole, after every measurement succeeded):\n"
       "  profile.json  version 2: threads, stage_overhead_ms per device, ops {OP: {DEVICE: compute ms}},\n"
       "                per_device {DEVICE: {threads, call_ms, handoff_gbps, ...}}\n"
       "  cluster.json  one device per worker (in process: --devices copies, named DEVICE or DEVICE0, DEVICE1...),\n"
-      "                each --device of --cluster with the measured stage_overhead_us, threads and memory, and\n"
-      "                the measured links.\n"
+      "                each --device of --cluster (without -c on workers: a CPU at the whole model's measured\n"
+      "                FLOP/s and bytes/s) with the measured stage_overhead_us, threads and memory, and\n"
+      "                the measured links (on workers also from_coordinator / to_coordinator per device).\n"
       "\n"
       "Examples:\n"
       "  moirai profile models/squeezenet1_1.weights.onnx -c clusters/local-cpu.json --local --out m/\n"
-      "  moirai profile models/squeezenet1_1.weights.onnx -c clusters/local-cpu.json \\\n"
-      "      --workers a=10.0.0.2:7000,b=10.0.0.3:7000 --out m/\n"
+      "  moirai profile models/squeezenet1_1.weights.onnx --workers a=10.0.0.2:7000,b=10.0.0.3:7000 --out m/\n"
       "  moirai place models/squeezenet1_1.onnx -c m/cluster.json --profile m/profile.json -m heft --out plan/");
   cmd->add_option("model", args->model, "ONNX model with weights")->required();
   cmd->add_option("--out,-o", args->out, "Directory to write profile.json and cluster.json into")->check(non_empty())->required();
   cmd->add_option("--cluster,-c", args->cluster,
-                  "Cluster whose --device describes this CPU: its analytic times are compared, its figures copied")
-      ->check(non_empty())->required();
+                  "Cluster whose --device describes this CPU: its analytic times are compared, its figures copied "
+                  "(optional with --local or --workers: the devices then get the whole model's measured rates)")
+      ->check(non_empty());
   cmd->add_option("--device", args->device, "Device of --cluster that this CPU is")->capture_default_str();
   cmd->add_option("--devices", args->devices,
                   "Workers of this machine: started with --local (default 2), or written into cluster.json (default 1)")

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,11 @@
 namespace moirai {
 
 using DeviceId = int32_t;
+
+struct Link {
+  double bandwidth_gbps = 0;  ///< GB/s in this direction
+  double latency_us = 0;
+};
 
 struct Device {
   std::string name;
@@ -27,15 +33,13 @@ struct Device {
   /// moirai/stages.h), in microseconds; measured by `moirai profile`. 0 = operators are scheduled one by one.
   double stage_overhead_us = 0;
   int threads = 0;                ///< intra-operator threads the runtime uses on this device; 0 = its default
+  /// The coordinator of `moirai run` pushes graph inputs to this device over `from_coordinator` and fetches its
+  /// graph outputs over `to_coordinator` (measured by `moirai profile --local/--workers`). Absent = free (0 ms).
+  std::optional<Link> from_coordinator, to_coordinator;
 };
 
 /// GiB a device of this kind keeps free when its file gives no `reserved_gib` (clusters/README.md says why).
 double default_reserved_gib(const std::string& kind);
-
-struct Link {
-  double bandwidth_gbps = 0;  ///< GB/s in this direction
-  double latency_us = 0;
-};
 
 struct Cluster {
   std::string name;
@@ -49,6 +53,11 @@ struct Cluster {
   DeviceId find(const std::string& name) const;
   /// Milliseconds to move `bytes` from src to dst (0 on the same device).
   double transfer_ms(DeviceId src, DeviceId dst, double bytes) const;
+  /// Milliseconds for the coordinator to push `bytes` to device d, and to fetch them from it (0 without a link).
+  double push_ms(DeviceId d, double bytes) const;
+  double fetch_ms(DeviceId d, double bytes) const;
+  /// True when some device has a coordinator link (in either direction).
+  bool has_coordinator_links() const;
 };
 
 /// Cluster JSON text (the schema of clusters/README.md) that parse_cluster reads back to an equal cluster: every

@@ -206,6 +206,7 @@ struct ProfileGroup {
 struct ProfileGroups {
   std::vector<ProfileGroup> groups;
   Manifest manifest;
+  double flops = 0, bytes = 0;  ///< the whole model's work: FLOPs, and bytes its operators read and write
 };
 /// Imports and coarsens the model as ProfileOptions says and exports one sub-model per coarse operator into dir.
 Expected<ProfileGroups> export_profile_groups(const ProfileOptions& options, const std::string& dir);

@@ -55,6 +55,9 @@ struct Plan {
   std::optional<int64_t> max_context;
   std::string objective = "latency";       ///< what the placer optimised: "latency" or "throughput"
   std::optional<StreamFigures> stream;     ///< the plan serving a stream of requests (whole-operator plans)
+  /// One request as `moirai run` measures it: the coordinator's pushes, the schedule and its fetches (request_ms
+  /// of moirai/simulate.h); set only when the cluster has coordinator links (plan.json predicted_request_ms).
+  std::optional<double> request_ms;
 
   /// (makespan - lower bound) / makespan, or nullopt without a lower bound.
   std::optional<double> gap() const;
@@ -110,6 +113,7 @@ struct PlanFile {
   int version = 1;
   std::string model, cluster, method, status;
   double makespan_ms = 0;
+  std::optional<double> request_ms;  ///< predicted_request_ms, when the plan has one
   bool contention = true;
   PlanInputs inputs;
   std::vector<std::string> devices;  ///< device names, in file order
@@ -117,6 +121,9 @@ struct PlanFile {
   std::vector<PlanFileTransfer> transfers;  ///< in file order
   /// Per device (file order), its peak_memory_bytes; empty when any device lacks one.
   std::vector<double> peak_memory;
+  /// Per device (file order), its busy_ms (operators, and one stage overhead per stage when the plan models
+  /// stages); empty when any device lacks one.
+  std::vector<double> busy_ms;
   /// Placement as (operator name, device name) pairs, in file order.
   std::vector<std::pair<std::string, std::string>> placement() const;
   /// Per device name, its operators ordered by start time (ties by file order).

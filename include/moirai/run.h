@@ -72,14 +72,19 @@ struct ProfiledLink {
   std::vector<TransferSample> points;
 };
 
+/// The name ProfiledLink uses for the coordinator (`moirai run` itself) at one end of a link.
+inline constexpr const char* kCoordinator = "coordinator";
+
 struct WorkerProfile {
   std::vector<DeviceProfile> devices;  ///< per worker: its stage overhead and operator times
   std::vector<ProfiledLink> links;     ///< every ordered pair of workers
+  std::vector<ProfiledLink> coordinator;  ///< per worker: coordinator -> worker (pushes), worker -> coordinator (fetches)
   Cluster cluster;                     ///< the measured devices and links
 };
 
-/// Measures every coarse group as a stage on each worker, the per-stage overhead through the worker, and the
-/// transfers between every pair of workers (see src/run/profile.cpp). Errors are one line (run's failures).
+/// Measures every coarse group as a stage on each worker, the per-stage overhead through the worker, the
+/// transfers between every pair of workers and between the coordinator and each worker (see
+/// src/run/profile.cpp). Errors are one line (run's failures).
 Expected<WorkerProfile> profile_workers(const WorkerProfileOptions& options);
 
 /// `moirai worker`: replaces this process with `node tools/worker.mjs ...` (returns only on failure).

@@ -87,6 +87,26 @@ struct MemoryPeaks {
 };
 MemoryPeaks peak_memory_from_spans(const CostTable& table, const Placement& placement, const Schedule& schedule);
 
+/// The coordinator's part of one request, as `moirai run` performs it (src/run/run.cpp): before any stage runs it
+/// pushes each graph input to every device that reads it, one push after another (the next starts when the
+/// last is acknowledged); each device that runs operators answers once its operators and its outgoing
+/// transfers have ended, returning the graph outputs it produced over its `to_coordinator` link.
+struct HandOff {
+  double push_ms = 0;            ///< all pushes, one after another
+  std::vector<double> fetch_ms;  ///< per device: returning its graph outputs (the link's latency when none)
+};
+
+/// The hand-off of `placement` over the cluster's coordinator links (Cluster::push_ms, fetch_ms); `graph` is the
+/// (coarse) graph the cost table was built from, so its operator ids are the placement's. Graph inputs are
+/// pushed in tensor order, each to its reading devices in ascending order.
+HandOff hand_off(const Graph& graph, const Cluster& cluster, const Placement& placement);
+
+/// A request as `moirai run` measures it, from sending the inputs to the last answer: push_ms, then the schedule,
+/// then the latest over devices with operators of (its last operator's or outgoing transfer's end + its fetch).
+/// The schedule is shifted by the whole push: exact for one graph input (every bundled model has one), an upper
+/// bound for several (a stage reading only the first input could start before the others have arrived).
+double request_ms(const Schedule& schedule, const Placement& placement, const HandOff& hand_off);
+
 /// Checks that a placement is complete and names only existing devices; returns the first problem.
 Status check_placement(const CostTable& table, const Placement& placement);
 

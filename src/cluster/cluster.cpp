@@ -60,6 +60,21 @@ class Reader {
     return object.at(key).get<std::string>();
   }
 
+  /// A link object {bandwidth_gbps, latency_us}; nullopt when absent (or after a failure).
+  std::optional<Link> link(const json& object, const std::string& key, const std::string& where) {
+    const std::string field = where.empty() ? key : where + "." + key;
+    if (!object.contains(key)) return std::nullopt;
+    const json& lj = object.at(key);
+    if (!lj.is_object()) {
+      fail("field " + field + " must be an object");
+      return std::nullopt;
+    }
+    Link l;
+    l.bandwidth_gbps = number(lj, "bandwidth_gbps", field, true, 1.0, ranges::kBandwidthGBps);
+    l.latency_us = number(lj, "latency_us", field, false, 0.0, ranges::kMicroseconds);
+    return l;
+  }
+
  private:
   std::string source_;
   std::string error_;
@@ -82,11 +97,28 @@ DeviceId Cluster::find(const std::string& device_name) const {
   return -1;
 }
 
+namespace {
+// latency in us -> ms; bytes / (GB/s x 1e9) in s -> ms.
+double link_ms(const Link& l, double bytes) { return l.latency_us / 1000.0 + bytes / (l.bandwidth_gbps * 1e9) * 1000.0; }
+}  // namespace
+
 double Cluster::transfer_ms(DeviceId src, DeviceId dst, double bytes) const {
-  if (src == dst) return 0.0;
-  const Link& l = link(src, dst);
-  // latency in us -> ms; bytes / (GB/s x 1e9) in s -> ms.
-  return l.latency_us / 1000.0 + bytes / (l.bandwidth_gbps * 1e9) * 1000.0;
+  return src == dst ? 0.0 : link_ms(link(src, dst), bytes);
+}
+
+double Cluster::push_ms(DeviceId d, double bytes) const {
+  const auto& l = devices[static_cast<size_t>(d)].from_coordinator;
+  return l ? link_ms(*l, bytes) : 0.0;
+}
+
+double Cluster::fetch_ms(DeviceId d, double bytes) const {
+  const auto& l = devices[static_cast<size_t>(d)].to_coordinator;
+  return l ? link_ms(*l, bytes) : 0.0;
+}
+
+bool Cluster::has_coordinator_links() const {
+  return std::any_of(devices.begin(), devices.end(),
+                     [](const Device& d) { return d.from_coordinator || d.to_coordinator; });
 }
 
 Expected<Cluster> parse_cluster(const std::string& text, const std::string& source) {
@@ -137,6 +169,8 @@ Expected<Cluster> parse_cluster(const std::string& text, const std::string& sour
     const double threads = r.number(dj, "threads", where, false, 0.0, ranges::kThreads);
     if (!r.failed() && threads != std::floor(threads)) r.fail(fmt::format("field {}.threads must be an integer, got {}", where, threads));
     d.threads = static_cast<int>(threads);
+    d.from_coordinator = r.link(dj, "from_coordinator", where);
+    d.to_coordinator = r.link(dj, "to_coordinator", where);
     if (r.failed()) break;
     if (auto [it, inserted] = seen.emplace(d.name, static_cast<int>(i)); !inserted) {
       r.fail(fmt::format("duplicate device name '{}' (devices[{}] and devices[{}])", d.name, it->second, i));

@@ -89,6 +89,8 @@ std::string cluster_json(const Cluster& c) {
     if (d.launch_us > 0) dj["kernel_launch_us"] = d.launch_us;
     if (d.stage_overhead_us > 0) dj["stage_overhead_us"] = d.stage_overhead_us;
     if (d.threads > 0) dj["threads"] = d.threads;
+    for (const auto& [key, link] : {std::pair{"from_coordinator", &d.from_coordinator}, std::pair{"to_coordinator", &d.to_coordinator}})
+      if (*link) dj[key] = ojson{{"bandwidth_gbps", (*link)->bandwidth_gbps}, {"latency_us", (*link)->latency_us}};
     devices.push_back(std::move(dj));
   }
   j["devices"] = devices;

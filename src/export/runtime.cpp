@@ -130,6 +130,8 @@ Expected<ProfileGroups> export_profile_groups(const ProfileOptions& options, con
         if (g.tensor(t).kind == TensorKind::Activation && !g.tensor(t).graph_output)
           group.handoff_bytes += static_cast<double>(g.tensor(t).bytes());
     out.groups.push_back(std::move(group));
+    out.flops += g.op(op).flops;
+    out.bytes += g.op(op).bytes_read + g.op(op).bytes_written;
   }
   return out;
 }

@@ -397,6 +397,10 @@ Plan plan_of(const Problem& problem, const MethodRun& run, const SimOptions& sim
   const CostTable& table = run.partition ? run.partition->view_table : problem.table;
   Plan plan = make_plan(table, run.result, run.schedule, run.method, run.placement_time_s, sim, std::move(inputs),
                         problem.steps);
+  if (problem.coarse && problem.cluster && problem.cluster->has_coordinator_links()) {
+    const Placement& placement = run.result.placement;
+    plan.request_ms = request_ms(run.schedule, placement, hand_off(*problem.coarse, *problem.cluster, placement));
+  }
   if (run.partition) {
     plan.parts.assign(static_cast<size_t>(table.num_ops()), {});
     plan.split_dims.assign(static_cast<size_t>(table.num_ops()), {});

@@ -63,6 +63,7 @@ std::string plan_json(const Plan& plan, const std::string& dir) {
   j["cluster"] = t.cluster;
   j["method"] = plan.method;
   j["makespan_ms"] = s.makespan_ms;
+  if (plan.request_ms) j["predicted_request_ms"] = *plan.request_ms;
   j["placement_time_s"] = plan.placement_time_s;
   j["status"] = plan.result.status;
   if (!plan.result.mode.empty()) j["mode"] = plan.result.mode;
@@ -311,6 +312,11 @@ Expected<PlanFile> parse_plan(const std::string& text, const std::string& source
   MOIRAI_TRY(r.str(j, "method", "method", plan.method, false));
   MOIRAI_TRY(r.str(j, "status", "status", plan.status, false));
   MOIRAI_TRY(r.num(j, "makespan_ms", "makespan_ms", plan.makespan_ms, false));
+  if (j.contains("predicted_request_ms")) {
+    double request = 0;
+    MOIRAI_TRY(r.num(j, "predicted_request_ms", "predicted_request_ms", request));
+    plan.request_ms = request;
+  }
   if (auto it = j.find("contention"); it != j.end()) {
     if (!it->is_boolean()) return r.bad("contention", "true or false");
     plan.contention = it->get<bool>();
@@ -331,8 +337,12 @@ Expected<PlanFile> parse_plan(const std::string& text, const std::string& source
     double peak = kAbsent;
     MOIRAI_TRY(r.num(d, "peak_memory_bytes", where + ".peak_memory_bytes", peak, false));
     plan.peak_memory.push_back(peak);
+    double busy = kAbsent;
+    MOIRAI_TRY(r.num(d, "busy_ms", where + ".busy_ms", busy, false));
+    plan.busy_ms.push_back(busy);
   }
   if (std::any_of(plan.peak_memory.begin(), plan.peak_memory.end(), absent)) plan.peak_memory.clear();
+  if (std::any_of(plan.busy_ms.begin(), plan.busy_ms.end(), absent)) plan.busy_ms.clear();
 
   const json* ops = nullptr;
   MOIRAI_TRY(r.arr(j, "ops", "ops", ops));

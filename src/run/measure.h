@@ -17,7 +17,8 @@ namespace moirai::run_detail {
 struct StageSpan {
   uint64_t request = 0;
   std::string stage, device;
-  double start_ms = 0, end_ms = 0;
+  double start_ms = 0, end_ms = 0;  ///< its session call
+  double handed_ms = 0;             ///< its outputs handed on: the end of what it costs its worker
 };
 struct TransferSpanMeasured {
   uint64_t request = 0;

@@ -8,12 +8,17 @@
 //  - per pair of devices, chains of probes alternating between the two workers at several tensor sizes: every
 //    hand-off is a worker-to-worker Push, timed by the sender up to the receiver's acknowledgement (as run.json's
 //    link times); latency + bytes / bandwidth is fitted per direction to the statistic per size (least relative
-//    error: fit_link_relative).
+//    error: fit_link_relative);
+//  - per device, the same probe chains on that worker alone at the same sizes: the coordinator's push of the
+//    chain's input (request sent to the first stage's start) and fetch of its output (the last stage's end to the
+//    request's answer) give the coordinator's links to and from the worker, fitted the same way. Both read the
+//    worker's clock through the ping offset; their sum does not depend on it.
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -53,6 +58,16 @@ struct ScratchDir {
   }
 };
 
+/// Fits every link to its points (least relative error); errors name the link.
+Status fit_links(std::vector<ProfiledLink>& links) {
+  for (auto& link : links) {
+    auto fit = fit_link_relative(link.points);
+    if (!fit) return Error{fmt::format("link {} -> {}: {}", link.src, link.dst, fit.error().message)};
+    link.fit = *fit;
+  }
+  return Ok{};
+}
+
 class WorkerProfiler {
  public:
   WorkerProfiler(const WorkerProfileOptions& options, std::map<std::string, std::string> workers)
@@ -60,6 +75,8 @@ class WorkerProfiler {
 
   Expected<DeviceProfile> profile_device(const std::string& device, const ProfileGroups& groups);
   Expected<std::vector<ProfiledLink>> measure_links(const std::string& a, const std::string& b);
+  /// The coordinator's link to `device` and back: {coordinator -> device, device -> coordinator}.
+  Expected<std::vector<ProfiledLink>> measure_coordinator(const std::string& device);
   const run_detail::WorkerFacts& facts(const std::string& device) { return facts_[device]; }
 
  private:
@@ -176,11 +193,38 @@ Expected<std::vector<ProfiledLink>> WorkerProfiler::measure_links(const std::str
       link.points.push_back({bytes, statistic(ms, fastest())});
     }
   }
-  for (auto& link : links) {
-    auto fit = fit_link_relative(link.points);
-    if (!fit) return Error{fmt::format("link {} -> {}: {}", link.src, link.dst, fit.error().message)};
-    link.fit = *fit;
+  if (auto s = fit_links(links); !s) return s.error();
+  return links;
+}
+
+Expected<std::vector<ProfiledLink>> WorkerProfiler::measure_coordinator(const std::string& device) {
+  std::vector<ProfiledLink> links{{kCoordinator, device, {}, {}}, {device, kCoordinator, {}, {}}};
+  for (int64_t elements : options_.link_elements) {
+    auto chain = write_probe_chain((scratch_.path / fmt::format("coordinator-{}-{}", device, elements)).string(),
+                                   elements, {device}, kChain);
+    if (!chain) return chain.error();
+    auto m = run(fmt::format("the coordinator's link to {}", device), *chain, chain->model,
+                 std::max(options_.profile.runtime.repeats, kMinProbeRepeats));
+    if (!m) return m.error();
+    // Per request: its first stage's start and its last stage's end.
+    std::map<uint64_t, std::pair<double, double>> span;
+    for (const auto& st : m->stages) {
+      auto [it, fresh] = span.try_emplace(st.request, st.start_ms, st.end_ms);
+      it->second = {std::min(it->second.first, st.start_ms), std::max(it->second.second, st.end_ms)};
+    }
+    std::vector<double> push, fetch;
+    for (size_t i = 0; i < m->request_ids.size(); ++i) {
+      const auto it = span.find(m->request_ids[i]);
+      if (it == span.end()) continue;
+      push.push_back(std::max(0.0, it->second.first - m->start_ms[i]));
+      fetch.push_back(std::max(0.0, m->start_ms[i] + m->latency_ms[i] - it->second.second));
+    }
+    if (push.empty()) return Error{fmt::format("the coordinator's link to {}: the probe chain ran no stage", device)};
+    const double bytes = static_cast<double>(elements) * 4;  // float32 probes
+    links[0].points.push_back({bytes, statistic(push, fastest())});
+    links[1].points.push_back({bytes, statistic(fetch, fastest())});
   }
+  if (auto s = fit_links(links); !s) return s.error();
   return links;
 }
 
@@ -205,20 +249,51 @@ Expected<Cluster> workers_cluster(const WorkerProfile& p, const Cluster& base, c
     const auto d = static_cast<size_t>(std::find(names.begin(), names.end(), l.dst) - names.begin());
     c->links[s * n + d] = l.fit.link;
   }
+  for (const auto& l : p.coordinator) {
+    const bool push = l.src == kCoordinator;
+    const auto d = static_cast<size_t>(std::find(names.begin(), names.end(), push ? l.dst : l.src) - names.begin());
+    (push ? c->devices[d].from_coordinator : c->devices[d].to_coordinator) = l.fit.link;
+  }
   c->description = fmt::format(
       "Measured by moirai profile on {} worker(s) ({}) as device '{}' of {}: per-stage overhead and operator "
-      "times through the workers, links fitted to worker-to-worker transfers (latency + bytes / bandwidth).",
+      "times through the workers, links fitted to worker-to-worker transfers and the coordinator's links to "
+      "the coordinator's pushes and fetches (latency + bytes / bandwidth).",
       n, fmt::join(names, ", "), device, base.name);
   return c;
+}
+
+/// Without -c, the cluster the measured workers copy: one CPU whose figures are the whole model's effective
+/// rates on the first worker (its FLOPs and bytes over its measured time). An analytic table needs figures; the
+/// profile's times replace its estimates for every operator.
+Expected<Cluster> effective_cluster(const WorkerProfileOptions& options, const ProfileGroups& groups,
+                                    const DeviceProfile& first) {
+  const double seconds = first.result.original_ms / 1000.0;
+  if (!(seconds > 0) || !(groups.flops > 0) || !(groups.bytes > 0))
+    return Error{fmt::format("{}: the whole model measured no work or no time on {}, so its devices get no figures; "
+                             "give -c CLUSTER", options.profile.model, first.device)};
+  Device cpu;
+  cpu.name = options.profile.device;
+  cpu.kind = "cpu";
+  cpu.peak_gflops = groups.flops / seconds / 1e9;
+  cpu.mem_bandwidth_gbps = groups.bytes / seconds / 1e9;
+  Cluster base;
+  base.name = "workers";
+  base.devices.push_back(cpu);
+  base.links.assign(1, Link{1.0, 0.0});
+  return base;
 }
 
 }  // namespace
 
 Expected<WorkerProfile> profile_workers(const WorkerProfileOptions& options) {
-  const auto base = load_cluster(options.profile.cluster);
-  if (!base) return base.error();
-  if (base->find(options.profile.device) == kNone)
-    return Error{fmt::format("{}: no device named '{}' (--device)", options.profile.cluster, options.profile.device)};
+  std::optional<Cluster> given;  // -c is optional here: the workers measure the cluster
+  if (!options.profile.cluster.empty()) {
+    auto base = load_cluster(options.profile.cluster);
+    if (!base) return base.error();
+    if (base->find(options.profile.device) == kNone)
+      return Error{fmt::format("{}: no device named '{}' (--device)", options.profile.cluster, options.profile.device)};
+    given = std::move(*base);
+  }
   std::vector<std::string> devices;
   std::map<std::string, std::string> addresses = options.workers;
   run_detail::LocalWorkers local;
@@ -249,6 +324,13 @@ Expected<WorkerProfile> profile_workers(const WorkerProfileOptions& options) {
         if (!links) return links.error();
         for (auto& l : *links) out.links.push_back(std::move(l));
       }
+  for (const auto& d : devices) {
+    auto links = profiler.measure_coordinator(d);
+    if (!links) return links.error();
+    for (auto& l : *links) out.coordinator.push_back(std::move(l));
+  }
+  auto base = given ? Expected<Cluster>(*given) : effective_cluster(options, *groups, out.devices.front());
+  if (!base) return base.error();
   auto cluster = workers_cluster(out, *base, options.profile.device, profiler);
   if (!cluster) return cluster.error();
   out.cluster = std::move(*cluster);

@@ -470,7 +470,8 @@ Failure Attempt::collect_trace(Measured& m) {
     m.workers.push_back(w.facts);
     for (const auto& s : reply.stages())
       if (measured.count(s.request()))
-        m.stages.push_back({s.request(), s.stage(), w.device, s.start_ms() - w.offset_ms, s.end_ms() - w.offset_ms});
+        m.stages.push_back({s.request(), s.stage(), w.device, s.start_ms() - w.offset_ms, s.end_ms() - w.offset_ms,
+                            std::max(s.handed_ms(), s.end_ms()) - w.offset_ms});
     for (const auto& t : reply.transfers())
       if (measured.count(t.request())) {
         const std::string dst = t.stages_size() ? layout_.stage_device[t.stages(0)] : device_of_address[t.peer()];

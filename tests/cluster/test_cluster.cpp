@@ -204,6 +204,36 @@ TEST(Cluster, StageOverheadAndThreads) {
             "m.json: field devices[0].threads must be a number from 0 to 1024 threads, got -1");
 }
 
+// The coordinator's links: optional per device and direction, read, costed, written back and checked.
+TEST(Cluster, CoordinatorLinks) {
+  const std::string head = R"({"name": "m", "devices": [{"name": "w0", "memory_gib": 1)";
+  const std::string tail = R"(}, {"name": "w1", "memory_gib": 1}], "links": {"default": {"bandwidth_gbps": 1}}})";
+  auto c = parse_cluster(head + R"(, "from_coordinator": {"bandwidth_gbps": 0.5, "latency_us": 2000},
+                                    "to_coordinator": {"bandwidth_gbps": 0.25})" + tail, "m.json");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(c->has_coordinator_links());
+  EXPECT_DOUBLE_EQ(c->push_ms(0, 1e6), 2.0 + 2.0);  // 2000 us + 1 MB / 0.5 GB/s
+  EXPECT_DOUBLE_EQ(c->fetch_ms(0, 1e6), 4.0);       // no latency + 1 MB / 0.25 GB/s
+  EXPECT_EQ(c->push_ms(1, 1e6), 0);                 // absent: free
+  EXPECT_EQ(c->fetch_ms(1, 1e6), 0);
+  auto back = parse_cluster(cluster_json(*c), "round-trip");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(cluster_json(*back), cluster_json(*c));
+  EXPECT_DOUBLE_EQ(back->push_ms(0, 1e6), 4.0);
+  EXPECT_DOUBLE_EQ(back->fetch_ms(0, 1e6), 4.0);
+  EXPECT_FALSE(back->devices[1].from_coordinator.has_value());
+  auto plain = parse_cluster(head + tail, "m.json");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->has_coordinator_links());
+  EXPECT_EQ(cluster_json(*plain).find("coordinator"), std::string::npos);
+  EXPECT_EQ(error_of(parse_cluster(head + R"(, "to_coordinator": {"bandwidth_gbps": 0})" + tail, "m.json")),
+            "m.json: field devices[0].to_coordinator.bandwidth_gbps must be a number from 1e-06 to 1e+06 GB/s, got 0");
+  EXPECT_EQ(error_of(parse_cluster(head + R"(, "from_coordinator": {"latency_us": 5})" + tail, "m.json")),
+            "m.json: missing field devices[0].from_coordinator.bandwidth_gbps");
+  EXPECT_EQ(error_of(parse_cluster(head + R"(, "from_coordinator": 3)" + tail, "m.json")),
+            "m.json: field devices[0].from_coordinator must be an object");
+}
+
 TEST(Cluster, JsonRoundTrip) {
   for (const char* name : {"hetero-gpu-server", "edge-4", "local-cpu"}) {
     auto c = load_cluster(source_path(std::string("clusters/") + name + ".json"));

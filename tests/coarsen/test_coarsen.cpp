@@ -555,7 +555,16 @@ Graph random_graph(uint64_t seed, int ops) {
 
 TEST(Coarsen, InvariantsHoldOnRandomGraphsForEveryBackendAndBudget) {
   Cluster cluster;
-  cluster.devices = {Device{"gpu", "gpu", 20000, 0, 900, 16e9, 5}, Device{"cpu", "cpu", 500, 0, 50, 64e9, 2}};
+  auto device = [](const char* name, double gflops, double gbps, double bytes, double reserved) {
+    Device d;
+    d.name = d.kind = name;
+    d.peak_gflops = gflops;
+    d.mem_bandwidth_gbps = gbps;
+    d.memory_bytes = bytes;
+    d.reserved_bytes = reserved;
+    return d;
+  };
+  cluster.devices = {device("gpu", 20000, 900, 16e9, 5), device("cpu", 500, 50, 64e9, 2)};
   cluster.links = {Link{}, Link{16, 5}, Link{16, 5}, Link{}};
   for (uint64_t seed = 1; seed <= 12; ++seed) {
     const Graph g = random_graph(seed, 80);

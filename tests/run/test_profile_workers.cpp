@@ -1,8 +1,9 @@
 // `moirai profile --local|--workers`: the cost model measured through the workers. On a tiny model with real
 // weights (made here) two local workers give a profile.json and cluster.json that `place` and `simulate`
-// accept, with a positive stage overhead per worker and links with finite positive fitted bandwidth and latency
-// in both directions; running workers (--workers) are the devices, with their own thread count; an unreachable
-// worker is one error line, quickly, and no output.
+// accept, with a positive stage overhead per worker, links with finite positive fitted bandwidth and latency
+// in both directions, and the coordinator's links to and from each worker; running workers (--workers) are the
+// devices, with their own thread count, and need no -c; an unreachable worker is one error line, quickly, and
+// no output.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -80,6 +81,8 @@ TEST(ProfileWorkers, LocalWorkersGiveAProfileAndClusterThatPlaceAndSimulateUse) 
   ASSERT_EQ(r.rc, 0) << r.describe();
   EXPECT_NE(r.out.find("link cpu0 -> cpu1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("link cpu1 -> cpu0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("link coordinator -> cpu0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("link cpu1 -> coordinator"), std::string::npos) << r.out;
 
   const auto profile = read_json(dir / "m/profile.json");
   EXPECT_EQ(profile["version"], 2);
@@ -101,6 +104,12 @@ TEST(ProfileWorkers, LocalWorkersGiveAProfileAndClusterThatPlaceAndSimulateUse) 
   for (const auto& d : cluster["devices"]) {
     EXPECT_EQ(d["threads"], 1) << d;
     EXPECT_GT(d["stage_overhead_us"].get<double>(), 0) << d;
+    for (const char* way : {"from_coordinator", "to_coordinator"}) {  // measured per worker, both ways
+      ASSERT_TRUE(d.contains(way)) << d;
+      const double bw = d[way]["bandwidth_gbps"].get<double>(), lat = d[way]["latency_us"].get<double>();
+      EXPECT_TRUE(std::isfinite(bw) && bw > 0) << d;
+      EXPECT_TRUE(std::isfinite(lat) && lat >= 0) << d;
+    }
   }
   // Both directions measured: the default link and, unless equal, one pair override.
   std::vector<nlohmann::json> links{cluster["links"]["default"]};
@@ -116,6 +125,9 @@ TEST(ProfileWorkers, LocalWorkersGiveAProfileAndClusterThatPlaceAndSimulateUse) 
                                          quote(dir / "m/cluster.json"), quote(dir / "m/profile.json"),
                                          quote(dir / "plan")));
   ASSERT_EQ(placed.rc, 0) << placed.describe();
+  // The coordinator's pushes and fetches make a request longer than the schedule.
+  const auto plan = read_json(dir / "plan/plan.json");
+  EXPECT_GT(plan["predicted_request_ms"].get<double>(), plan["makespan_ms"].get<double>()) << plan["makespan_ms"];
   const auto simulated = moirai(fmt::format("simulate {}", quote(dir / "plan/plan.json")));
   EXPECT_EQ(simulated.rc, 0) << simulated.describe();
 }
@@ -125,9 +137,9 @@ TEST(ProfileWorkers, RunningWorkersAreTheDevicesWithTheirOwnThreadsAndMemory) {
   const fs::path model = dir / "tiny_mlp.onnx";
   write_tiny_mlp(model);
   runtest::WorkerProcess a("a"), b("b");
-  const auto r = moirai(fmt::format("profile {} -c {} --workers left={},right={} --repeats 1 --threads 4 --out {}",
-                                    quote(model), quote(src("clusters/local-cpu.json")), a.address(), b.address(),
-                                    quote(dir / "m")));
+  // No -c: the workers give the cluster, the devices get the whole model's measured rates.
+  const auto r = moirai(fmt::format("profile {} --workers left={},right={} --repeats 1 --threads 4 --out {}",
+                                    quote(model), a.address(), b.address(), quote(dir / "m")));
   ASSERT_EQ(r.rc, 0) << r.describe();
   const auto cluster = read_json(dir / "m/cluster.json");
   ASSERT_EQ(cluster["devices"].size(), 2u);
@@ -136,6 +148,8 @@ TEST(ProfileWorkers, RunningWorkersAreTheDevicesWithTheirOwnThreadsAndMemory) {
   for (const auto& d : cluster["devices"]) {
     EXPECT_EQ(d["threads"], 1) << d;  // the workers' own count (moirai worker's default), not --threads
     EXPECT_GT(d["memory_gib"].get<double>(), 0.1) << d;
+    EXPECT_GT(d["peak_gflops"].get<double>(), 0) << d;
+    EXPECT_GT(d["mem_bandwidth_gbps"].get<double>(), 0) << d;
   }
   const auto profile = read_json(dir / "m/profile.json");
   EXPECT_TRUE(profile["stage_overhead_ms"].contains("left") && profile["stage_overhead_ms"].contains("right"));
@@ -160,6 +174,9 @@ TEST(ProfileWorkers, BadArgumentsAreOneLine) {
   expect_clean_error(moirai(common + " --local --workers a=127.0.0.1:1"), {"at most one of --local and --workers"});
   expect_clean_error(moirai(common + " --workers a=127.0.0.1:1 --devices 2"), {"--devices is for --local"});
   expect_clean_error(moirai(common + " --workers a127.0.0.1"), {"--workers: 'a127.0.0.1' is not DEVICE=HOST:PORT"});
+  expect_clean_error(moirai(fmt::format("profile {} --out {}", quote(src("models/squeezenet1_1.weights.onnx")),
+                                        quote(dir / "m"))),
+                     {"moirai profile needs -c CLUSTER in process (with --local or --workers the workers give the cluster)"});
   EXPECT_FALSE(fs::exists(dir / "m"));
 }
 

@@ -73,7 +73,16 @@ TEST(Run, TwoWorkersGiveTheOriginalOutputsPeerToPeer) {
   const auto run = read_json(dir / "out/run.json");
   expect_peer_to_peer_run(run, 3, 2);
   EXPECT_EQ(run["concurrency"], 2);
-  EXPECT_DOUBLE_EQ(run["predicted_ms"].get<double>(), read_json(plan)["makespan_ms"].get<double>());
+  const auto planned = read_json(plan);
+  EXPECT_DOUBLE_EQ(run["predicted_ms"].get<double>(), planned["makespan_ms"].get<double>());
+  // No coordinator links in local-2.json: free, so the request is the schedule.
+  EXPECT_FALSE(planned.contains("predicted_request_ms"));
+  EXPECT_DOUBLE_EQ(run["predicted_request_ms"].get<double>(), planned["makespan_ms"].get<double>());
+  // Busy time like with like: the simulator's (operators and one stage overhead per stage) against the stages'
+  // calls and hand-offs.
+  for (const auto& d : run["devices"])
+    for (const auto& p : planned["devices"])
+      if (p["name"] == d["name"]) EXPECT_DOUBLE_EQ(d["busy_predicted_ms"].get<double>(), p["busy_ms"].get<double>());
   // The measured trace: stage runs on each device's track, transfers on the ports, in the simulator's format.
   const auto trace = read_json(dir / "out/trace.json");
   int stages = 0, sends = 0;
@@ -96,7 +105,14 @@ TEST(Run, ThreeWorkersGiveTheOriginalOutputs) {
   const auto r = moirai(fmt::format("run {} {} --local --requests 2 --warmup 0 --out {}", quote(plan), quote(kModel),
                                     quote(dir / "out")));
   ASSERT_EQ(r.rc, 0) << r.describe();
-  expect_peer_to_peer_run(read_json(dir / "out/run.json"), 2, 3);
+  const auto run = read_json(dir / "out/run.json");
+  expect_peer_to_peer_run(run, 2, 3);
+  // local-3.json's coordinator links (2 ms + bytes / 0.2 GB/s each way): the image pushed to the one device that
+  // reads it, the logits fetched from the device of the last operator, which ends the schedule.
+  const auto planned = read_json(plan);
+  const double push = 2 + kImageBytes / 0.2e6, fetch = 2 + kLogitsBytes / 0.2e6;
+  EXPECT_NEAR(planned["predicted_request_ms"].get<double>(), push + planned["makespan_ms"].get<double>() + fetch, 1e-9);
+  EXPECT_DOUBLE_EQ(run["predicted_request_ms"].get<double>(), planned["predicted_request_ms"].get<double>());
 }
 
 TEST(Run, UnreachableWorkerIsOneLineNamingWorkerDeviceAndStages) {
