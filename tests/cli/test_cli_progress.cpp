@@ -48,7 +48,7 @@ TEST(CliProgress, VerboseKeepsWhatTheMethodsReport) {
   const RunResult r = moirai(kAll + " --verbose");
   ASSERT_EQ(r.rc, 0) << r.describe();
   EXPECT_NE(r.err.find("[placeto] placeto: episode 20/20"), std::string::npos) << r.describe();
-  EXPECT_NE(r.err.find("[geneflow] geneflow: generation 5/5"), std::string::npos) << r.describe();
+  EXPECT_NE(r.err.find("[milp] milp: exact model, "), std::string::npos) << r.describe();
   EXPECT_NE(r.err.find("\nplaceto: "), std::string::npos) << r.describe();  // the summary line too
 }
 
