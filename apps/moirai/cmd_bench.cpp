@@ -1,11 +1,8 @@
 // `moirai bench`: every (model, cluster, method) combination, resumable, with a progress bar; writes
 // results.csv, results.json, summary.md and SVG plots (see include/moirai/bench.h).
 #include <fmt/format.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <iostream>
 #include <thread>
 
@@ -21,6 +18,7 @@ struct BenchArgs {
   std::vector<std::string> methods{"all"};
   bool no_contention = false;
   bool in_process = false;
+  Verbosity verbosity = Verbosity::normal;
 };
 
 std::vector<std::string> resolve_methods(const std::vector<std::string>& given) {
@@ -50,23 +48,16 @@ void run(BenchArgs& args, bool threads_given) {
   o.jobs = std::max(1, o.jobs);
   if (!threads_given && o.jobs > 1)  // the MILP's threads share the cores with the other jobs
     o.place.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.jobs);
-  const bool tty = ::isatty(::fileno(stderr)) != 0;
-  winsize ws{};
-  const size_t cols = tty && ::ioctl(::fileno(stderr), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 100;
-  o.progress = [tty, cols](const BenchProgress& p) {
-    if (tty) {  // one line redrawn in place: never wider than the terminal, or '\r' cannot go back
-      std::string line = format_bench_progress(p, true);
-      if (line.size() >= cols) line = line.substr(0, cols - 1);
-      std::cerr << "\r\033[K" << line << std::flush;
-      if (p.last && !p.last->has_latency()) {  // keep the rows without a plan visible above the bar
-        std::cerr << "\r\033[K" << format_bench_progress(p, false) << "\n";
-      }
-    } else if (p.last) {
-      std::cerr << format_bench_progress(p, false) << "\n";
-    }
+  Progress progress(args.verbosity, stderr_sink());
+  const auto task = progress.start("bench");
+  // A terminal shows the bar in place and keeps the combinations without a plan above it; elsewhere every
+  // finished combination is one line.
+  o.progress = [&progress, task](const BenchProgress& p) {
+    if (progress.terminal()) task.report(format_bench_progress(p, true));
+    if (p.last && (!progress.terminal() || !p.last->has_latency())) progress.note(format_bench_progress(p, false));
   };
   auto result = run_bench(o);
-  if (tty) std::cerr << "\n";
+  task.finish(result ? fmt::format("{} combinations run, {} already done", result->ran, result->skipped) : "failed");
   const BenchResult r = unwrap(std::move(result));
   std::cout << fmt::format("bench: {} combinations run, {} already done, {} rows in {}/results.csv ({:.1f} s)\n",
                            r.ran, r.skipped, r.rows.size(), o.out_dir, r.elapsed_s);
@@ -120,6 +111,7 @@ const bool registered = register_command(70, [](CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--retry-failed", args->options.retry_failed, "Re-run combinations whose earlier row says failed");
   cmd->add_flag("--in-process", args->in_process, "Run methods in this process, one at a time (no kill, no crash guard)");
+  add_verbosity_options(*cmd, args->verbosity);
   cmd->callback([args, cmd] { run(*args, cmd->count("--threads") > 0); });
 });
 

@@ -24,10 +24,20 @@ struct PlaceArgs {
   double max_latency_ms = 0;
   StreamOptions stream{64};
   bool method_given = false;
+  Verbosity verbosity = Verbosity::normal;
 };
 
 PlanInputs plan_inputs(const ProblemOptions& p) {
   return PlanInputs{p.input, p.cluster_path, p.coarsen.fusion, p.coarsen.max_nodes, p.dims, p.profile_path};
+}
+
+// The line a method's task ends with: its makespan and status. Why a method failed is said once, by the error
+// line (one method) or the comparison table (all).
+std::string outcome(const MethodRun& run) {
+  if (!run.error.empty()) return "failed";
+  if (!run.violations.empty()) return "invalid schedule";
+  if (!run.fits) return fmt::format("{:.4f} ms, does not fit in memory", run.schedule.makespan_ms);
+  return fmt::format("{:.4f} ms ({})", run.schedule.makespan_ms, run.result.status);
 }
 
 bool is_decode(const Problem& problem) {
@@ -37,12 +47,13 @@ bool is_decode(const Problem& problem) {
 }
 
 // --context max: the library bisects over the context; here only the printing.
-void run_context_max(const PlaceArgs& args, const PlaceOptions& options) {
+void run_context_max(const PlaceArgs& args, const PlaceOptions& options, Progress& progress) {
   if (args.method == "all") fail("--context max needs one method (--method METHOD), not all");
-  const ContextSearch found = unwrap(place_at_largest_context(problem_options(args.problem, true), args.method, options,
-                                                              args.partition, [](const std::string& line) {
-                                                                std::cerr << line << "\n";
-                                                              }));
+  const auto task = progress.start(args.method + " --context max");
+  auto found_or = place_at_largest_context(problem_options(args.problem, true), args.method, options, args.partition,
+                                           task.reporter());
+  task.finish(found_or ? fmt::format("largest context {} tokens", found_or->context) : "failed");
+  const ContextSearch found = unwrap(std::move(found_or));
   Plan plan = plan_of(found.problem, found.run, options.sim, plan_inputs(found.options));
   plan.max_context = unwrap(largest_context(found.options, found.problem, found.run.result.placement, options.sim));
   std::cout << fmt::format("largest context at which {} finds a plan that fits: {} tokens\n", args.method,
@@ -55,9 +66,10 @@ void run_context_max(const PlaceArgs& args, const PlaceOptions& options) {
 }
 
 void run(const PlaceArgs& args) {
+  Progress progress(args.verbosity, stderr_sink());
   PlaceOptions options = args.options;
   options.sim.contention = !args.no_contention;
-  if (args.problem.context == "max") return run_context_max(args, options);
+  if (args.problem.context == "max") return run_context_max(args, options, progress);
   const ProblemOptions problem_opts = problem_options(args.problem);
   const Problem problem = unwrap(load_problem(problem_opts));
 
@@ -75,7 +87,7 @@ void run(const PlaceArgs& args) {
   topts.in_flight = args.stream.max_in_flight;
   topts.max_latency_ms = args.max_latency_ms;
   for (const auto& step : problem.steps)
-    std::cerr << fmt::format("coarsen {}: {} -> {} nodes\n", step.name, step.nodes_before, step.nodes_after);
+    progress.detail(fmt::format("coarsen {}: {} -> {} nodes", step.name, step.nodes_before, step.nodes_after));
 
   std::vector<ComparisonRow> rows;
   std::optional<Plan> best;
@@ -84,13 +96,14 @@ void run(const PlaceArgs& args) {
   std::optional<MethodRun> best_whole;
   double best_key = 0;
   for (const auto& method : methods) {
-    options.progress = progress_printer(method);
-    if (methods.size() > 1) std::cerr << fmt::format("placing with {}...\n", method);
+    const auto task = progress.start(method, options.time_limit_s);
+    options.progress = task.reporter();
     MethodRun run;
     if (throughput) {
       run = run_placer(problem, *make_throughput_placer(topts), options);
     } else if (methods.size() > 1 && method == "geneflow") {
       if (!best_whole) {
+        task.finish("skipped: no other method produced a plan that fits");
         rows.push_back(ComparisonRow{method, "no other method produced a plan that fits to start from", "failed", 0, 0, {}, false});
         continue;
       }
@@ -106,6 +119,7 @@ void run(const PlaceArgs& args) {
     } else {
       run = run_method(problem, method, options, args.partition, args.seed_method);
     }
+    task.finish(outcome(run));
     if (!run.error.empty()) {
       if (methods.size() == 1) fail(Error{run.error, run.error_setting});
       rows.push_back(ComparisonRow{method, run.error, "failed", 0, run.placement_time_s, {}, false});
@@ -203,6 +217,7 @@ const bool registered = register_command(20, [](CLI::App& app) {
   cmd->add_option("--export-mps", args->options.export_mps, "MILP: also write the model as an MPS file");
   cmd->add_option("--import-solution", args->options.import_solution,
                   "MILP: read a solution (name value lines) instead of solving");
+  add_verbosity_options(*cmd, args->verbosity);
   cmd->callback([args, cmd] {
     args->method_given = cmd->get_option("--method")->count() > 0;
     run(*args);

@@ -12,6 +12,7 @@
 #include "moirai/file_io.h"
 #include "moirai/pipeline.h"
 #include "moirai/run.h"
+#include "options.h"
 
 namespace moirai::cli {
 namespace {
@@ -32,6 +33,7 @@ struct ProfileArgs {
   int repeats = 10;
   int threads = 1;
   bool fastest = false;
+  Verbosity verbosity = Verbosity::normal;
 };
 
 ProfileOptions profile_options(const ProfileArgs& args) {
@@ -73,7 +75,11 @@ void run_on_workers(const ProfileArgs& args) {
   options.provider = args.provider;
   options.deadline_ms = args.deadline_ms;
   options.argv0 = "/proc/self/exe";
-  const WorkerProfile p = unwrap(profile_workers(options));
+  Progress progress(args.verbosity, stderr_sink());
+  const auto task = progress.start("profile");
+  auto measured = profile_workers(options);
+  task.finish(measured ? fmt::format("{} worker(s) measured", measured->devices.size()) : "failed");
+  const WorkerProfile p = unwrap(std::move(measured));
   for (const auto& d : p.devices)
     std::cout << fmt::format("== {} ({} thread(s))\n", d.device, d.result.threads) << format_profile(d.result);
   for (const auto* links : {&p.links, &p.coordinator})
@@ -98,7 +104,11 @@ void run(const ProfileArgs& args) {
   const int devices = args.devices > 0 ? args.devices : 1;
   std::vector<std::string> names;
   for (int i = 0; i < devices; ++i) names.push_back(devices == 1 ? args.device : fmt::format("{}{}", args.device, i));
-  const ProfileResult result = unwrap(profile_model(profile_options(args)));
+  Progress progress(args.verbosity, stderr_sink());
+  const auto task = progress.start("profile");
+  auto profiled = profile_model(profile_options(args));
+  task.finish(profiled ? fmt::format("{} operators measured", profiled->ops.size()) : "failed");
+  const ProfileResult result = unwrap(std::move(profiled));
   const Cluster measured = unwrap(measured_cluster(result, base, args.device, names));
   std::cout << format_profile(result);
 
@@ -173,6 +183,7 @@ const bool registered = register_command(55, [](CLI::App& app) {
   cmd->add_option("--repeats,-r", args->repeats, "Timed repetitions per operator (1..100000, median)")
       ->check(within(1, 1e5, true))->capture_default_str();
   cmd->add_flag("--fastest", args->fastest, "Keep the fastest repetition instead of the median (busy machines)");
+  add_verbosity_options(*cmd, args->verbosity);
   cmd->callback([args] { run(*args); });
 });
 

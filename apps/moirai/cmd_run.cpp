@@ -14,6 +14,7 @@
 #include "moirai/export.h"
 #include "moirai/pipeline.h"
 #include "moirai/run.h"
+#include "options.h"
 
 namespace moirai::cli {
 namespace {
@@ -30,6 +31,7 @@ struct RunArgs {
   int repeats = 10;
   uint64_t seed = 1;
   bool fastest = false;
+  Verbosity verbosity = Verbosity::normal;
 };
 
 void run_distributed(RunArgs args) {
@@ -41,7 +43,13 @@ void run_distributed(RunArgs args) {
   if (o.local == !args.workers.empty()) fail("moirai run PLAN MODEL needs exactly one of --workers and --local");
   if (o.out_dir.empty()) fail("moirai run PLAN MODEL needs --out DIR");
   if (!o.local) o.workers = parse_workers(args.workers);
-  const RunSummary r = unwrap(run_plan(o));
+  Progress progress(args.verbosity, stderr_sink());
+  o.progress = [&progress](const std::string& line) { progress.note(line); };
+  const auto task = progress.start("run");
+  auto summary = run_plan(o);
+  task.finish(summary ? fmt::format("{} requests, outputs {}", o.requests, summary->outputs_match ? "match" : "differ")
+                      : "failed");
+  const RunSummary r = unwrap(std::move(summary));
   for (size_t i = 0; i + 1 < r.attempts.size(); ++i)
     std::cout << fmt::format("plan {} failed: {}\n", r.attempts[i].plan, r.attempts[i].error);
   if (r.attempts.size() > 1) std::cout << fmt::format("replanned: {}\n", r.attempts.back().plan);
@@ -59,7 +67,12 @@ void run(RunArgs args) {
   options.repeats = args.repeats;
   options.seed = args.seed;
   options.fastest = args.fastest;
-  const RuntimeResult r = unwrap(run_manifest(args.manifest, options));
+  Progress progress(args.verbosity, stderr_sink());
+  const auto task = progress.start("run");
+  auto ran = run_manifest(args.manifest, options);
+  task.finish(ran ? fmt::format("{} sub-models, outputs {}", manifest.submodels.size(), ran->match ? "match" : "differ")
+                  : "failed");
+  const RuntimeResult r = unwrap(std::move(ran));
   std::cout << fmt::format("{} sub-models: outputs {} the original (max |diff| {:.3g}, max |reference| {:.3g})\n",
                            manifest.submodels.size(), r.match ? "match" : "DIFFER from", r.max_abs_diff,
                            r.max_reference);
@@ -129,6 +142,7 @@ const bool registered = register_command(60, [](CLI::App& app) {
   cmd->add_option("--device", args->device, "MANIFEST form: device of that cluster that runs everything")->capture_default_str();
   cmd->add_option("--profile", args->profile, "MANIFEST form: measured profile (moirai profile) to predict with");
   cmd->add_flag("--fastest", args->fastest, "MANIFEST form: report the fastest repetition instead of the median");
+  add_verbosity_options(*cmd, args->verbosity);
   cmd->callback([args] { run(*args); });
 });
 

@@ -30,6 +30,7 @@ struct ScheduleArgs {
   bool no_partition = false;
   bool json = false;
   std::string out;
+  Verbosity verbosity = Verbosity::normal;
 };
 
 /// A model costed without a cluster file: one generic device with unbounded memory.
@@ -68,11 +69,14 @@ void run(const ScheduleArgs& args) {
   search.time_limit_s = args.time_limit_s;
   search.memory.in_place = args.in_place;
   search.partition = !args.no_partition;
+  Progress progress(args.verbosity, stderr_sink());
+  const auto task = progress.start("btsearch", args.time_limit_s);
   const auto results = compare_orders(table, {}, search);
   size_t best = results.size() - 1;  // btsearch, unless a baseline is strictly lower (a cut-short search)
   for (size_t i = 0; i < results.size(); ++i)
     if (results[i].peak_bytes < results[best].peak_bytes) best = i;
   const OrderResult& chosen = results[best];
+  task.finish(fmt::format("best order {}, peak {} MiB", chosen.method, mib(chosen.peak_bytes)));
 
   nlohmann::json fits = nlohmann::json::array();
   for (DeviceId d : devices) {
@@ -137,6 +141,7 @@ const bool registered = register_command(40, [](CLI::App& app) {
   cmd->add_flag("--no-partition", args->no_partition, "Search the whole graph at once (no split at cut operators)");
   cmd->add_flag("--json", args->json, "Print {\"orders\": [{\"method\", \"peak_bytes\", \"time_s\", \"optimal\"}]}");
   cmd->add_option("--out,-o", args->out, "Write the best order (operator names) to this JSON file")->check(non_empty());
+  add_verbosity_options(*cmd, args->verbosity);
   cmd->callback([args] { run(*args); });
 });
 

@@ -1,7 +1,5 @@
 #include "options.h"
 
-#include <iostream>
-
 #include <fmt/format.h>
 
 #include "commands.h"
@@ -77,8 +75,12 @@ void add_stream_options(CLI::App& cmd, StreamOptions& options) {
       ->check(within(1, 1e5, true));
 }
 
-std::function<void(const std::string&)> progress_printer(const std::string& method) {
-  return [method](const std::string& line) { std::cerr << "[" << method << "] " << line << "\n"; };
+void add_verbosity_options(CLI::App& cmd, Verbosity& verbosity) {
+  auto* quiet = cmd.add_flag_callback("-q,--quiet", [&verbosity] { verbosity = Verbosity::quiet; },
+                                      "No progress on stderr, errors only");
+  auto* verbose = cmd.add_flag_callback("-v,--verbose", [&verbosity] { verbosity = Verbosity::verbose; },
+                                        "Every progress line the methods report, and how the model was coarsened");
+  quiet->excludes(verbose);
 }
 
 }  // namespace moirai::cli

@@ -7,6 +7,7 @@
 
 #include "moirai/pipeline.h"
 #include "moirai/placer.h"
+#include "moirai/progress.h"
 #include "moirai/stream.h"
 
 namespace moirai::cli {
@@ -32,7 +33,7 @@ void add_place_options(CLI::App& cmd, PlaceOptions& options, bool& no_contention
 /// --requests, --arrival, --in-flight: the stream a plan is measured under (moirai/stream.h).
 void add_stream_options(CLI::App& cmd, StreamOptions& options);
 
-/// Progress lines on stderr, prefixed with the method name.
-std::function<void(const std::string&)> progress_printer(const std::string& method);
+/// -q/--quiet and -v/--verbose: how much progress a long command shows on stderr (moirai/progress.h).
+void add_verbosity_options(CLI::App& cmd, Verbosity& verbosity);
 
 }  // namespace moirai::cli

@@ -15,6 +15,7 @@
 #include "moirai/graph.h"
 #include "moirai/partition.h"
 #include "moirai/placer.h"
+#include "moirai/progress.h"
 #include "moirai/report.h"
 #include "moirai/simulate.h"
 
@@ -120,7 +121,7 @@ struct ContextSearch {
 };
 Expected<ContextSearch> place_at_largest_context(const ProblemOptions& options, const std::string& method,
                                                  const PlaceOptions& place, bool refine_with_geneflow,
-                                                 const std::function<void(const std::string&)>& progress);
+                                                 const ProgressFn& progress);
 
 /// The Plan (report stage) of a finished run, with split operators' parts when GenEFlow split any.
 Plan plan_of(const Problem& problem, const MethodRun& run, const SimOptions& sim, PlanInputs inputs = {});

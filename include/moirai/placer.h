@@ -11,6 +11,7 @@
 #include "moirai/cost.h"
 #include "moirai/error.h"
 #include "moirai/placement.h"
+#include "moirai/progress.h"
 #include "moirai/simulate.h"
 
 namespace moirai {
@@ -27,7 +28,7 @@ struct PlaceOptions {
   std::string export_mps;       ///< MILP: write the model to this MPS file
   std::string import_solution;  ///< MILP: read a solution (column values) instead of solving
   /// Progress lines for long work (incumbent, bound, episode...). May be empty.
-  std::function<void(const std::string&)> progress;
+  ProgressFn progress;
   /// Polled by the list heuristics whose time grows with the ready set (the ETF family): true = give up with an
   /// error (a caller out of time, e.g. the MILP's warm start). May be empty.
   std::function<bool()> stop;

@@ -13,6 +13,7 @@
 #include "moirai/cluster.h"
 #include "moirai/error.h"
 #include "moirai/export.h"
+#include "moirai/progress.h"
 
 namespace moirai {
 
@@ -32,6 +33,7 @@ struct RunOptions {
   double tolerance = 1e-4;  ///< max |diff| allowed, relative to the largest reference magnitude
   bool replan_on_failure = false;  ///< a lost device: place again on the others (same method), retry
   double replan_time_limit_s = 10;  ///< search budget of that placement
+  ProgressFn progress;      ///< hears each replan ("WHY; replanning without device D"); may be empty
   std::string argv0;        ///< to find tools/worker.mjs next to the executable
 };
 

@@ -76,7 +76,7 @@ Expected<int64_t> largest_context(const ProblemOptions& options, const Problem& 
 
 Expected<ContextSearch> place_at_largest_context(const ProblemOptions& options, const std::string& method,
                                                  const PlaceOptions& place, bool refine_with_geneflow,
-                                                 const std::function<void(const std::string&)>& progress) {
+                                                 const ProgressFn& progress) {
   auto probe = [&](int64_t context) -> Expected<ContextSearch> {
     ContextSearch at;
     at.context = context;

@@ -26,7 +26,7 @@ struct ProgressState {
   Clock::time_point t0 = Clock::now();
   double last = -1e9;
   double every = 3;
-  std::function<void(const std::string&)> sink;
+  ProgressFn sink;
   std::function<void(double, const std::vector<double>&)> incumbent;
   int num_cols = 0;
   double streamed = 1e300;  // objective of the last incumbent passed on

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "milp_model.h"
+#include "moirai/progress.h"
 
 namespace moirai {
 
@@ -19,7 +20,7 @@ struct MilpSolveOptions {
   double gap = 1e-4;         ///< relative gap at which to stop
   int threads = 2;
   std::vector<double> start;  ///< full warm start (one value per column), empty = none
-  std::function<void(const std::string&)> progress;  ///< a line every progress_every_s seconds; may be empty
+  ProgressFn progress;  ///< a line every progress_every_s seconds; may be empty
   /// Each improving solution CBC finds (objective, one value per column), from CBC's threads (serialised); the
   /// forked solve streams them to the caller so that a killed child still returns its best. May be empty.
   std::function<void(double, const std::vector<double>&)> incumbent;

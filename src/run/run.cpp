@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <cstring>
 #include <fstream>
-#include <iostream>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -726,7 +725,7 @@ Expected<RunSummary> run_into(const RunOptions& options) {
     lost_devices.insert(f.lost_device);
     if (layout->plan.devices.size() <= 1)
       return Error{fmt::format("{} (no device left to replan on)", f.message)};
-    std::cerr << fmt::format("moirai run: {}; replanning without device {}\n", f.message, f.lost_device);
+    if (options.progress) options.progress(fmt::format("{}; replanning without device {}", f.message, f.lost_device));
     dir = (out / fmt::format("replan{}", lost_devices.size())).string();
     auto next = replan(options, layout->plan, f.lost_device, dir);
     if (!next) return Error{fmt::format("{}; {}", f.message, next.error().message)};

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -99,6 +100,21 @@ inline RunResult moirai(const std::string& args) {
   r.out = read_text(out);
   r.err = read_text(err);
   return r;
+}
+
+/// The method names listed by `moirai place --help` after "every method:".
+inline std::vector<std::string> methods_from_help() {
+  const RunResult r = moirai("place --help");
+  EXPECT_EQ(r.rc, 0) << r.describe();
+  const auto at = r.out.find("every method:");
+  if (at == std::string::npos) return {};
+  std::string list = r.out.substr(at + 13);
+  list = list.substr(0, list.find('\n'));
+  std::vector<std::string> names;
+  std::regex word("[A-Za-z0-9_-]+");
+  for (auto it = std::sregex_iterator(list.begin(), list.end(), word); it != std::sregex_iterator(); ++it)
+    names.push_back(it->str());
+  return names;
 }
 
 inline nlohmann::json parse_json(const std::string& text) { return nlohmann::json::parse(text); }

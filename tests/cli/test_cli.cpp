@@ -15,21 +15,6 @@
 namespace moirai::clitest {
 namespace {
 
-/// The method names listed by `moirai place --help` after "every method:".
-std::vector<std::string> methods_from_help() {
-  const RunResult r = moirai("place --help");
-  EXPECT_EQ(r.rc, 0) << r.describe();
-  const auto at = r.out.find("every method:");
-  if (at == std::string::npos) return {};
-  std::string list = r.out.substr(at + 13);
-  list = list.substr(0, list.find('\n'));
-  std::vector<std::string> names;
-  std::regex word("[A-Za-z0-9_-]+");
-  for (auto it = std::sregex_iterator(list.begin(), list.end(), word); it != std::sregex_iterator(); ++it)
-    names.push_back(it->str());
-  return names;
-}
-
 TEST(CliHelp, ListsEverySubcommand) {
   const RunResult r = moirai("--help");
   ASSERT_EQ(r.rc, 0) << r.describe();

@@ -39,7 +39,9 @@ void expect_same(const CostTable& t, const Schedule& s, const StreamResult& r, d
     EXPECT_EQ(r.transfers[x].end_ms, s.transfers[x].end_ms);
   }
   EXPECT_EQ(r.makespan_ms, s.makespan_ms);
-  if (memory_tolerance == 0) EXPECT_EQ(r.peak_memory, s.peak_memory);
+  if (memory_tolerance == 0) {  // braces: EXPECT_EQ ends in an if-else of its own (-Wdangling-else)
+    EXPECT_EQ(r.peak_memory, s.peak_memory);
+  }
   for (size_t d = 0; d < s.peak_memory.size() && memory_tolerance > 0; ++d)
     EXPECT_NEAR(r.peak_memory[d], s.peak_memory[d], memory_tolerance * std::max(1.0, s.peak_memory[d]));
   EXPECT_EQ(r.busy_ms, s.busy_ms);
