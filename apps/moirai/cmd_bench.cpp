@@ -57,7 +57,8 @@ void run(BenchArgs& args, bool threads_given) {
     if (p.last && (!progress.terminal() || !p.last->has_latency())) progress.note(format_bench_progress(p, false));
   };
   auto result = run_bench(o);
-  task.finish(result ? fmt::format("{} combinations run, {} already done", result->ran, result->skipped) : "failed");
+  if (result) task.finish(fmt::format("{} combinations run, {} already done", result->ran, result->skipped));
+  else task.drop();
   const BenchResult r = unwrap(std::move(result));
   std::cout << fmt::format("bench: {} combinations run, {} already done, {} rows in {}/results.csv ({:.1f} s)\n",
                            r.ran, r.skipped, r.rows.size(), o.out_dir, r.elapsed_s);

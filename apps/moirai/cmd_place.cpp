@@ -52,7 +52,8 @@ void run_context_max(const PlaceArgs& args, const PlaceOptions& options, Progres
   const auto task = progress.start(args.method + " --context max");
   auto found_or = place_at_largest_context(problem_options(args.problem, true), args.method, options, args.partition,
                                            task.reporter());
-  task.finish(found_or ? fmt::format("largest context {} tokens", found_or->context) : "failed");
+  if (found_or) task.finish(fmt::format("largest context {} tokens", found_or->context));
+  else task.drop();
   const ContextSearch found = unwrap(std::move(found_or));
   Plan plan = plan_of(found.problem, found.run, options.sim, plan_inputs(found.options));
   plan.max_context = unwrap(largest_context(found.options, found.problem, found.run.result.placement, options.sim));

@@ -78,7 +78,8 @@ void run_on_workers(const ProfileArgs& args) {
   Progress progress(args.verbosity, stderr_sink());
   const auto task = progress.start("profile");
   auto measured = profile_workers(options);
-  task.finish(measured ? fmt::format("{} worker(s) measured", measured->devices.size()) : "failed");
+  if (measured) task.finish(fmt::format("{} worker(s) measured", measured->devices.size()));
+  else task.drop();
   const WorkerProfile p = unwrap(std::move(measured));
   for (const auto& d : p.devices)
     std::cout << fmt::format("== {} ({} thread(s))\n", d.device, d.result.threads) << format_profile(d.result);
@@ -107,7 +108,8 @@ void run(const ProfileArgs& args) {
   Progress progress(args.verbosity, stderr_sink());
   const auto task = progress.start("profile");
   auto profiled = profile_model(profile_options(args));
-  task.finish(profiled ? fmt::format("{} operators measured", profiled->ops.size()) : "failed");
+  if (profiled) task.finish(fmt::format("{} operators measured", profiled->ops.size()));
+  else task.drop();
   const ProfileResult result = unwrap(std::move(profiled));
   const Cluster measured = unwrap(measured_cluster(result, base, args.device, names));
   std::cout << format_profile(result);

@@ -47,8 +47,8 @@ void run_distributed(RunArgs args) {
   o.progress = [&progress](const std::string& line) { progress.note(line); };
   const auto task = progress.start("run");
   auto summary = run_plan(o);
-  task.finish(summary ? fmt::format("{} requests, outputs {}", o.requests, summary->outputs_match ? "match" : "differ")
-                      : "failed");
+  if (summary) task.finish(fmt::format("{} requests, outputs {}", o.requests, summary->outputs_match ? "match" : "differ"));
+  else task.drop();
   const RunSummary r = unwrap(std::move(summary));
   for (size_t i = 0; i + 1 < r.attempts.size(); ++i)
     std::cout << fmt::format("plan {} failed: {}\n", r.attempts[i].plan, r.attempts[i].error);
@@ -70,8 +70,8 @@ void run(RunArgs args) {
   Progress progress(args.verbosity, stderr_sink());
   const auto task = progress.start("run");
   auto ran = run_manifest(args.manifest, options);
-  task.finish(ran ? fmt::format("{} sub-models, outputs {}", manifest.submodels.size(), ran->match ? "match" : "differ")
-                  : "failed");
+  if (ran) task.finish(fmt::format("{} sub-models, outputs {}", manifest.submodels.size(), ran->match ? "match" : "differ"));
+  else task.drop();
   const RuntimeResult r = unwrap(std::move(ran));
   std::cout << fmt::format("{} sub-models: outputs {} the original (max |diff| {:.3g}, max |reference| {:.3g})\n",
                            manifest.submodels.size(), r.match ? "match" : "DIFFER from", r.max_abs_diff,

@@ -58,6 +58,8 @@ class Progress::Task {
   ProgressFn reporter() const;
   /// The live line gives way to "NAME: SUMMARY [ELAPSED]", kept unless quiet.
   void finish(const std::string& summary) const;
+  /// The live line goes away without a summary: the task failed and its error, one line, follows.
+  void drop() const;
 
  private:
   friend class Progress;

@@ -81,6 +81,13 @@ struct Progress::State {
     if (!text.empty()) sink.write(text);
   }
 
+  // Task `t` leaves the live lines; `summary`, unless empty, is kept in its place. The caller holds the mutex.
+  void end(Live* t, const std::string& summary) {
+    live.erase(live.begin() + (t - live.data()));
+    if (!summary.empty()) emit({summary});
+    else if (sink.terminal) emit({});
+  }
+
   void run_ticker() {
     ticker = std::jthread([this](std::stop_token stop) {
       std::unique_lock lock(mutex);
@@ -142,11 +149,13 @@ ProgressFn Progress::Task::reporter() const {
 
 void Progress::Task::finish(const std::string& summary) const {
   std::lock_guard lock(board_->mutex);
-  State::Live* t = board_->find(id_);
-  if (!t) return;
-  const std::string line = fmt::format("{}: {} [{}]", t->name, summary, seconds(board_->now() - t->start_s));
-  board_->live.erase(board_->live.begin() + (t - board_->live.data()));
-  board_->emit({line});
+  if (State::Live* t = board_->find(id_))
+    board_->end(t, fmt::format("{}: {} [{}]", t->name, summary, seconds(board_->now() - t->start_s)));
+}
+
+void Progress::Task::drop() const {
+  std::lock_guard lock(board_->mutex);
+  if (State::Live* t = board_->find(id_)) board_->end(t, {});
 }
 
 ProgressSink stderr_sink() {

@@ -67,6 +67,25 @@ TEST(Progress, TerminalRedrawsOneLinePerRunningTaskInPlace) {
   EXPECT_EQ(f.take(), "\r\033[J");
 }
 
+// A failed task leaves no line: its error, one line, is all the user reads.
+TEST(Progress, DroppedTaskLeavesNoLine) {
+  Fake plain;
+  Progress board(Verbosity::normal, plain.sink(false));
+  board.start("run").drop();
+  EXPECT_EQ(plain.take(), "");
+  Fake tty;
+  Progress live(Verbosity::normal, tty.sink(true));
+  auto run = live.start("run");
+  auto bench = live.start("bench");
+  tty.take();
+  run.drop();
+  EXPECT_EQ(tty.take(), "\r\033[1A\033[Jbench: running [0.0 s]");
+  bench.drop();
+  EXPECT_EQ(tty.take(), "\r\033[J");
+  run.finish("after the drop");  // a dropped task is silent
+  EXPECT_EQ(tty.take(), "");
+}
+
 // Between reports the times still move: a terminal's board redraws on its own every tick_s.
 TEST(Progress, TerminalRedrawsBetweenReports) {
   std::atomic<int> writes = 0;
