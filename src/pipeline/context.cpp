@@ -122,7 +122,7 @@ Expected<ContextSearch> place_at_largest_context(const ProblemOptions& options, 
       hi = mid;
     }
   }
-  return std::move(best);
+  return best;
 }
 
 }  // namespace moirai

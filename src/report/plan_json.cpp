@@ -234,19 +234,20 @@ struct Reader {
   }
 };
 
-#define MOIRAI_TRY(expr)                  \
+// A reader's std::optional<Error>, returned when set (moirai/error.h's MOIRAI_TRY is for Expected).
+#define READ_OR_RETURN(expr)              \
   do {                                    \
     if (auto e_ = (expr)) return *e_;     \
   } while (0)
 
 std::optional<Error> read_inputs(const Reader& r, const json& j, PlanInputs& in) {
   if (!j.is_object()) return r.bad("inputs", "an object");
-  MOIRAI_TRY(r.str(j, "model", "inputs.model", in.model));
-  MOIRAI_TRY(r.str(j, "cluster", "inputs.cluster", in.cluster, false));
-  MOIRAI_TRY(r.str(j, "fusion", "inputs.fusion", in.fusion, false));
-  MOIRAI_TRY(r.str(j, "profile", "inputs.profile", in.profile, false));
+  READ_OR_RETURN(r.str(j, "model", "inputs.model", in.model));
+  READ_OR_RETURN(r.str(j, "cluster", "inputs.cluster", in.cluster, false));
+  READ_OR_RETURN(r.str(j, "fusion", "inputs.fusion", in.fusion, false));
+  READ_OR_RETURN(r.str(j, "profile", "inputs.profile", in.profile, false));
   double max_nodes = 0;
-  MOIRAI_TRY(r.num(j, "max_nodes", "inputs.max_nodes", max_nodes, false));
+  READ_OR_RETURN(r.num(j, "max_nodes", "inputs.max_nodes", max_nodes, false));
   in.max_nodes = static_cast<int>(max_nodes);
   if (auto it = j.find("dims"); it != j.end()) {
     if (!it->is_object()) return r.bad("inputs.dims", "an object");
@@ -260,21 +261,21 @@ std::optional<Error> read_inputs(const Reader& r, const json& j, PlanInputs& in)
 
 std::optional<Error> read_op(const Reader& r, const json& o, const std::string& where, PlanFileOp& op) {
   if (!o.is_object()) return r.bad(where, "an object");
-  MOIRAI_TRY(r.str(o, "name", where + ".name", op.name));
-  MOIRAI_TRY(r.str(o, "type", where + ".type", op.type, false));
-  MOIRAI_TRY(r.str(o, "device", where + ".device", op.device));
-  MOIRAI_TRY(r.num(o, "start_ms", where + ".start_ms", op.start_ms, false));
-  MOIRAI_TRY(r.num(o, "end_ms", where + ".end_ms", op.end_ms, false));
+  READ_OR_RETURN(r.str(o, "name", where + ".name", op.name));
+  READ_OR_RETURN(r.str(o, "type", where + ".type", op.type, false));
+  READ_OR_RETURN(r.str(o, "device", where + ".device", op.device));
+  READ_OR_RETURN(r.num(o, "start_ms", where + ".start_ms", op.start_ms, false));
+  READ_OR_RETURN(r.num(o, "end_ms", where + ".end_ms", op.end_ms, false));
   const json* origin = nullptr;
-  MOIRAI_TRY(r.arr(o, "origin", where + ".origin", origin, false));
+  READ_OR_RETURN(r.arr(o, "origin", where + ".origin", origin, false));
   if (origin)
     for (size_t k = 0; k < origin->size(); ++k) {
       if (!(*origin)[k].is_string()) return r.bad(fmt::format("{}.origin[{}]", where, k), "a string");
       op.origin.push_back((*origin)[k].get<std::string>());
     }
-  MOIRAI_TRY(r.str(o, "split", where + ".split", op.split_dim, false));
+  READ_OR_RETURN(r.str(o, "split", where + ".split", op.split_dim, false));
   const json* parts = nullptr;
-  MOIRAI_TRY(r.arr(o, "parts", where + ".parts", parts, false));
+  READ_OR_RETURN(r.arr(o, "parts", where + ".parts", parts, false));
   if (parts)
     for (size_t k = 0; k < parts->size(); ++k) {
       const std::string pw = fmt::format("{}.parts[{}]", where, k);
@@ -282,10 +283,10 @@ std::optional<Error> read_op(const Reader& r, const json& o, const std::string& 
       if (!p.is_object()) return r.bad(pw, "an object");
       std::string dev;
       OpPart part;
-      MOIRAI_TRY(r.str(p, "device", pw + ".device", dev));
-      MOIRAI_TRY(r.num(p, "share", pw + ".share", part.share));
-      MOIRAI_TRY(r.num(p, "start_ms", pw + ".start_ms", part.start_ms, false));
-      MOIRAI_TRY(r.num(p, "end_ms", pw + ".end_ms", part.end_ms, false));
+      READ_OR_RETURN(r.str(p, "device", pw + ".device", dev));
+      READ_OR_RETURN(r.num(p, "share", pw + ".share", part.share));
+      READ_OR_RETURN(r.num(p, "start_ms", pw + ".start_ms", part.start_ms, false));
+      READ_OR_RETURN(r.num(p, "end_ms", pw + ".end_ms", part.end_ms, false));
       op.parts.emplace_back(dev, part);
     }
   return std::nullopt;
@@ -305,16 +306,16 @@ Expected<PlanFile> parse_plan(const std::string& text, const std::string& source
   PlanFile plan;
   plan.path = source;
   double version = 0;
-  MOIRAI_TRY(r.num(j, "version", "version", version));
+  READ_OR_RETURN(r.num(j, "version", "version", version));
   if (version != 1) return Error{fmt::format("{}: unsupported plan version {} (this moirai reads version 1)", source, version)};
-  MOIRAI_TRY(r.str(j, "model", "model", plan.model, false));
-  MOIRAI_TRY(r.str(j, "cluster", "cluster", plan.cluster, false));
-  MOIRAI_TRY(r.str(j, "method", "method", plan.method, false));
-  MOIRAI_TRY(r.str(j, "status", "status", plan.status, false));
-  MOIRAI_TRY(r.num(j, "makespan_ms", "makespan_ms", plan.makespan_ms, false));
+  READ_OR_RETURN(r.str(j, "model", "model", plan.model, false));
+  READ_OR_RETURN(r.str(j, "cluster", "cluster", plan.cluster, false));
+  READ_OR_RETURN(r.str(j, "method", "method", plan.method, false));
+  READ_OR_RETURN(r.str(j, "status", "status", plan.status, false));
+  READ_OR_RETURN(r.num(j, "makespan_ms", "makespan_ms", plan.makespan_ms, false));
   if (j.contains("predicted_request_ms")) {
     double request = 0;
-    MOIRAI_TRY(r.num(j, "predicted_request_ms", "predicted_request_ms", request));
+    READ_OR_RETURN(r.num(j, "predicted_request_ms", "predicted_request_ms", request));
     plan.request_ms = request;
   }
   if (auto it = j.find("contention"); it != j.end()) {
@@ -323,54 +324,55 @@ Expected<PlanFile> parse_plan(const std::string& text, const std::string& source
   }
   auto in = j.find("inputs");
   if (in == j.end()) return r.missing("inputs");
-  MOIRAI_TRY(read_inputs(r, *in, plan.inputs));
+  READ_OR_RETURN(read_inputs(r, *in, plan.inputs));
 
   const json* devices = nullptr;
-  MOIRAI_TRY(r.arr(j, "devices", "devices", devices));
+  READ_OR_RETURN(r.arr(j, "devices", "devices", devices));
   for (size_t k = 0; k < devices->size(); ++k) {
     const json& d = (*devices)[k];
     const std::string where = fmt::format("devices[{}]", k);
     if (!d.is_object()) return r.bad(where, "an object");
     std::string name;
-    MOIRAI_TRY(r.str(d, "name", where + ".name", name));
+    READ_OR_RETURN(r.str(d, "name", where + ".name", name));
     plan.devices.push_back(name);
     double peak = kAbsent;
-    MOIRAI_TRY(r.num(d, "peak_memory_bytes", where + ".peak_memory_bytes", peak, false));
+    READ_OR_RETURN(r.num(d, "peak_memory_bytes", where + ".peak_memory_bytes", peak, false));
     plan.peak_memory.push_back(peak);
     double busy = kAbsent;
-    MOIRAI_TRY(r.num(d, "busy_ms", where + ".busy_ms", busy, false));
+    READ_OR_RETURN(r.num(d, "busy_ms", where + ".busy_ms", busy, false));
     plan.busy_ms.push_back(busy);
   }
   if (std::any_of(plan.peak_memory.begin(), plan.peak_memory.end(), absent)) plan.peak_memory.clear();
   if (std::any_of(plan.busy_ms.begin(), plan.busy_ms.end(), absent)) plan.busy_ms.clear();
 
   const json* ops = nullptr;
-  MOIRAI_TRY(r.arr(j, "ops", "ops", ops));
+  READ_OR_RETURN(r.arr(j, "ops", "ops", ops));
   std::set<std::string> seen;
   for (size_t k = 0; k < ops->size(); ++k) {
     PlanFileOp op;
-    MOIRAI_TRY(read_op(r, (*ops)[k], fmt::format("ops[{}]", k), op));
+    READ_OR_RETURN(read_op(r, (*ops)[k], fmt::format("ops[{}]", k), op));
     if (!seen.insert(op.name).second)
       return Error{fmt::format("{}: operator '{}' is listed twice (ops[{}])", source, op.name, k)};
     plan.ops.push_back(std::move(op));
   }
 
   const json* transfers = nullptr;
-  MOIRAI_TRY(r.arr(j, "transfers", "transfers", transfers, false));
+  READ_OR_RETURN(r.arr(j, "transfers", "transfers", transfers, false));
   for (size_t k = 0; transfers && k < transfers->size(); ++k) {
     const json& t = (*transfers)[k];
     const std::string where = fmt::format("transfers[{}]", k);
     if (!t.is_object()) return r.bad(where, "an object");
     PlanFileTransfer tr;
-    MOIRAI_TRY(r.str(t, "tensor", where + ".tensor", tr.tensor));
-    MOIRAI_TRY(r.str(t, "src", where + ".src", tr.src));
-    MOIRAI_TRY(r.str(t, "dst", where + ".dst", tr.dst));
-    MOIRAI_TRY(r.num(t, "start_ms", where + ".start_ms", tr.start_ms));
-    MOIRAI_TRY(r.num(t, "end_ms", where + ".end_ms", tr.end_ms));
+    READ_OR_RETURN(r.str(t, "tensor", where + ".tensor", tr.tensor));
+    READ_OR_RETURN(r.str(t, "src", where + ".src", tr.src));
+    READ_OR_RETURN(r.str(t, "dst", where + ".dst", tr.dst));
+    READ_OR_RETURN(r.num(t, "start_ms", where + ".start_ms", tr.start_ms));
+    READ_OR_RETURN(r.num(t, "end_ms", where + ".end_ms", tr.end_ms));
     plan.transfers.push_back(std::move(tr));
   }
   return plan;
 }
+#undef READ_OR_RETURN
 
 Expected<PlanFile> read_plan(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -477,7 +477,7 @@ Graph attention(int64_t tokens = 8, int64_t heads = 4, int64_t width = 4) {
   n.op("ctx_reshape", "Reshape", {ct, n.tensor("y_shape", {3}, TensorKind::Parameter)}, {y});
   n.g.tensor(y).graph_output = true;
   annotate_work(n.g);
-  auto merged = coarsen(n.g, boards(2), CoarsenOptions{"none", 1});
+  auto merged = coarsen(n.g, boards(2), CoarsenOptions{"none", 1, {}});
   if (!merged) throw std::logic_error(merged.error().message);
   return std::move(merged->graph);
 }
