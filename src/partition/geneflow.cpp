@@ -32,8 +32,9 @@ namespace moirai {
 namespace {
 
 constexpr double kPenalty = 10.0;
+// The longest splittable operators are the genes. Short ones (pools) count too: a whole pool between two row
+// splits gathers and re-scatters the activation, a split one keeps the rows where they are.
 constexpr int kMaxGenes = 64;
-constexpr double kMinShareOfMakespan = 0.002;
 
 struct Gene {
   SplitDim dim = SplitDim::None;
@@ -89,14 +90,14 @@ class Search {
     return std::make_pair(std::move(e), std::move(fit));
   }
 
-  void choose_genes(double seed_ms) {
+  void choose_genes() {
     const int n = table_.num_ops();
     std::vector<std::pair<double, OpId>> cands;
     for (OpId o = 0; o < n; ++o) {
       auto dims = legal_splits(graph_, o);
       if (dims.empty()) continue;
       const double t = table_.time(o, seed_.device[static_cast<size_t>(o)]);
-      if (t >= kMinShareOfMakespan * seed_ms) cands.emplace_back(-t, o);
+      cands.emplace_back(-t, o);
     }
     std::sort(cands.begin(), cands.end());
     if (cands.size() > kMaxGenes) cands.resize(kMaxGenes);
@@ -390,7 +391,7 @@ Expected<PartitionResult> geneflow(const CostTable& table, const Graph* coarse_g
   }
 
   Search search(table, graph, seed, seed_result.schedule, options, cluster);
-  search.choose_genes(seed_ms);
+  search.choose_genes();
   const int population = std::max(4, options.population);
   int generation = 0;
   if (search.genes() > 0) {
