@@ -119,7 +119,7 @@ LowerBounds lower_bounds(const CostTable& t, const BoundOptions& o) {
   // memory rows were scaled to capacity units, GoogLeNet's relaxation certified its cutoff 1.475 where a 1.381
   // plan exists; not reproduced since, but a wrong certificate must not be possible.)
   const bool below = r.bound < fo.upper_bound * (1 - 1e-9);
-  if (r.status != "solver crashed" && r.status != "infeasible" && (r.has_solution || below))
+  if (r.status != SolveStatus::crashed && r.status != SolveStatus::infeasible && (r.has_solution || below))
     add_bound(out, {std::min(r.bound, fo.upper_bound), "assignment relaxation"});
   return out;
 }

@@ -349,8 +349,8 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     const auto run = solve_exact(t, edges, *exact, best, options, options.time_limit_s - since(t0), true);
     const auto& r = run.solve;
     best = run.plan;
-    result.status = r.status;
-    say(fmt::format("milp: CBC {} after {:.1f} s, {} nodes, objective {:.6g}, bound {:.6g}", r.status, r.seconds,
+    result.status = status_name(r.status);
+    say(fmt::format("milp: CBC {} after {:.1f} s, {} nodes, objective {:.6g}, bound {:.6g}", status_name(r.status), r.seconds,
                     r.nodes, r.objective, r.bound));
     // The model charges transfers as the simulator does, and a plan that fits memory in simulation fits the
     // reserve rows (an operator's inputs and outputs are live while it runs), so CBC's bound bounds every
@@ -359,7 +359,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     if (r.has_solution && reserve_rows_valid(t)) add_bound(bounds, {r.bound, "exact MILP"});
     // The warm start stands, and the status says what CBC said: "infeasible" here means the warm start broke a
     // row of the model (a bug to report), not a feasible plan.
-    if (r.status == "solver crashed")
+    if (r.status == SolveStatus::crashed)
       say(fmt::format("milp: CBC crashed ({}); keeping the warm start from {} ({:.6g})", r.diagnostic, warm.plan_from,
                       best.makespan));
   } else {
@@ -375,7 +375,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
       auto f = build_formulation(level, lo);
       if (!f.ok()) return std::pair<std::optional<MilpPlan>, std::string>{std::nullopt, f.error().message};
       const auto run = solve_exact(level, milp_edges(level), *f, start, options, seconds, false);
-      return std::pair<std::optional<MilpPlan>, std::string>{run.plan, run.solve.status};
+      return std::pair<std::optional<MilpPlan>, std::string>{run.plan, status_name(run.solve.status)};
     };
     // V-cycles (as in KaHIP): each lifts the incumbent, solves the coarsest level and projects back; the next
     // starts from the improved plan with another seed; a cycle without a gain ends them.
@@ -393,7 +393,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     }
     int windows = 0, crashes = 0;
     best = milp_lns(t, best, options, options.time_limit_s - since(t0) - 3 * warm.simulate_s, windows, crashes);
-    result.status = crashes > 0 && crashes == windows ? "solver crashed" : "feasible";
+    result.status = crashes > 0 && crashes == windows ? status_name(SolveStatus::crashed) : status_name(SolveStatus::feasible);
     say(fmt::format("milp: LNS over {} windows ({} solver crashes): {:.6g}", windows, crashes, best.makespan));
   }
   result.placement = to_placement(t, edges, best);

@@ -72,6 +72,25 @@ int no_callback(CbcModel*, int) { return 0; }
 
 }  // namespace
 
+namespace {
+constexpr std::pair<SolveStatus, const char*> kStatusNames[] = {
+    {SolveStatus::optimal, "optimal"},         {SolveStatus::feasible, "feasible"},
+    {SolveStatus::time_limit, "time limit"},   {SolveStatus::infeasible, "infeasible"},
+    {SolveStatus::no_solution, "no solution"}, {SolveStatus::crashed, "solver crashed"}};
+}  // namespace
+
+const char* status_name(SolveStatus status) {
+  for (const auto& [s, name] : kStatusNames)
+    if (s == status) return name;
+  return "?";
+}
+
+std::optional<SolveStatus> status_named(const std::string& name) {
+  for (const auto& [s, n] : kStatusNames)
+    if (name == n) return s;
+  return std::nullopt;
+}
+
 MilpSolveResult solve_in_process(const MilpModel& m, const MilpSolveOptions& opt) {
   const auto t0 = Clock::now();
   MilpSolveResult result;
@@ -143,11 +162,11 @@ MilpSolveResult solve_in_process(const MilpModel& m, const MilpSolveOptions& opt
     if (model.isProvenOptimal()) result.bound = result.objective;
     else if (!std::isfinite(result.bound) || result.bound > result.objective * (1 + 1e-9) + 1e-12) result.bound = 0;
     result.gap = result.objective > 0 ? std::max(0.0, (result.objective - result.bound) / result.objective) : 0.0;
-    if (model.isProvenOptimal() || result.gap <= opt.gap + 1e-12) result.status = "optimal";
-    else if (model.status() == 1 && model.secondaryStatus() == 4) result.status = "time limit";
-    else result.status = "feasible";
+    if (model.isProvenOptimal() || result.gap <= opt.gap + 1e-12) result.status = SolveStatus::optimal;
+    else if (model.status() == 1 && model.secondaryStatus() == 4) result.status = SolveStatus::time_limit;
+    else result.status = SolveStatus::feasible;
   } else {
-    result.status = model.isProvenInfeasible() ? "infeasible" : "no solution";
+    result.status = model.isProvenInfeasible() ? SolveStatus::infeasible : SolveStatus::no_solution;
     if (!std::isfinite(result.bound) || result.bound > 1e40) result.bound = 0;
   }
   return result;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,11 +42,18 @@ struct MilpSolveOptions {
 /// "hang after solve" solves and then hangs instead of answering (an overrun after incumbents were found).
 inline constexpr const char* kMilpFaultEnv = "MOIRAI_MILP_INJECT_FAULT";
 
+/// How a solve ended. time_limit also when the child overran and was killed (see diagnostic; then the values are
+/// its last streamed incumbent, or else the start, when they satisfy the model, and the bound is 0); crashed when
+/// the child died without a result (see diagnostic).
+enum class SolveStatus { optimal, feasible, time_limit, infeasible, no_solution, crashed };
+
+/// The status as plans, reports and progress lines name it: "optimal", "time limit", "solver crashed", ...
+const char* status_name(SolveStatus status);
+/// The status named `name` (status_name's inverse), nullopt for any other text.
+std::optional<SolveStatus> status_named(const std::string& name);
+
 struct MilpSolveResult {
-  /// "optimal", "feasible", "time limit" (also when the child overran and was killed: see diagnostic; then the
-  /// values are its last streamed incumbent, or else the start, when they satisfy the model, and the bound is 0), "infeasible", "no solution", or
-  /// "solver crashed" (the child died without a result: see diagnostic)
-  std::string status = "no solution";
+  SolveStatus status = SolveStatus::no_solution;
   bool has_solution = false;
   std::vector<double> values;  ///< per column when has_solution
   double objective = 0;

@@ -104,7 +104,7 @@ std::vector<double> parse_values(const std::string& line) {
   const char* fault = std::getenv(kMilpFaultEnv);
   if (fault && std::string(fault) == "hang after solve")
     for (;;) pause();
-  std::string out = "S " + one_line(r.status) + "\n";
+  std::string out = fmt::format("S {}\n", status_name(r.status));
   out += fmt::format("N {} {} {} {} {} {} {}\n", r.has_solution ? 1 : 0, hex(r.objective), hex(r.bound), hex(r.gap),
                      r.nodes, hex(r.seconds), r.values.size());
   out += "V" + hex_values(r.values) + "\nE\n";
@@ -117,7 +117,12 @@ bool parse_result(const std::vector<std::string>& lines, size_t num_cols, MilpSo
   bool status = false, numbers = false, values = false, end = false;
   size_t count = 0;
   for (const auto& line : lines) {
-    if (line.rfind("S ", 0) == 0) r.status = line.substr(2), status = true;
+    if (line.rfind("S ", 0) == 0) {
+      const auto named = status_named(line.substr(2));
+      if (!named) return false;
+      r.status = *named;
+      status = true;
+    }
     if (line.rfind("N ", 0) == 0) {
       std::istringstream in(line.substr(2));
       std::string obj, bound, gap, secs;
@@ -157,7 +162,7 @@ MilpSolveResult solve_with_cbc(const MilpModel& model, const MilpSolveOptions& o
   const auto t0 = Clock::now();
   auto crashed = [&](std::string why) {
     MilpSolveResult r;
-    r.status = "solver crashed";
+    r.status = SolveStatus::crashed;
     r.diagnostic = std::move(why);
     r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     if (options.progress) options.progress("milp: " + r.diagnostic);
@@ -219,7 +224,7 @@ MilpSolveResult solve_with_cbc(const MilpModel& model, const MilpSolveOptions& o
   if (!killed && parse_result(records, static_cast<size_t>(model.num_cols()), r)) return r;  // a late crash after
                                                                                                // the answer is harmless
   if (killed) {
-    r.status = "time limit";
+    r.status = SolveStatus::time_limit;
     r.diagnostic = fmt::format("the CBC child did not finish within {:.1f} s (limit {:.1f} s + margin {:.1f} s) and was killed",
                                std::max(0.05, options.time_limit_s) + margin, options.time_limit_s, margin);
     r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

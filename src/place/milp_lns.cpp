@@ -158,7 +158,7 @@ MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& 
     so.preprocess = false;
     const auto r = solve_with_cbc(f->model, so);
     ++windows;
-    if (r.status == "solver crashed") {
+    if (r.status == SolveStatus::crashed) {
       ++crashes;
       if (options.progress)
         options.progress(fmt::format("milp lns: window {} lost to a solver crash ({}); incumbent kept", windows, r.diagnostic));
@@ -177,8 +177,8 @@ MilpPlan milp_lns(const CostTable& t, const MilpPlan& warm, const PlaceOptions& 
       }
     }
     // Adapt: a window CBC could not finish is too big; one it proved without a gain is too small.
-    if (r.status == "optimal" && !improved) size = std::min({n, kMaxSize, size + 4});
-    else if (r.status != "optimal") size = std::max(kMinSize, size - 4);
+    if (r.status == SolveStatus::optimal && !improved) size = std::min({n, kMaxSize, size + 4});
+    else if (r.status != SolveStatus::optimal) size = std::max(kMinSize, size - 4);
     stale = improved ? 0 : stale + 1;
   }
   return best;

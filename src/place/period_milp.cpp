@@ -202,7 +202,7 @@ Expected<ThroughputResult> period_milp(const CostTable& table, const PlaceOption
   }
   const MilpSolveResult got = solve_with_cbc(f.model, so);
   if (!got.has_solution)
-    return Error{fmt::format("throughput: the period MILP found no plan ({}{}{})", got.status,
+    return Error{fmt::format("throughput: the period MILP found no plan ({}{}{})", status_name(got.status),
                              got.diagnostic.empty() ? "" : ": ", got.diagnostic)};
   ThroughputResult r;
   r.placement.device.assign(static_cast<size_t>(n), 0);
@@ -216,7 +216,7 @@ Expected<ThroughputResult> period_milp(const CostTable& table, const PlaceOption
   r.lower_bound_ms = got.bound;
   r.period_ms = period_loads(table, r.placement, place.sim).period_ms;
   r.latency_ms = simulate(table, r.placement, place.sim).makespan_ms;
-  r.status = got.status;
+  r.status = status_name(got.status);
   r.source = "period-milp";
   return r;
 }

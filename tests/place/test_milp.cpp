@@ -364,6 +364,17 @@ TEST(Milp, SolverCrashKeepsWarmStart) {
 }
 
 // A child that ignores its time limit is killed after limit + margin: a time limit without a solution.
+// The child reports its status by name: every status survives the trip, and other text is no status.
+TEST(Milp, SolveStatusNamesRoundTrip) {
+  for (SolveStatus s : {SolveStatus::optimal, SolveStatus::feasible, SolveStatus::time_limit, SolveStatus::infeasible,
+                        SolveStatus::no_solution, SolveStatus::crashed})
+    EXPECT_EQ(status_named(status_name(s)), s) << status_name(s);
+  EXPECT_EQ(std::string(status_name(SolveStatus::time_limit)), "time limit");
+  EXPECT_EQ(std::string(status_name(SolveStatus::crashed)), "solver crashed");
+  EXPECT_FALSE(status_named("Optimal").has_value());
+  EXPECT_FALSE(status_named("").has_value());
+}
+
 TEST(Milp, SolverOverrunIsKilled) {
   InjectFault inject("hang");
   MilpModel m;
@@ -375,7 +386,7 @@ TEST(Milp, SolverOverrunIsKilled) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto r = solve_with_cbc(m, so);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
-  EXPECT_EQ(r.status, "time limit");
+  EXPECT_EQ(r.status, SolveStatus::time_limit);
   EXPECT_FALSE(r.has_solution);
   EXPECT_NE(r.diagnostic.find("was killed"), std::string::npos) << r.diagnostic;
 }
@@ -401,11 +412,11 @@ TEST(Milp, OverrunKeepsTheStreamedIncumbent) {
   so.threads = 1;
   so.preprocess = false;  // incumbents are streamed in the model's own columns only
   const auto solved = solve_with_cbc(f->model, so);
-  ASSERT_EQ(solved.status, "optimal");
+  ASSERT_EQ(solved.status, SolveStatus::optimal);
 
   InjectFault inject("hang after solve");
   const auto r = solve_with_cbc(f->model, so);
-  EXPECT_EQ(r.status, "time limit");
+  EXPECT_EQ(r.status, SolveStatus::time_limit);
   EXPECT_NE(r.diagnostic.find("was killed"), std::string::npos) << r.diagnostic;
   ASSERT_TRUE(r.has_solution);
   EXPECT_EQ(f->model.violation(r.values, 1e-6), "");
@@ -430,7 +441,7 @@ TEST(Milp, ForkedSolveMatchesInProcess) {
   const auto here = solve_with_cbc(f->model, so);
   ASSERT_TRUE(forked.has_solution);
   EXPECT_EQ(forked.status, here.status);
-  EXPECT_EQ(forked.status, "optimal");
+  EXPECT_EQ(forked.status, SolveStatus::optimal);
   EXPECT_EQ(forked.objective, here.objective);
   EXPECT_EQ(forked.values, here.values);
   EXPECT_EQ(f->model.violation(forked.values, 1e-6), "");

@@ -111,7 +111,7 @@ TEST_P(LnsWindow, ModelHoldsTheIncumbentAndDecodesToRealSchedules) {
     so.start = plan_to_values(*f, inc);
     so.preprocess = false;
     const auto r = solve_with_cbc(f->model, so);
-    ASSERT_TRUE(r.has_solution) << r.status;
+    ASSERT_TRUE(r.has_solution) << status_name(r.status);
     const MilpPlan got = values_to_plan(*f, r.values);
     // The answer's orders give a real schedule no slower than the model claims.
     const auto real = tighten(t, edges, got.device, got.start, got.comm_start, true);
