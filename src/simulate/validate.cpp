@@ -103,59 +103,78 @@ MemoryPeaks peak_memory_from_spans(const CostTable& table, const Placement& plac
   return out;
 }
 
-std::vector<std::string> validate(const CostTable& table, const Placement& placement, const Schedule& schedule,
-                                  const SimOptions& options, const FieldNames* names) {
-  std::vector<std::string> out;
-  const int n = table.num_ops(), k = table.num_devices();
-  if (auto status = check_placement(table, placement); !status) {
-    out.push_back("placement: " + status.error().message);
-    if (placement.device.size() != static_cast<size_t>(n)) return out;
-    for (DeviceId d : placement.device)
-      if (d < 0 || d >= k) return out;  // nothing else can be checked without valid devices
-  }
-  if (schedule.ops.size() != static_cast<size_t>(n)) {
-    out.push_back(fmt::format("schedule: {} operator spans for {} operators", schedule.ops.size(), n));
-    return out;
-  }
-  const auto& dev = placement.device;
-  auto op_name = [&](OpId op) { return table.op_names[static_cast<size_t>(op)]; };
-  auto dev_name = [&](DeviceId d) { return table.device_names[static_cast<size_t>(d)]; };
-  auto span = [&](OpId op) -> const OpSpan& { return schedule.ops[static_cast<size_t>(op)]; };
-  auto device_of = [&](OpId op) { return dev[static_cast<size_t>(op)]; };
-  // The "FIELD: " prefix of a message when the schedule comes from a file (see FieldNames); else nothing.
-  const FieldNames plain;  // no paths: messages as for a schedule in memory
-  const FieldNames& paths = names ? *names : plain;
-  auto named = [](const std::vector<std::string>& list, int i) {
-    return i >= 0 && i < static_cast<int>(list.size()) ? list[static_cast<size_t>(i)] : std::string();
-  };
-  auto field = [&](const std::string& path, const std::string& keys) {
-    return path.empty() ? std::string() : path + (keys.empty() ? "" : "." + keys) + ": ";
-  };
-  auto op_field = [&](OpId op, const std::string& keys) { return field(named(paths.ops, op), keys); };
-  auto tr_field = [&](int j, const std::string& keys) { return field(named(paths.transfers, j), keys); };
-  auto dev_field = [&](DeviceId d, const std::string& keys) { return field(named(paths.devices, d), keys); };
+namespace {
 
-  // Durations.
-  for (OpId op = 0; op < n; ++op) {
-    const OpSpan& s = span(op);
-    const double want = table.time(op, device_of(op));
-    if (!(s.start_ms >= 0))
-      out.push_back(fmt::format("{}operator '{}' starts at {} ms, before 0", op_field(op, "start_ms"), op_name(op), s.start_ms));
-    if (!(std::abs((s.end_ms - s.start_ms) - want) <= tol(want)))
-      out.push_back(fmt::format("{}operator '{}' on '{}' lasts {} ms ([{}, {}]), its time there is {} ms",
-                                op_field(op, "start_ms/end_ms/device"), op_name(op), dev_name(device_of(op)),
-                                s.end_ms - s.start_ms, s.start_ms, s.end_ms, want));
+// The checks of one schedule, section by section; each appends one message per violation to `out`.
+struct Validator {
+  const CostTable& table;
+  const Placement& placement;
+  const Schedule& schedule;
+  const FieldNames* names;  // the file's field paths, when the schedule comes from a file
+  const FieldNames& paths;
+  const int n, k, m;
+  std::vector<std::string> out;
+  std::map<std::pair<int, DeviceId>, int> sent;  // (data, dst) -> index in schedule.transfers, -1 when missing
+
+  Validator(const CostTable& t, const Placement& p, const Schedule& s, const FieldNames* field_names,
+            const FieldNames& plain)
+      : table(t), placement(p), schedule(s), names(field_names), paths(field_names ? *field_names : plain),
+        n(t.num_ops()), k(t.num_devices()), m(static_cast<int>(t.data.size())) {}
+
+  std::string op_name(OpId op) const { return table.op_names[static_cast<size_t>(op)]; }
+  std::string dev_name(DeviceId d) const { return table.device_names[static_cast<size_t>(d)]; }
+  const OpSpan& span(OpId op) const { return schedule.ops[static_cast<size_t>(op)]; }
+  DeviceId device_of(OpId op) const { return placement.device[static_cast<size_t>(op)]; }
+  static std::string named(const std::vector<std::string>& list, int i) {
+    return i >= 0 && i < static_cast<int>(list.size()) ? list[static_cast<size_t>(i)] : std::string();
+  }
+  // The "FIELD: " prefix of a message when the schedule comes from a file (see FieldNames); else nothing.
+  static std::string field(const std::string& path, const std::string& keys) {
+    return path.empty() ? std::string() : path + (keys.empty() ? "" : "." + keys) + ": ";
+  }
+  std::string op_field(OpId op, const std::string& keys) const { return field(named(paths.ops, op), keys); }
+  std::string tr_field(int j, const std::string& keys) const { return field(named(paths.transfers, j), keys); }
+  std::string dev_field(DeviceId d, const std::string& keys) const { return field(named(paths.devices, d), keys); }
+  bool in_range(const TransferSpan& tr) const {
+    return tr.data >= 0 && tr.data < m && tr.src >= 0 && tr.src < k && tr.dst >= 0 && tr.dst < k;
+  }
+
+  void durations() {
+    for (OpId op = 0; op < n; ++op) {
+      const OpSpan& s = span(op);
+      const double want = table.time(op, device_of(op));
+      if (!(s.start_ms >= 0))
+        out.push_back(fmt::format("{}operator '{}' starts at {} ms, before 0", op_field(op, "start_ms"), op_name(op), s.start_ms));
+      if (!(std::abs((s.end_ms - s.start_ms) - want) <= tol(want)))
+        out.push_back(fmt::format("{}operator '{}' on '{}' lasts {} ms ([{}, {}]), its time there is {} ms",
+                                  op_field(op, "start_ms/end_ms/device"), op_name(op), dev_name(device_of(op)),
+                                  s.end_ms - s.start_ms, s.start_ms, s.end_ms, want));
+    }
   }
 
   // Transfers: exist exactly once where needed, only where needed, after their producer, with the right length.
-  const int m = static_cast<int>(table.data.size());
-  std::map<std::pair<int, DeviceId>, int> sent;  // (data, dst) -> index in schedule.transfers
-  for (int j = 0; j < static_cast<int>(schedule.transfers.size()); ++j) {
+  void transfers() {
+    for (int j = 0; j < static_cast<int>(schedule.transfers.size()); ++j) transfer(j);
+    for (int i = 0; i < m; ++i) {
+      const DataItem& item = table.data[static_cast<size_t>(i)];
+      for (OpId c : item.consumers) {
+        const DeviceId d = device_of(c);
+        if (d != device_of(item.producer) && !sent.count({i, d})) {
+          out.push_back(fmt::format("{}'{}' is read by '{}' on '{}' but never sent there from '{}'",
+                                    names ? "transfers: " : "", item.name, op_name(c), dev_name(d),
+                                    dev_name(device_of(item.producer))));
+          sent.emplace(std::pair{i, d}, -1);  // report once per device
+        }
+      }
+    }
+  }
+
+  void transfer(int j) {
     const TransferSpan& tr = schedule.transfers[static_cast<size_t>(j)];
-    if (tr.data < 0 || tr.data >= m || tr.src < 0 || tr.src >= k || tr.dst < 0 || tr.dst >= k) {
+    if (!in_range(tr)) {
       out.push_back(fmt::format("{}transfer #{} names data {} from device {} to {}: out of range", tr_field(j, ""), j,
                                 tr.data, tr.src, tr.dst));
-      continue;
+      return;
     }
     const DataItem& item = table.data[static_cast<size_t>(tr.data)];
     const std::string what = fmt::format("transfer of '{}' from '{}' to '{}'", item.name, dev_name(tr.src), dev_name(tr.dst));
@@ -177,46 +196,37 @@ std::vector<std::string> validate(const CostTable& table, const Placement& place
       out.push_back(fmt::format("{}{} lasts {} ms ([{}, {}]), its transfer time is {} ms", tr_field(j, "start_ms/end_ms/src/dst"),
                                 what, tr.end_ms - tr.start_ms, tr.start_ms, tr.end_ms, want));
   }
-  for (int i = 0; i < m; ++i) {
-    const DataItem& item = table.data[static_cast<size_t>(i)];
-    for (OpId c : item.consumers) {
-      const DeviceId d = device_of(c);
-      if (d != device_of(item.producer) && !sent.count({i, d})) {
-        out.push_back(fmt::format("{}'{}' is read by '{}' on '{}' but never sent there from '{}'",
-                                  names ? "transfers: " : "", item.name, op_name(c), dev_name(d),
-                                  dev_name(device_of(item.producer))));
-        sent.emplace(std::pair{i, d}, -1);  // report once per device
-      }
-    }
-  }
 
   // Precedence: an operator starts once each input is local.
-  for (OpId c = 0; c < n; ++c)
-    for (int i : table.op_inputs[static_cast<size_t>(c)]) {
-      const DataItem& item = table.data[static_cast<size_t>(i)];
-      double arrives = span(item.producer).end_ms;
-      if (device_of(item.producer) != device_of(c)) {
-        const auto it = sent.find({i, device_of(c)});
-        if (it == sent.end() || it->second < 0) continue;  // reported above
-        arrives = schedule.transfers[static_cast<size_t>(it->second)].end_ms;
+  void precedence() {
+    for (OpId c = 0; c < n; ++c)
+      for (int i : table.op_inputs[static_cast<size_t>(c)]) {
+        const DataItem& item = table.data[static_cast<size_t>(i)];
+        double arrives = span(item.producer).end_ms;
+        if (device_of(item.producer) != device_of(c)) {
+          const auto it = sent.find({i, device_of(c)});
+          if (it == sent.end() || it->second < 0) continue;  // reported above
+          arrives = schedule.transfers[static_cast<size_t>(it->second)].end_ms;
+        }
+        if (span(c).start_ms < arrives - tol(arrives))
+          out.push_back(fmt::format("{}operator '{}' on '{}' starts at {} ms, before its input '{}' is there at {} ms",
+                                    op_field(c, "start_ms"), op_name(c), dev_name(device_of(c)), span(c).start_ms,
+                                    item.name, arrives));
       }
-      if (span(c).start_ms < arrives - tol(arrives))
-        out.push_back(fmt::format("{}operator '{}' on '{}' starts at {} ms, before its input '{}' is there at {} ms",
-                                  op_field(c, "start_ms"), op_name(c), dev_name(device_of(c)), span(c).start_ms,
-                                  item.name, arrives));
-    }
+  }
 
   // One operator at a time per device; one transfer at a time per port.
-  std::vector<std::vector<Interval>> per_device(static_cast<size_t>(k));
-  for (OpId op = 0; op < n; ++op)
-    per_device[static_cast<size_t>(device_of(op))].push_back(
-        {span(op).start_ms, span(op).end_ms, "operator '" + op_name(op) + "'", named(paths.ops, op)});
-  for (DeviceId d = 0; d < k; ++d) check_overlaps(per_device[static_cast<size_t>(d)], "device '" + dev_name(d) + "'", out);
-  if (options.contention) {
+  void overlaps(bool contention) {
+    std::vector<std::vector<Interval>> per_device(static_cast<size_t>(k));
+    for (OpId op = 0; op < n; ++op)
+      per_device[static_cast<size_t>(device_of(op))].push_back(
+          {span(op).start_ms, span(op).end_ms, "operator '" + op_name(op) + "'", named(paths.ops, op)});
+    for (DeviceId d = 0; d < k; ++d) check_overlaps(per_device[static_cast<size_t>(d)], "device '" + dev_name(d) + "'", out);
+    if (!contention) return;
     std::vector<std::vector<Interval>> send(static_cast<size_t>(k)), recv(static_cast<size_t>(k));
     for (int j = 0; j < static_cast<int>(schedule.transfers.size()); ++j) {
       const TransferSpan& tr = schedule.transfers[static_cast<size_t>(j)];
-      if (tr.data < 0 || tr.data >= m || tr.src < 0 || tr.src >= k || tr.dst < 0 || tr.dst >= k) continue;
+      if (!in_range(tr)) continue;
       const std::string what = fmt::format("transfer of '{}' to '{}'", table.data[static_cast<size_t>(tr.data)].name, dev_name(tr.dst));
       const std::string path = named(paths.transfers, j);
       send[static_cast<size_t>(tr.src)].push_back({tr.start_ms, tr.end_ms, what, path});
@@ -229,26 +239,57 @@ std::vector<std::string> validate(const CostTable& table, const Placement& place
   }
 
   // Makespan = last finish.
-  double last = 0;
-  for (const auto& s : schedule.ops) last = std::max(last, s.end_ms);
-  for (const auto& tr : schedule.transfers) last = std::max(last, tr.end_ms);
-  if (!(std::abs(schedule.makespan_ms - last) <= tol(last)))
-    out.push_back(fmt::format("{}makespan is {} ms but the last event ends at {} ms", names ? names->makespan + ": " : "",
-                              schedule.makespan_ms, last));
+  void makespan() {
+    double last = 0;
+    for (const auto& s : schedule.ops) last = std::max(last, s.end_ms);
+    for (const auto& tr : schedule.transfers) last = std::max(last, tr.end_ms);
+    if (!(std::abs(schedule.makespan_ms - last) <= tol(last)))
+      out.push_back(fmt::format("{}makespan is {} ms but the last event ends at {} ms", names ? names->makespan + ": " : "",
+                                schedule.makespan_ms, last));
+  }
 
   // Memory, derived from the spans alone; the schedule's own figures, when it has them, must agree.
-  const MemoryPeaks memory = peak_memory_from_spans(table, placement, schedule);
-  for (DeviceId d = 0; d < k; ++d) {
-    const double peak = memory.peak[static_cast<size_t>(d)], cap = table.capacity[static_cast<size_t>(d)];
-    if (schedule.peak_memory.size() == static_cast<size_t>(k) &&
-        !(std::abs(schedule.peak_memory[static_cast<size_t>(d)] - peak) <= tol(peak)))
-      out.push_back(fmt::format("{}device '{}': the schedule says its peak memory is {}, its spans give {}",
-                                dev_field(d, "peak_memory_bytes"), dev_name(d), schedule.peak_memory[static_cast<size_t>(d)], peak));
-    if (peak > cap + tol(cap))
-      out.push_back(fmt::format("{}device '{}': peak memory {} exceeds its capacity {} (at {} ms)", dev_field(d, ""),
-                                dev_name(d), peak, cap, memory.when[static_cast<size_t>(d)]));
+  void memory() {
+    const MemoryPeaks memory = peak_memory_from_spans(table, placement, schedule);
+    for (DeviceId d = 0; d < k; ++d) {
+      const double peak = memory.peak[static_cast<size_t>(d)], cap = table.capacity[static_cast<size_t>(d)];
+      if (schedule.peak_memory.size() == static_cast<size_t>(k) &&
+          !(std::abs(schedule.peak_memory[static_cast<size_t>(d)] - peak) <= tol(peak)))
+        out.push_back(fmt::format("{}device '{}': the schedule says its peak memory is {}, its spans give {}",
+                                  dev_field(d, "peak_memory_bytes"), dev_name(d), schedule.peak_memory[static_cast<size_t>(d)], peak));
+      if (peak > cap + tol(cap))
+        out.push_back(fmt::format("{}device '{}': peak memory {} exceeds its capacity {} (at {} ms)", dev_field(d, ""),
+                                  dev_name(d), peak, cap, memory.when[static_cast<size_t>(d)]));
+    }
   }
-  return out;
+};
+
+}  // namespace
+
+std::vector<std::string> validate(const CostTable& table, const Placement& placement, const Schedule& schedule,
+                                  const SimOptions& options, const FieldNames* names) {
+  std::vector<std::string> out;
+  const int n = table.num_ops(), k = table.num_devices();
+  if (auto status = check_placement(table, placement); !status) {
+    out.push_back("placement: " + status.error().message);
+    if (placement.device.size() != static_cast<size_t>(n)) return out;
+    for (DeviceId d : placement.device)
+      if (d < 0 || d >= k) return out;  // nothing else can be checked without valid devices
+  }
+  if (schedule.ops.size() != static_cast<size_t>(n)) {
+    out.push_back(fmt::format("schedule: {} operator spans for {} operators", schedule.ops.size(), n));
+    return out;
+  }
+  const FieldNames plain;  // no paths: messages as for a schedule in memory
+  Validator v(table, placement, schedule, names, plain);
+  v.out = std::move(out);
+  v.durations();
+  v.transfers();
+  v.precedence();
+  v.overlaps(options.contention);
+  v.makespan();
+  v.memory();
+  return std::move(v.out);
 }
 
 }  // namespace moirai
