@@ -86,42 +86,44 @@ std::string region_text(const Region& r) {
   return r.whole() ? std::string() : fmt::format("[axis {}: {}-{}]", r.axis, r.begin, r.end);
 }
 
-}  // namespace
-
-Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& graph, const Placement& base,
-                                           const std::vector<Split>& splits, const Cluster* cluster) {
-  const int n = table.num_ops(), k = table.num_devices();
-  if (static_cast<int>(splits.size()) != n || static_cast<int>(base.device.size()) != n)
-    return Error{fmt::format("table '{}': {} operators, but {} splits and {} placed operators", table.name, n,
-                             splits.size(), base.device.size())};
-  bool any = false;
-  for (const auto& s : splits) any = any || s.dim != SplitDim::None;
-  if (any && graph.num_ops() != n)
-    return Error{fmt::format("table '{}' has {} operators, its graph '{}' {}: split the graph the table was built from",
-                             table.name, n, graph.name, graph.num_ops())};
-
+// The expansion, step by step: operators into parts, then every data item into pieces.
+struct Expander {
+  const CostTable& table;
+  const Graph& graph;
+  const Placement& base;
+  const Cluster* cluster;
+  const int n, k;
   PartitionedProblem out;
-  out.parts_of.assign(static_cast<size_t>(n), {});
-  out.specs.assign(static_cast<size_t>(n), {});
-  out.table = table.with_devices_only();
   CostTable& t = out.table;
+  std::vector<double> launch;  // per device: the fixed cost of one more kernel (ms)
+  LinkModel links;
 
-  std::vector<double> launch(static_cast<size_t>(k), 0.0);
-  for (int d = 0; d < k; ++d) {
-    if (cluster && cluster->size() == k) {
-      launch[static_cast<size_t>(d)] = cluster->devices[static_cast<size_t>(d)].launch_us / 1e3;
-    } else {
-      double lo = n > 0 ? table.time(0, d) : 0.0;
-      for (OpId op = 0; op < n; ++op) lo = std::min(lo, table.time(op, d));
-      launch[static_cast<size_t>(d)] = lo;
+  Expander(const CostTable& tab, const Graph& g, const Placement& b, const Cluster* c)
+      : table(tab), graph(g), base(b), cluster(c), n(tab.num_ops()), k(tab.num_devices()) {
+    out.parts_of.assign(static_cast<size_t>(n), {});
+    out.specs.assign(static_cast<size_t>(n), {});
+    out.table = table.with_devices_only();
+    launch.assign(static_cast<size_t>(k), 0.0);
+    for (int d = 0; d < k; ++d) {
+      if (has_cluster()) {
+        launch[static_cast<size_t>(d)] = cluster->devices[static_cast<size_t>(d)].launch_us / 1e3;
+      } else {
+        double lo = n > 0 ? table.time(0, d) : 0.0;
+        for (OpId op = 0; op < n; ++op) lo = std::min(lo, table.time(op, d));
+        launch[static_cast<size_t>(d)] = lo;
+      }
     }
+    links = link_model(table, cluster);
   }
+
+  bool has_cluster() const { return cluster && cluster->size() == k; }
+  bool split_op(OpId o) const { return !out.specs[static_cast<size_t>(o)].empty(); }
 
   // The roofline's binding side scales: compute with the share of the work, memory with the share of the bytes.
   // Which side binds is judged from the raw device figures (the efficiencies differ little between the sides);
   // without a cluster, the larger of the two fractions scales the time (an upper bound).
-  auto part_scale = [&](OpId o, int d, double work, double bytes) {
-    if (!(cluster && cluster->size() == k && graph.num_ops() == n)) return std::max(work, bytes);
+  double part_scale(OpId o, int d, double work, double bytes) const {
+    if (!(has_cluster() && graph.num_ops() == n)) return std::max(work, bytes);
     const Device& dev = cluster->devices[static_cast<size_t>(d)];
     const Operator& op = graph.op(o);
     double io = 0;
@@ -131,8 +133,9 @@ Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& 
     const double memory = dev.mem_bandwidth_gbps > 0 ? io / dev.mem_bandwidth_gbps : 0.0;
     if (compute <= 0 || memory <= 0) return std::max(work, bytes);
     return compute >= memory ? std::max(work, bytes * memory / compute) : std::max(bytes, work * compute / memory);
-  };
-  auto add_op = [&](OpId o, const std::string& name, DeviceId dev, double work, double bytes, double params) {
+  }
+
+  void add_op(OpId o, const std::string& name, DeviceId dev, double work, double bytes, double params) {
     out.parts_of[static_cast<size_t>(o)].push_back(t.num_ops());
     out.origin.push_back(o);
     out.placement.device.push_back(dev);
@@ -145,31 +148,35 @@ Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& 
       const double full = table.time(o, d), l = std::min(launch[static_cast<size_t>(d)], full);
       t.time_ms.push_back(work == 1.0 && bytes == 1.0 ? full : l + (full - l) * part_scale(o, d, work, bytes));
     }
-  };
-  for (OpId o = 0; o < n; ++o) {
-    const Split& s = splits[static_cast<size_t>(o)];
-    if (s.dim == SplitDim::None) {
-      add_op(o, table.op_names[static_cast<size_t>(o)], base.device[static_cast<size_t>(o)], 1.0, 1.0, 1.0);
-      continue;
-    }
-    if (graph.op(o).name != table.op_names[static_cast<size_t>(o)])
-      return Error{fmt::format("operator {} is '{}' in table '{}' but '{}' in graph '{}'", o,
-                               table.op_names[static_cast<size_t>(o)], table.name, graph.op(o).name, graph.name)};
-    for (DeviceId d : s.devices)
-      if (d < 0 || d >= k)
-        return Error{fmt::format("operator '{}': split names device {}, there are {}", graph.op(o).name, d, k)};
-    MOIRAI_ASSIGN_OR_RETURN(auto parts, plan_parts(graph, o, s));
-    for (size_t i = 0; i < parts.size(); ++i) {
-      const PartSpec& p = parts[i];
-      add_op(o, fmt::format("{}#{}", table.op_names[static_cast<size_t>(o)], i), p.device, p.share, p.byte_fraction,
-             p.param_fraction);
-    }
-    out.specs[static_cast<size_t>(o)] = std::move(parts);
   }
 
-  const LinkModel links = link_model(table, cluster);
-  auto split_op = [&](OpId o) { return !out.specs[static_cast<size_t>(o)].empty(); };
-  for (const DataItem& item : table.data) {
+  // Every operator: whole on its device, or one part per device of its split.
+  Status operators(const std::vector<Split>& splits) {
+    for (OpId o = 0; o < n; ++o) {
+      const Split& s = splits[static_cast<size_t>(o)];
+      if (s.dim == SplitDim::None) {
+        add_op(o, table.op_names[static_cast<size_t>(o)], base.device[static_cast<size_t>(o)], 1.0, 1.0, 1.0);
+        continue;
+      }
+      if (graph.op(o).name != table.op_names[static_cast<size_t>(o)])
+        return Error{fmt::format("operator {} is '{}' in table '{}' but '{}' in graph '{}'", o,
+                                 table.op_names[static_cast<size_t>(o)], table.name, graph.op(o).name, graph.name)};
+      for (DeviceId d : s.devices)
+        if (d < 0 || d >= k)
+          return Error{fmt::format("operator '{}': split names device {}, there are {}", graph.op(o).name, d, k)};
+      MOIRAI_ASSIGN_OR_RETURN(auto parts, plan_parts(graph, o, s));
+      for (size_t i = 0; i < parts.size(); ++i) {
+        const PartSpec& p = parts[i];
+        add_op(o, fmt::format("{}#{}", table.op_names[static_cast<size_t>(o)], i), p.device, p.share, p.byte_fraction,
+               p.param_fraction);
+      }
+      out.specs[static_cast<size_t>(o)] = std::move(parts);
+    }
+    return Ok{};
+  }
+
+  // A data item: copied when neither end is split, else one piece per (producer part, region a consumer reads).
+  Status data(const DataItem& item) {
     bool touches = split_op(item.producer);
     for (OpId c : item.consumers) touches = touches || split_op(c);
     if (!touches) {  // unchanged: same bytes, same transfer times
@@ -177,18 +184,25 @@ Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& 
       copy.producer = out.parts_of[static_cast<size_t>(item.producer)].front();
       for (OpId& c : copy.consumers) c = out.parts_of[static_cast<size_t>(c)].front();
       t.data.push_back(std::move(copy));
-      continue;
+      return Ok{};
     }
     const TensorId tid = graph.find_tensor(item.name);
     if (tid == kNone)
       return Error{fmt::format("table '{}': data item '{}' is no tensor of graph '{}'", table.name, item.name, graph.name)};
-    const Tensor& tensor = graph.tensor(tid);
     // Producer pieces: (expanded op, region of the tensor it holds).
     std::vector<std::pair<OpId, Region>> pieces;
     const auto& pp = out.parts_of[static_cast<size_t>(item.producer)];
     for (size_t i = 0; i < pp.size(); ++i)
       pieces.emplace_back(pp[i], split_op(item.producer) ? out.specs[static_cast<size_t>(item.producer)][i].output : Region{});
-    // Consumer needs: (expanded op, region it reads).
+    const auto needs = consumer_needs(item, tid);
+    for (const auto& [piece_op, piece_region] : pieces)
+      piece_items(item, graph.tensor(tid), pieces.size() == 1, piece_op, piece_op - pieces.front().first, piece_region,
+                  needs);
+    return Ok{};
+  }
+
+  // Consumer needs of tensor `tid`: (expanded op, region it reads).
+  std::vector<std::pair<OpId, Region>> consumer_needs(const DataItem& item, TensorId tid) const {
     std::vector<std::pair<OpId, Region>> needs;
     for (OpId c : item.consumers) {
       const auto& cp = out.parts_of[static_cast<size_t>(c)];
@@ -207,43 +221,63 @@ Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& 
         needs.emplace_back(cp[i], need.value_or(Region{}));
       }
     }
-    const bool whole_producer = pieces.size() == 1;
-    for (const auto& [piece_op, piece_region] : pieces) {
-      std::vector<std::pair<Region, int>> made;  // region -> index into t.data
-      auto emit = [&](const Region& need, double bytes) {
-        DataItem d;
-        d.name = whole_producer ? item.name + region_text(need)
-                                : fmt::format("{}#{}{}", item.name, piece_op - pieces.front().first, region_text(need));
-        d.producer = piece_op;
-        d.bytes = bytes;
-        d.transfer_ms.assign(static_cast<size_t>(k * k), 0.0);
-        for (int s = 0; s < k; ++s)
-          for (int dd = 0; dd < k; ++dd) d.transfer_ms[static_cast<size_t>(s * k + dd)] = links.ms(s, dd, bytes);
-        made.emplace_back(need, static_cast<int>(t.data.size()));
-        t.data.push_back(std::move(d));
-      };
-      if (needs.empty()) emit(Region{}, static_cast<double>(tensor.bytes()) * fraction(tensor, piece_region));
-      for (const auto& [consumer, need] : needs) {
-        const double bytes = intersect_bytes(tensor, piece_region, need);
-        if (bytes <= 0) continue;
-        auto it = std::find_if(made.begin(), made.end(), [&](const auto& m) { return m.first == need; });
-        if (it == made.end()) {
-          emit(need, bytes);
-          it = made.end() - 1;
-        }
-        auto& consumers = t.data[static_cast<size_t>(it->second)].consumers;
-        if (std::find(consumers.begin(), consumers.end(), consumer) == consumers.end()) consumers.push_back(consumer);
+    return needs;
+  }
+
+  // The data items of one producer piece: one per distinct region its consumers read from it.
+  void piece_items(const DataItem& item, const Tensor& tensor, bool whole_producer, OpId piece_op, OpId piece_index,
+                   const Region& piece_region, const std::vector<std::pair<OpId, Region>>& needs) {
+    std::vector<std::pair<Region, int>> made;  // region -> index into t.data
+    auto emit = [&](const Region& need, double bytes) {
+      DataItem d;
+      d.name = whole_producer ? item.name + region_text(need) : fmt::format("{}#{}{}", item.name, piece_index, region_text(need));
+      d.producer = piece_op;
+      d.bytes = bytes;
+      d.transfer_ms.assign(static_cast<size_t>(k * k), 0.0);
+      for (int s = 0; s < k; ++s)
+        for (int dd = 0; dd < k; ++dd) d.transfer_ms[static_cast<size_t>(s * k + dd)] = links.ms(s, dd, bytes);
+      made.emplace_back(need, static_cast<int>(t.data.size()));
+      t.data.push_back(std::move(d));
+    };
+    if (needs.empty()) emit(Region{}, static_cast<double>(tensor.bytes()) * fraction(tensor, piece_region));
+    for (const auto& [consumer, need] : needs) {
+      const double bytes = intersect_bytes(tensor, piece_region, need);
+      if (bytes <= 0) continue;
+      auto it = std::find_if(made.begin(), made.end(), [&](const auto& m) { return m.first == need; });
+      if (it == made.end()) {
+        emit(need, bytes);
+        it = made.end() - 1;
       }
-      for (const auto& m : made) std::sort(t.data[static_cast<size_t>(m.second)].consumers.begin(),
-                                           t.data[static_cast<size_t>(m.second)].consumers.end());
+      auto& consumers = t.data[static_cast<size_t>(it->second)].consumers;
+      if (std::find(consumers.begin(), consumers.end(), consumer) == consumers.end()) consumers.push_back(consumer);
     }
+    for (const auto& m : made) std::sort(t.data[static_cast<size_t>(m.second)].consumers.begin(),
+                                         t.data[static_cast<size_t>(m.second)].consumers.end());
   }
+};
+
+}  // namespace
+
+Expected<PartitionedProblem> expand_splits(const CostTable& table, const Graph& graph, const Placement& base,
+                                           const std::vector<Split>& splits, const Cluster* cluster) {
+  const int n = table.num_ops();
+  if (static_cast<int>(splits.size()) != n || static_cast<int>(base.device.size()) != n)
+    return Error{fmt::format("table '{}': {} operators, but {} splits and {} placed operators", table.name, n,
+                             splits.size(), base.device.size())};
+  bool any = false;
+  for (const auto& s : splits) any = any || s.dim != SplitDim::None;
+  if (any && graph.num_ops() != n)
+    return Error{fmt::format("table '{}' has {} operators, its graph '{}' {}: split the graph the table was built from",
+                             table.name, n, graph.name, graph.num_ops())};
+  Expander e(table, graph, base, cluster);
+  MOIRAI_TRY(e.operators(splits));
+  for (const DataItem& item : table.data) MOIRAI_TRY(e.data(item));
   if (!any) {  // nothing split: the expanded problem is the original one, orders included
-    out.placement.order = base.order;
-    out.placement.transfer_priority = base.transfer_priority;
+    e.out.placement.order = base.order;
+    e.out.placement.transfer_priority = base.transfer_priority;
   }
-  MOIRAI_TRY(t.finalize());
-  return out;
+  MOIRAI_TRY(e.t.finalize());
+  return std::move(e.out);
 }
 
 }  // namespace moirai
