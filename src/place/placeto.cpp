@@ -236,6 +236,183 @@ std::vector<int> capped(const std::vector<OpId>& list) {
   return {list.begin(), list.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(list.size(), kNeighbourCap))};
 }
 
+// Policy inputs: each operator's first kNeighbourCap predecessors and successors.
+std::vector<std::vector<int>> neighbours(const CostTable& table, bool predecessors) {
+  std::vector<std::vector<int>> out(static_cast<size_t>(table.num_ops()));
+  for (int u = 0; u < table.num_ops(); ++u)
+    out[static_cast<size_t>(u)] = capped(predecessors ? table.predecessors(u) : table.successors(u));
+  return out;
+}
+
+placeto::PolicyShape policy_shape(const Environment& env, int n, int k) {
+  placeto::PolicyShape shape;
+  shape.features = static_cast<int>(env.features().rows());
+  shape.global = 3 * k;
+  shape.devices = k;
+  shape.rounds = n > 2000 ? 1 : 2;
+  return shape;
+}
+
+// REINFORCE on one problem: episodes that re-place every operator of the incumbent, each step rewarded with the
+// drop in simulated cost, and the incumbent (best feasible placement seen).
+class Trainer {
+ public:
+  Trainer(const CostTable& table, const PlaceOptions& options)
+      : table_(table), options_(options), n_(table.num_ops()), k_(table.num_devices()), env_(table, options.sim),
+        rng_(options.seed),
+        policy_(policy_shape(env_, n_, k_), neighbours(table, true), neighbours(table, false), rng_),
+        adam_(policy_.num_params(), kLearningRate), probs_(k_), dlogits_(k_), grad_(policy_.num_params()),
+        actions_(static_cast<size_t>(n_)), rewards_(static_cast<size_t>(n_)), baseline_(static_cast<size_t>(n_), 0.0) {
+    const int sims = std::clamp(kSimulatedOpsPerEpisode / n_, 8, kMaxSimsPerEpisode);
+    stride_ = std::max(1, (n_ + sims - 1) / sims);
+    best_ = packing(table);
+    consider(best_, env_.evaluate(best_));
+  }
+
+  // Trains until `episodes` or the time limit; returns the episodes run.
+  int train(Clock::time_point t0) {
+    const int episodes = std::max(0, options_.episodes);
+    const int report_every = std::max(1, episodes / 10);
+    double window_sum = 0;
+    int window = 0, done = 0;
+    for (int ep = 0; ep < episodes && k_ > 1; ++ep) {
+      if (seconds_since(t0) > options_.time_limit_s) break;
+      window_sum += -cost(learn(ep)), ++window, ++done;
+      if (options_.progress && (done % report_every == 0 || done == episodes)) {
+        options_.progress(fmt::format("placeto: episode {}/{}: best {} ms, mean reward {:.4f}", done, episodes,
+                                      have_best_ ? fmt::format("{:.4f}", best_ms_) : std::string("(none feasible)"),
+                                      window_sum / window));
+        window_sum = 0, window = 0;
+      }
+    }
+    return done;
+  }
+
+  // Inference: one greedy pass of the trained policy from the incumbent.
+  void infer() { episode(best_, false); }
+
+  bool have_best() const { return have_best_; }
+  const std::vector<DeviceId>& best() const { return best_; }
+  double best_ms() const { return best_ms_; }
+
+ private:
+  void consider(const std::vector<DeviceId>& dev, const Environment::Outcome& o) {
+    if (o.feasible && (!have_best_ || o.makespan_ms < best_ms_)) best_ = dev, best_ms_ = o.makespan_ms, have_best_ = true;
+  }
+
+  // Cost of a placement in reward units: makespan / (best single-device work), plus a penalty when over capacity.
+  double cost(const Environment::Outcome& o) const {
+    return o.makespan_ms / env_.ref() + (o.feasible ? 0.0 : 1.0 + o.overflow);
+  }
+
+  // The policy's distribution over the devices v may take (forward pass on the current state).
+  void distribution(OpId v) {
+    env_.focus(v);
+    const Eigen::VectorXd& logits = policy_.forward(v, env_.features(), env_.global());
+    const auto ok = env_.allowed(v);
+    double top = -INFINITY, sum = 0;
+    for (int d = 0; d < k_; ++d) if (ok[static_cast<size_t>(d)]) top = std::max(top, logits[d]);
+    for (int d = 0; d < k_; ++d) sum += probs_[d] = ok[static_cast<size_t>(d)] ? std::exp(logits[d] - top) : 0.0;
+    probs_ /= sum;
+  }
+
+  int sample_device() {
+    const double r = unit(rng_);
+    double acc = 0;
+    int choice = -1;
+    for (int d = 0; d < k_ && choice < 0; ++d) if (probs_[d] > 0 && (acc += probs_[d]) > r) choice = d;
+    if (choice < 0) for (int d = 0; d < k_; ++d) if (probs_[d] > 0) choice = d;  // rounding
+    return choice;
+  }
+
+  // One pass over the operators from `start`, sampling (training) or taking the argmax (inference). In
+  // training, the placement is simulated every `stride` steps and the cost drop since the last simulation
+  // is the reward of that step (the paper's per-step improvement when stride = 1).
+  Environment::Outcome episode(const std::vector<DeviceId>& start, bool sample) {
+    env_.reset(start);
+    auto o = env_.evaluate(start);
+    consider(start, o);
+    double last = cost(o);
+    std::fill(rewards_.begin(), rewards_.end(), 0.0);
+    for (int i = 0; i < n_; ++i) {
+      const OpId v = table_.topo_order[static_cast<size_t>(i)];
+      distribution(v);
+      int choice = 0;
+      if (sample) {
+        choice = sample_device();
+      } else {
+        for (int d = 1; d < k_; ++d) if (probs_[d] > probs_[choice]) choice = d;
+      }
+      env_.place(v, choice);
+      actions_[static_cast<size_t>(i)] = choice;
+      if (!sample && i + 1 < n_) continue;
+      if ((i + 1) % stride_ == 0 || i + 1 == n_) {
+        o = env_.evaluate(env_.placement());
+        consider(env_.placement(), o);
+        const double now = cost(o);
+        rewards_[static_cast<size_t>(i)] = last - now;
+        last = now;
+      }
+    }
+    return o;
+  }
+
+  // Episode `ep` from the incumbent, then one policy-gradient step on it; returns the episode's outcome.
+  Environment::Outcome learn(int ep) {
+    // Every episode improves the incumbent (random starts were tried: they learned less in the same budget).
+    const std::vector<DeviceId> start = best_;
+    const auto o = episode(start, true);
+    // Discounted returns, advantages against a per-step moving-average baseline, normalised by their spread.
+    std::vector<double> advantage(static_cast<size_t>(n_));
+    double ret = 0, square = 0;
+    for (int i = n_ - 1; i >= 0; --i) {
+      ret = rewards_[static_cast<size_t>(i)] + kDiscount * ret;
+      double& b = baseline_[static_cast<size_t>(i)];
+      if (ep == 0) b = ret;
+      advantage[static_cast<size_t>(i)] = ret - b;
+      b = 0.9 * b + 0.1 * ret;
+      square += advantage[static_cast<size_t>(i)] * advantage[static_cast<size_t>(i)];
+    }
+    spread_ = ep == 0 ? square / n_ : 0.9 * spread_ + 0.1 * square / n_;
+    const double scale = 1 / (std::sqrt(spread_) + 1e-8);
+    // Replay the episode (same states, same actions) to accumulate the policy gradient with the entropy bonus.
+    grad_.setZero();
+    env_.reset(start);
+    for (int i = 0; i < n_; ++i) {
+      const OpId v = table_.topo_order[static_cast<size_t>(i)];
+      distribution(v);
+      const int a = actions_[static_cast<size_t>(i)];
+      double entropy = 0;
+      for (int d = 0; d < k_; ++d) if (probs_[d] > 0) entropy -= probs_[d] * std::log(probs_[d]);
+      for (int d = 0; d < k_; ++d)  // A (1[a = d] - p_d) + beta dH/dlogit_d, with dH/dlogit_d = -p_d (log p_d + H)
+        dlogits_[d] = advantage[static_cast<size_t>(i)] * scale * ((d == a) - probs_[d]) -
+                      (probs_[d] > 0 ? kEntropyWeight * probs_[d] * (std::log(probs_[d]) + entropy) : 0.0);
+      policy_.backward(dlogits_, grad_);
+      env_.place(v, a);
+    }
+    const double norm = grad_.norm();
+    if (norm > kMaxGradNorm) grad_ *= kMaxGradNorm / norm;
+    adam_.ascend(policy_.params(), grad_);
+    return o;
+  }
+
+  const CostTable& table_;
+  const PlaceOptions& options_;
+  const int n_, k_;
+  Environment env_;
+  std::mt19937_64 rng_;
+  placeto::Policy policy_;
+  placeto::Adam adam_;
+  Eigen::VectorXd probs_, dlogits_, grad_;
+  std::vector<int> actions_;
+  std::vector<double> rewards_, baseline_;
+  double spread_ = 0;
+  int stride_ = 1;
+  std::vector<DeviceId> best_;  // the incumbent
+  double best_ms_ = 0;
+  bool have_best_ = false;
+};
+
 class PlacetoPlacer final : public Placer {
  public:
   std::string name() const override { return "placeto"; }
@@ -250,143 +427,11 @@ class PlacetoPlacer final : public Placer {
     result.mode = "reinforce";
     if (n == 0) return result;
     if (k == 0) return Error{"placeto: the cluster has no devices"};
-
-    Environment env(table, options.sim);
-    std::mt19937_64 rng(options.seed);
-    std::vector<std::vector<int>> preds(static_cast<size_t>(n)), succs(static_cast<size_t>(n));
-    for (int u = 0; u < n; ++u) {
-      preds[static_cast<size_t>(u)] = capped(table.predecessors(u));
-      succs[static_cast<size_t>(u)] = capped(table.successors(u));
-    }
-    placeto::PolicyShape shape;
-    shape.features = static_cast<int>(env.features().rows());
-    shape.global = 3 * k;
-    shape.devices = k;
-    shape.rounds = n > 2000 ? 1 : 2;
-    placeto::Policy policy(shape, std::move(preds), std::move(succs), rng);
-    placeto::Adam adam(policy.num_params(), kLearningRate);
-
-    // Incumbent: the best feasible placement seen.
-    std::vector<DeviceId> best = packing(table);
-    double best_ms = 0;
-    bool have_best = false;
-    auto consider = [&](const std::vector<DeviceId>& dev, const Environment::Outcome& o) {
-      if (o.feasible && (!have_best || o.makespan_ms < best_ms)) best = dev, best_ms = o.makespan_ms, have_best = true;
-    };
-    consider(best, env.evaluate(best));
-
-    // Cost of a placement in reward units: makespan / (best single-device work), plus a penalty when over capacity.
-    auto cost = [&](const Environment::Outcome& o) {
-      return o.makespan_ms / env.ref() + (o.feasible ? 0.0 : 1.0 + o.overflow);
-    };
-    // The policy's distribution over the devices u may take (forward pass on the current state).
-    Eigen::VectorXd probs(k), dlogits(k);
-    auto distribution = [&](OpId v) {
-      env.focus(v);
-      const Eigen::VectorXd& logits = policy.forward(v, env.features(), env.global());
-      const auto ok = env.allowed(v);
-      double top = -INFINITY, sum = 0;
-      for (int d = 0; d < k; ++d) if (ok[static_cast<size_t>(d)]) top = std::max(top, logits[d]);
-      for (int d = 0; d < k; ++d) sum += probs[d] = ok[static_cast<size_t>(d)] ? std::exp(logits[d] - top) : 0.0;
-      probs /= sum;
-    };
-
-    // One pass over the operators from `start`, sampling (training) or taking the argmax (inference). In
-    // training, the placement is simulated every `stride` steps and the cost drop since the last simulation
-    // is the reward of that step (the paper's per-step improvement when stride = 1).
-    const int sims = std::clamp(kSimulatedOpsPerEpisode / n, 8, kMaxSimsPerEpisode);
-    const int stride = std::max(1, (n + sims - 1) / sims);
-    std::vector<int> actions(static_cast<size_t>(n));
-    std::vector<double> rewards(static_cast<size_t>(n));
-    auto episode = [&](const std::vector<DeviceId>& start, bool sample) {
-      env.reset(start);
-      auto o = env.evaluate(start);
-      consider(start, o);
-      double last = cost(o);
-      std::fill(rewards.begin(), rewards.end(), 0.0);
-      for (int i = 0; i < n; ++i) {
-        const OpId v = table.topo_order[static_cast<size_t>(i)];
-        distribution(v);
-        int choice = 0;
-        if (sample) {
-          const double r = unit(rng);
-          double acc = 0;
-          choice = -1;
-          for (int d = 0; d < k && choice < 0; ++d) if (probs[d] > 0 && (acc += probs[d]) > r) choice = d;
-          if (choice < 0) for (int d = 0; d < k; ++d) if (probs[d] > 0) choice = d;  // rounding
-        } else {
-          for (int d = 1; d < k; ++d) if (probs[d] > probs[choice]) choice = d;
-        }
-        env.place(v, choice);
-        actions[static_cast<size_t>(i)] = choice;
-        if (!sample && i + 1 < n) continue;
-        if ((i + 1) % stride == 0 || i + 1 == n) {
-          o = env.evaluate(env.placement());
-          consider(env.placement(), o);
-          const double now = cost(o);
-          rewards[static_cast<size_t>(i)] = last - now;
-          last = now;
-        }
-      }
-      return o;
-    };
-
-    const int episodes = std::max(0, options.episodes);
-    const int report_every = std::max(1, episodes / 10);
-    std::vector<double> baseline(static_cast<size_t>(n), 0.0);
-    std::vector<DeviceId> start;
-    double spread = 0, window_sum = 0;
-    int window = 0, done = 0;
-    Eigen::VectorXd grad(policy.num_params());
-    for (int ep = 0; ep < episodes && k > 1; ++ep) {
-      if (seconds_since(t0) > options.time_limit_s) break;
-      // Every episode improves the incumbent (random starts were tried: they learned less in the same budget).
-      start = best;
-      const auto o = episode(start, true);
-      // Discounted returns, advantages against a per-step moving-average baseline, normalised by their spread.
-      std::vector<double> advantage(static_cast<size_t>(n));
-      double ret = 0, square = 0;
-      for (int i = n - 1; i >= 0; --i) {
-        ret = rewards[static_cast<size_t>(i)] + kDiscount * ret;
-        double& b = baseline[static_cast<size_t>(i)];
-        if (ep == 0) b = ret;
-        advantage[static_cast<size_t>(i)] = ret - b;
-        b = 0.9 * b + 0.1 * ret;
-        square += advantage[static_cast<size_t>(i)] * advantage[static_cast<size_t>(i)];
-      }
-      spread = ep == 0 ? square / n : 0.9 * spread + 0.1 * square / n;
-      const double scale = 1 / (std::sqrt(spread) + 1e-8);
-      // Replay the episode (same states, same actions) to accumulate the policy gradient with the entropy bonus.
-      grad.setZero();
-      env.reset(start);
-      for (int i = 0; i < n; ++i) {
-        const OpId v = table.topo_order[static_cast<size_t>(i)];
-        distribution(v);
-        const int a = actions[static_cast<size_t>(i)];
-        double entropy = 0;
-        for (int d = 0; d < k; ++d) if (probs[d] > 0) entropy -= probs[d] * std::log(probs[d]);
-        for (int d = 0; d < k; ++d)  // A (1[a = d] - p_d) + beta dH/dlogit_d, with dH/dlogit_d = -p_d (log p_d + H)
-          dlogits[d] = advantage[static_cast<size_t>(i)] * scale * ((d == a) - probs[d]) -
-                       (probs[d] > 0 ? kEntropyWeight * probs[d] * (std::log(probs[d]) + entropy) : 0.0);
-        policy.backward(dlogits, grad);
-        env.place(v, a);
-      }
-      const double norm = grad.norm();
-      if (norm > kMaxGradNorm) grad *= kMaxGradNorm / norm;
-      adam.ascend(policy.params(), grad);
-      window_sum += -cost(o), ++window, ++done;
-      if (options.progress && (done % report_every == 0 || done == episodes)) {
-        options.progress(fmt::format("placeto: episode {}/{}: best {} ms, mean reward {:.4f}", done, episodes,
-                                     have_best ? fmt::format("{:.4f}", best_ms) : std::string("(none feasible)"),
-                                     window_sum / window));
-        window_sum = 0, window = 0;
-      }
-    }
+    Trainer trainer(table, options);
+    const int done = trainer.train(t0);
     result.train_time_s = seconds_since(t0);
-
-    // Inference: one greedy pass of the trained policy from the incumbent.
-    episode(best, false);
-    if (!have_best) {
+    trainer.infer();
+    if (!trainer.have_best()) {
       double params = 0;
       for (double p : table.param_bytes) params += p;
       std::string caps;
@@ -397,12 +442,12 @@ class PlacetoPlacer final : public Placer {
                                "operators' parameters need {} bytes in total (plus activations); capacities: {}",
                                table.name, done, params, caps)};
     }
-    result.placement.device = best;
-    result.objective_ms = best_ms;
+    result.placement.device = trainer.best();
+    result.objective_ms = trainer.best_ms();
     result.mode = fmt::format("reinforce, {} episodes", done);  // the training the plan got, for fair comparisons
     if (options.progress)
       options.progress(fmt::format("placeto: {} episodes in {:.3f} s, inference {:.3f} s, latency {:.4f} ms", done,
-                                   result.train_time_s, seconds_since(t0) - result.train_time_s, best_ms));
+                                   result.train_time_s, seconds_since(t0) - result.train_time_s, trainer.best_ms()));
     return result;
   }
 };
