@@ -18,11 +18,13 @@ test: test-release
 test-release: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-# The whole suite under AddressSanitizer + UBSan (its own build directory).
+# The whole suite under AddressSanitizer + UBSan (its own build directory), but the two exact MILP proofs:
+# ASan's allocator slows CBC (every malloc in the process goes through it) past their time limits.
+SANITIZE_SKIP ?= Milp.ExampleOneOptimumIs30|Milp.HeftExampleOptima
 test-sanitize: setup
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOIRAI_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -E '$(SANITIZE_SKIP)'
 
 demo: build
 	$(BUILD)/moirai place models/llama2_13b.onnx --cluster clusters/workstation-mixed.json --method all --time-limit 20 --out $(OUT)
