@@ -12,27 +12,40 @@
 
 namespace moirai {
 
-Contraction contract_table(const CostTable& t, int target) {
-  const int n = t.num_ops(), K = t.num_devices();
-  std::vector<std::set<int>> succ(static_cast<size_t>(n)), pred(static_cast<size_t>(n));
-  for (const auto& d : t.data)
-    for (OpId c : d.consumers)
-      if (c != d.producer) succ[static_cast<size_t>(d.producer)].insert(c), pred[static_cast<size_t>(c)].insert(d.producer);
-  std::vector<std::vector<OpId>> members(static_cast<size_t>(n));
-  std::vector<double> light(static_cast<size_t>(n)), params(static_cast<size_t>(n));
-  double room = 0;  // the largest capacity: a group must fit some device (0: unlimited)
-  for (double c : t.capacity) room = c <= 0 || room < 0 ? -1 : std::max(room, c);
-  for (OpId i = 0; i < n; ++i) {
-    members[static_cast<size_t>(i)] = {i};
-    params[static_cast<size_t>(i)] = t.param_bytes[static_cast<size_t>(i)];
-    double best = std::numeric_limits<double>::infinity();
-    for (DeviceId k = 0; k < K; ++k) best = std::min(best, t.time(i, k));
-    light[static_cast<size_t>(i)] = K > 0 ? best : 0;
-  }
-  std::vector<int> stamp(static_cast<size_t>(n), 0);
+namespace {
+
+// The operators as a graph of groups that merge pairwise: chains first, then light edges, never a cycle, never
+// a group heavier than the largest device holds.
+struct Grouping {
+  const CostTable& t;
+  const int n;
+  std::vector<std::set<int>> succ, pred;
+  std::vector<std::vector<OpId>> members;  // per group head; empty once merged into another
+  std::vector<double> light, params;       // per group: fastest time, parameter bytes
+  double room = 0;                         // the largest capacity: a group must fit some device (0: unlimited)
+  std::vector<int> stamp;
   int visit = 0;
+
+  explicit Grouping(const CostTable& table)
+      : t(table), n(table.num_ops()), succ(static_cast<size_t>(n)), pred(static_cast<size_t>(n)),
+        members(static_cast<size_t>(n)), light(static_cast<size_t>(n)), params(static_cast<size_t>(n)),
+        stamp(static_cast<size_t>(n), 0) {
+    const int K = t.num_devices();
+    for (const auto& d : t.data)
+      for (OpId c : d.consumers)
+        if (c != d.producer) succ[static_cast<size_t>(d.producer)].insert(c), pred[static_cast<size_t>(c)].insert(d.producer);
+    for (double c : t.capacity) room = c <= 0 || room < 0 ? -1 : std::max(room, c);
+    for (OpId i = 0; i < n; ++i) {
+      members[static_cast<size_t>(i)] = {i};
+      params[static_cast<size_t>(i)] = t.param_bytes[static_cast<size_t>(i)];
+      double best = std::numeric_limits<double>::infinity();
+      for (DeviceId k = 0; k < K; ++k) best = std::min(best, t.time(i, k));
+      light[static_cast<size_t>(i)] = K > 0 ? best : 0;
+    }
+  }
+
   // A path u -> ... -> v other than the edge itself: merging u and v would then close a cycle.
-  auto other_path = [&](int u, int v) {
+  bool other_path(int u, int v) {
     ++visit;
     std::vector<int> stack;
     for (int w : succ[static_cast<size_t>(u)])
@@ -46,8 +59,9 @@ Contraction contract_table(const CostTable& t, int target) {
       }
     }
     return false;
-  };
-  auto merge = [&](int u, int v) {  // v into u
+  }
+
+  void merge(int u, int v) {  // v into u
     for (int w : succ[static_cast<size_t>(v)]) {
       pred[static_cast<size_t>(w)].erase(v);
       if (w != u) pred[static_cast<size_t>(w)].insert(u), succ[static_cast<size_t>(u)].insert(w);
@@ -64,34 +78,41 @@ Contraction contract_table(const CostTable& t, int target) {
     mv.clear();
     light[static_cast<size_t>(u)] += light[static_cast<size_t>(v)];
     params[static_cast<size_t>(u)] += params[static_cast<size_t>(v)];
-  };
-  int count = n;
-  while (count > target) {
-    // Chains first (always safe, remove no parallelism), then the lightest pairs; one matching per round keeps
-    // the groups' sizes even.
-    std::vector<std::tuple<int, double, int, int>> cand;
-    for (int u = 0; u < n; ++u)
-      for (int v : succ[static_cast<size_t>(u)]) {
-        const int kind = succ[static_cast<size_t>(u)].size() == 1 && pred[static_cast<size_t>(v)].size() == 1 ? 0
-                         : succ[static_cast<size_t>(u)].size() == 1 || pred[static_cast<size_t>(v)].size() == 1 ? 1 : 2;
-        cand.emplace_back(kind, light[static_cast<size_t>(u)] + light[static_cast<size_t>(v)], u, v);
-      }
-    std::sort(cand.begin(), cand.end());
-    std::vector<char> used(static_cast<size_t>(n), 0);
-    int merged = 0;
-    for (const auto& [kind, weight, u, v] : cand) {
-      if (count <= target) break;
-      if (used[static_cast<size_t>(u)] || used[static_cast<size_t>(v)]) continue;
-      if (room > 0 && params[static_cast<size_t>(u)] + params[static_cast<size_t>(v)] > room) continue;
-      if (kind == 2 && other_path(u, v)) continue;
-      merge(u, v);
-      used[static_cast<size_t>(u)] = used[static_cast<size_t>(v)] = 1;
-      --count, ++merged;
-    }
-    if (merged == 0) break;
   }
 
-  // Coarse operators in the topological order of their first member.
+  // Merges until `target` groups remain or no pair may merge.
+  void contract(int target) {
+    int count = n;
+    while (count > target) {
+      // Chains first (always safe, remove no parallelism), then the lightest pairs; one matching per round keeps
+      // the groups' sizes even.
+      std::vector<std::tuple<int, double, int, int>> cand;
+      for (int u = 0; u < n; ++u)
+        for (int v : succ[static_cast<size_t>(u)]) {
+          const int kind = succ[static_cast<size_t>(u)].size() == 1 && pred[static_cast<size_t>(v)].size() == 1 ? 0
+                           : succ[static_cast<size_t>(u)].size() == 1 || pred[static_cast<size_t>(v)].size() == 1 ? 1 : 2;
+          cand.emplace_back(kind, light[static_cast<size_t>(u)] + light[static_cast<size_t>(v)], u, v);
+        }
+      std::sort(cand.begin(), cand.end());
+      std::vector<char> used(static_cast<size_t>(n), 0);
+      int merged = 0;
+      for (const auto& [kind, weight, u, v] : cand) {
+        if (count <= target) break;
+        if (used[static_cast<size_t>(u)] || used[static_cast<size_t>(v)]) continue;
+        if (room > 0 && params[static_cast<size_t>(u)] + params[static_cast<size_t>(v)] > room) continue;
+        if (kind == 2 && other_path(u, v)) continue;
+        merge(u, v);
+        used[static_cast<size_t>(u)] = used[static_cast<size_t>(v)] = 1;
+        --count, ++merged;
+      }
+      if (merged == 0) break;
+    }
+  }
+};
+
+// Coarse operators, one per group, in the topological order of their first member.
+void coarse_operators(const CostTable& t, std::vector<std::vector<OpId>>& members, Contraction& c) {
+  const int n = t.num_ops(), K = t.num_devices();
   std::vector<int> pos(static_cast<size_t>(n));
   for (int p = 0; p < n; ++p) pos[static_cast<size_t>(t.topo_order[static_cast<size_t>(p)])] = p;
   std::vector<std::pair<int, int>> heads;  // (first position, head)
@@ -102,9 +123,6 @@ Contraction contract_table(const CostTable& t, int target) {
     heads.push_back({pos[static_cast<size_t>(m.front())], u});
   }
   std::sort(heads.begin(), heads.end());
-  Contraction c;
-  c.group.assign(static_cast<size_t>(n), kNone);
-  c.table = t.with_devices_only();
   CostTable& ct = c.table;
   for (const auto& [first, u] : heads) {
     const auto& m = members[static_cast<size_t>(u)];
@@ -127,9 +145,13 @@ Contraction contract_table(const CostTable& t, int target) {
     ct.param_bytes.push_back(p);
     ct.flops.push_back(flops);
   }
-  // Tensors with the same producer group and the same reader groups travel as one bundle (bytes and transfer
-  // times add up): between two groups there is then one item, not one per tensor, which keeps a coarse level's
-  // exact model small.
+}
+
+// Tensors with the same producer group and the same reader groups travel as one bundle (bytes and transfer
+// times add up): between two groups there is then one item, not one per tensor, which keeps a coarse level's
+// exact model small.
+void coarse_data(const CostTable& t, Contraction& c) {
+  CostTable& ct = c.table;
   std::map<std::pair<OpId, std::vector<OpId>>, size_t> bundle;
   for (const auto& d : t.data) {
     const OpId gp = c.group[static_cast<size_t>(d.producer)];
@@ -150,7 +172,19 @@ Contraction contract_table(const CostTable& t, int target) {
     item.bytes += d.bytes;
     for (size_t x = 0; x < item.transfer_ms.size(); ++x) item.transfer_ms[x] += d.transfer_ms[x];
   }
-  const auto status = ct.finalize();
+}
+
+}  // namespace
+
+Contraction contract_table(const CostTable& t, int target) {
+  Grouping grouping(t);
+  grouping.contract(target);
+  Contraction c;
+  c.group.assign(static_cast<size_t>(t.num_ops()), kNone);
+  c.table = t.with_devices_only();
+  coarse_operators(t, grouping.members, c);
+  coarse_data(t, c);
+  const auto status = c.table.finalize();
   MOIRAI_CHECK(status.ok(), "contract_table: " + (status.ok() ? std::string() : status.error().message));
   return c;
 }
