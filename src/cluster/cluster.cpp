@@ -121,6 +121,75 @@ bool Cluster::has_coordinator_links() const {
                      [](const Device& d) { return d.from_coordinator || d.to_coordinator; });
 }
 
+namespace {
+
+// One device: its figures, range-checked; the Reader holds the first failure.
+Device read_device(Reader& r, const json& dj, const std::string& where) {
+  Device d;
+  d.name = r.text(dj, "name", where, true);
+  if (!r.failed() && d.name.empty()) r.fail("field " + where + ".name must not be empty");
+  d.kind = r.text(dj, "kind", where, false, "unknown");
+  d.peak_gflops = r.number(dj, "peak_gflops", where, false, 0.0, ranges::kGflops);
+  d.peak_gflops_fp16 = r.number(dj, "peak_gflops_fp16", where, false, 0.0, ranges::kGflops);
+  d.mem_bandwidth_gbps = r.number(dj, "mem_bandwidth_gbps", where, false, 0.0, ranges::kDeviceBandwidthGBps);
+  d.memory_bytes = r.number(dj, "memory_gib", where, true, 0.0, ranges::kMemoryGiB) * 1024.0 * 1024.0 * 1024.0;
+  d.launch_us = r.number(dj, "kernel_launch_us", where, false, 0.0, ranges::kMicroseconds);
+  const double memory_gib = d.memory_bytes / (1024.0 * 1024.0 * 1024.0);
+  // A default larger than a small device (a 1 GiB board) keeps half of it back rather than all of it.
+  const double reserve_default = std::min(default_reserved_gib(d.kind), memory_gib / 2);
+  const double reserved_gib = r.number(dj, "reserved_gib", where, false, reserve_default, ranges::kReservedGiB);
+  if (!r.failed() && memory_gib > 0 && reserved_gib >= memory_gib)
+    r.fail(fmt::format("field {}.reserved_gib must be less than memory_gib ({:g}), got {:g}", where, memory_gib,
+                       reserved_gib));
+  d.reserved_bytes = reserved_gib * 1024.0 * 1024.0 * 1024.0;
+  d.stage_overhead_us = r.number(dj, "stage_overhead_us", where, false, 0.0, ranges::kStageOverheadUs);
+  const double threads = r.number(dj, "threads", where, false, 0.0, ranges::kThreads);
+  if (!r.failed() && threads != std::floor(threads)) r.fail(fmt::format("field {}.threads must be an integer, got {}", where, threads));
+  d.threads = static_cast<int>(threads);
+  d.from_coordinator = r.link(dj, "from_coordinator", where);
+  d.to_coordinator = r.link(dj, "to_coordinator", where);
+  return d;
+}
+
+// links.default for every pair, then the pairs that override some of its figures.
+Status read_links(Reader& r, const json& root, const std::string& source, Cluster& c) {
+  if (!root.contains("links")) return Error{source + ": missing field links"};
+  const json& links = root.at("links");
+  if (!links.is_object()) return Error{source + ": field links must be an object"};
+  if (!links.contains("default")) return Error{source + ": missing field links.default"};
+  const json& def = links.at("default");
+  if (!def.is_object()) return Error{source + ": field links.default must be an object"};
+  Link base;
+  base.bandwidth_gbps = r.number(def, "bandwidth_gbps", "links.default", true, 1.0, ranges::kBandwidthGBps);
+  base.latency_us = r.number(def, "latency_us", "links.default", false, 0.0, ranges::kMicroseconds);
+  if (r.failed()) return r.error();
+  const int n = c.size();
+  c.links.assign(static_cast<size_t>(n * n), base);
+  if (!links.contains("pairs")) return Ok{};
+  const json& pairs = links.at("pairs");
+  if (!pairs.is_array()) return Error{source + ": field links.pairs must be an array"};
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const std::string where = fmt::format("links.pairs[{}]", i);
+    const json& pj = pairs[i];
+    if (!pj.is_object()) return Error{source + ": " + where + " must be an object"};
+    const std::string src = r.text(pj, "src", where, true);
+    const std::string dst = r.text(pj, "dst", where, true);
+    if (r.failed()) return r.error();
+    const DeviceId s = c.find(src), d = c.find(dst);
+    if (s < 0) return Error{fmt::format("{}: {}.src names an unknown device '{}'", source, where, src)};
+    if (d < 0) return Error{fmt::format("{}: {}.dst names an unknown device '{}'", source, where, dst)};
+    if (s == d) return Error{fmt::format("{}: {} links device '{}' to itself", source, where, src)};
+    // A pair overrides only the figures it gives; the others come from links.default.
+    Link& l = c.links[static_cast<size_t>(s * n + d)];
+    l.bandwidth_gbps = r.number(pj, "bandwidth_gbps", where, false, base.bandwidth_gbps, ranges::kBandwidthGBps);
+    l.latency_us = r.number(pj, "latency_us", where, false, base.latency_us, ranges::kMicroseconds);
+    if (r.failed()) return r.error();
+  }
+  return Ok{};
+}
+
+}  // namespace
+
 Expected<Cluster> parse_cluster(const std::string& text, const std::string& source) {
   json root;
   try {
@@ -143,34 +212,11 @@ Expected<Cluster> parse_cluster(const std::string& text, const std::string& sour
   const json& devices = root.at("devices");
   for (size_t i = 0; i < devices.size() && !r.failed(); ++i) {
     const std::string where = fmt::format("devices[{}]", i);
-    const json& dj = devices[i];
-    if (!dj.is_object()) {
+    if (!devices[i].is_object()) {
       r.fail(where + " must be an object");
       break;
     }
-    Device d;
-    d.name = r.text(dj, "name", where, true);
-    if (!r.failed() && d.name.empty()) r.fail("field " + where + ".name must not be empty");
-    d.kind = r.text(dj, "kind", where, false, "unknown");
-    d.peak_gflops = r.number(dj, "peak_gflops", where, false, 0.0, ranges::kGflops);
-    d.peak_gflops_fp16 = r.number(dj, "peak_gflops_fp16", where, false, 0.0, ranges::kGflops);
-    d.mem_bandwidth_gbps = r.number(dj, "mem_bandwidth_gbps", where, false, 0.0, ranges::kDeviceBandwidthGBps);
-    d.memory_bytes = r.number(dj, "memory_gib", where, true, 0.0, ranges::kMemoryGiB) * 1024.0 * 1024.0 * 1024.0;
-    d.launch_us = r.number(dj, "kernel_launch_us", where, false, 0.0, ranges::kMicroseconds);
-    const double memory_gib = d.memory_bytes / (1024.0 * 1024.0 * 1024.0);
-    // A default larger than a small device (a 1 GiB board) keeps half of it back rather than all of it.
-    const double reserve_default = std::min(default_reserved_gib(d.kind), memory_gib / 2);
-    const double reserved_gib = r.number(dj, "reserved_gib", where, false, reserve_default, ranges::kReservedGiB);
-    if (!r.failed() && memory_gib > 0 && reserved_gib >= memory_gib)
-      r.fail(fmt::format("field {}.reserved_gib must be less than memory_gib ({:g}), got {:g}", where, memory_gib,
-                         reserved_gib));
-    d.reserved_bytes = reserved_gib * 1024.0 * 1024.0 * 1024.0;
-    d.stage_overhead_us = r.number(dj, "stage_overhead_us", where, false, 0.0, ranges::kStageOverheadUs);
-    const double threads = r.number(dj, "threads", where, false, 0.0, ranges::kThreads);
-    if (!r.failed() && threads != std::floor(threads)) r.fail(fmt::format("field {}.threads must be an integer, got {}", where, threads));
-    d.threads = static_cast<int>(threads);
-    d.from_coordinator = r.link(dj, "from_coordinator", where);
-    d.to_coordinator = r.link(dj, "to_coordinator", where);
+    Device d = read_device(r, devices[i], where);
     if (r.failed()) break;
     if (auto [it, inserted] = seen.emplace(d.name, static_cast<int>(i)); !inserted) {
       r.fail(fmt::format("duplicate device name '{}' (devices[{}] and devices[{}])", d.name, it->second, i));
@@ -179,41 +225,7 @@ Expected<Cluster> parse_cluster(const std::string& text, const std::string& sour
     c.devices.push_back(std::move(d));
   }
   if (r.failed()) return r.error();
-
-  if (!root.contains("links")) return Error{source + ": missing field links"};
-  const json& links = root.at("links");
-  if (!links.is_object()) return Error{source + ": field links must be an object"};
-  if (!links.contains("default")) return Error{source + ": missing field links.default"};
-  const json& def = links.at("default");
-  if (!def.is_object()) return Error{source + ": field links.default must be an object"};
-  Link base;
-  base.bandwidth_gbps = r.number(def, "bandwidth_gbps", "links.default", true, 1.0, ranges::kBandwidthGBps);
-  base.latency_us = r.number(def, "latency_us", "links.default", false, 0.0, ranges::kMicroseconds);
-  if (r.failed()) return r.error();
-  const int n = c.size();
-  c.links.assign(static_cast<size_t>(n * n), base);
-
-  if (links.contains("pairs")) {
-    const json& pairs = links.at("pairs");
-    if (!pairs.is_array()) return Error{source + ": field links.pairs must be an array"};
-    for (size_t i = 0; i < pairs.size(); ++i) {
-      const std::string where = fmt::format("links.pairs[{}]", i);
-      const json& pj = pairs[i];
-      if (!pj.is_object()) return Error{source + ": " + where + " must be an object"};
-      const std::string src = r.text(pj, "src", where, true);
-      const std::string dst = r.text(pj, "dst", where, true);
-      if (r.failed()) return r.error();
-      const DeviceId s = c.find(src), d = c.find(dst);
-      if (s < 0) return Error{fmt::format("{}: {}.src names an unknown device '{}'", source, where, src)};
-      if (d < 0) return Error{fmt::format("{}: {}.dst names an unknown device '{}'", source, where, dst)};
-      if (s == d) return Error{fmt::format("{}: {} links device '{}' to itself", source, where, src)};
-      // A pair overrides only the figures it gives; the others come from links.default.
-      Link& l = c.links[static_cast<size_t>(s * n + d)];
-      l.bandwidth_gbps = r.number(pj, "bandwidth_gbps", where, false, base.bandwidth_gbps, ranges::kBandwidthGBps);
-      l.latency_us = r.number(pj, "latency_us", where, false, base.latency_us, ranges::kMicroseconds);
-      if (r.failed()) return r.error();
-    }
-  }
+  MOIRAI_TRY(read_links(r, root, source, c));
   return c;
 }
 
