@@ -7,6 +7,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -232,7 +233,7 @@ void inspect_cluster(const InspectArgs& args) {
 const bool registered = register_command(10, [](CLI::App& app) {
   auto args = std::make_shared<InspectArgs>();
   auto* cmd = app.add_subcommand("inspect", "Show what is in a model (operators, FLOPs, parameters) or a cluster file");
-  cmd->add_option("model", args->model, "ONNX model file");
+  cmd->add_option("model", args->model, "ONNX model file (a cluster JSON file here is inspected as with --cluster)");
   cmd->add_option("--cluster", args->cluster, "cluster JSON file: print its devices and link matrix");
   cmd->add_option("--dim", args->dims, "fix a dynamic dimension, NAME=VALUE (repeatable)");
   cmd->add_option("--context", args->context, "decode models: tokens in the KV cache (same as --dim context=N)")
@@ -241,6 +242,17 @@ const bool registered = register_command(10, [](CLI::App& app) {
   cmd->add_flag("--json", args->json, "write JSON instead of tables (\"operators\" is a count per type)");
   cmd->callback([args] {
     if (args->model.empty() && args->cluster.empty()) fail("inspect: give a MODEL.onnx or --cluster FILE");
+    // A JSON file in the model's place: a cluster file (devices, no ops) is inspected as one, and so is broken
+    // JSON (the cluster loader says where it breaks); anything else (a profiled instance) is named.
+    if (args->model.size() > 5 && args->model.compare(args->model.size() - 5, 5, ".json") == 0) {
+      if (!args->cluster.empty()) fail("inspect: " + args->model + " is JSON, not an ONNX model");
+      std::ifstream in(args->model);
+      const auto root = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (!root.is_discarded() && (!root.is_object() || !root.contains("devices") || root.contains("ops")))
+        fail("inspect: " + args->model + " is JSON, not an ONNX model (a profiled instance is placed directly: "
+             "moirai place " + args->model + " --method all)");
+      args->cluster = std::exchange(args->model, "");
+    }
     if (!args->model.empty()) inspect_model(*args);
     if (!args->cluster.empty()) inspect_cluster(*args);
   });

@@ -67,6 +67,20 @@ TEST(CliInspect, ClusterPrintsEveryDevice) {
   }
 }
 
+// A JSON file given where the model goes: a cluster is inspected as with --cluster, an instance is named.
+TEST(CliInspect, JsonInTheModelsPlace) {
+  const std::string cluster = src("clusters/edge-4.json");
+  const RunResult as_model = moirai("inspect " + quote(cluster));
+  const RunResult as_cluster = moirai("inspect --cluster " + quote(cluster));
+  ASSERT_EQ(as_model.rc, 0) << as_model.describe();
+  EXPECT_EQ(as_model.out, as_cluster.out);
+  const std::string instance = src("instances/example-1.json");
+  const RunResult r = moirai("inspect " + quote(instance));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.err, "moirai: error: inspect: " + instance + " is JSON, not an ONNX model (a profiled instance is placed "
+                   "directly: moirai place " + instance + " --method all)\n");
+}
+
 TEST(CliCoarsen, Resnet50Json) {
   const RunResult r = moirai("coarsen " + quote(src("models/resnet50.onnx")) + " --fusion onnxruntime --json");
   ASSERT_EQ(r.rc, 0) << r.describe();
