@@ -65,6 +65,9 @@ void run(BenchArgs& args, bool threads_given) {
   std::string files;
   for (const auto& f : r.written) files += (files.empty() ? "" : ", ") + f;
   std::cout << "wrote " << files << "\n";
+  if (!r.rows.empty() && std::all_of(r.rows.begin(), r.rows.end(), [](const BenchRow& row) { return row.failed(); }))
+    fail(fmt::format("bench: every combination failed ({} rows; the reasons are in {}/results.csv)", r.rows.size(),
+                     o.out_dir));
 }
 
 const bool registered = register_command(70, [](CLI::App& app) {

@@ -158,6 +158,16 @@ TEST(CliErrors, NegativeBandwidthCluster) {
                                 "place " + quote(kSqueeze) + " -c " + quote(cluster) + " --out " + quote(tmp / "out")}, {cluster, "bandwidth", "-2.5"});
 }
 
+// A bench whose every combination failed (here: the cluster does not load) exits non-zero, rows and all written.
+TEST(CliErrors, BenchWhereEverythingFailed) {
+  TempDir tmp;
+  const std::string cluster = src("tests/fixtures/cli/negative-bandwidth.json");
+  const RunResult r = moirai("bench --models " + quote(kSqueeze) + " --clusters " + quote(cluster) +
+                             " --methods heft -q --out " + quote(tmp / "bench"));
+  expect_clean_error(r, {"every combination failed", "1 rows", "results.csv"});
+  EXPECT_TRUE(fs::exists(fs::path(tmp / "bench") / "results.csv"));
+}
+
 TEST(CliErrors, EmptyOnnxFile) {
   TempDir tmp;
   const std::string model = tmp / "empty.onnx";
