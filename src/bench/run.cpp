@@ -78,6 +78,8 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
       if (n == name) return Error{fmt::format("{} and {}: two clusters named '{}'", p, c, name)};
     clusters.emplace_back(c, name);
   }
+  for (const auto& m : models)  // before anything is written
+    if (!is_instance(m) && clusters.empty()) return Error{m + ": a model needs a cluster file", "clusters"};
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
   if (ec) return Error{fmt::format("{}: cannot create the directory: {}", o.out_dir, ec.message())};
@@ -109,7 +111,6 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
     const std::string model = fs::path(m).stem().string();
     std::vector<std::pair<std::string, std::string>> targets = clusters;
     if (is_instance(m)) targets = {{"", "instance"}};
-    else if (clusters.empty()) return Error{m + ": a model needs a cluster file", "clusters"};
     for (const auto& [cpath, cname] : targets) {
       BenchTask t{m, model, cpath, cname, {}};
       for (const auto& method : o.methods) {

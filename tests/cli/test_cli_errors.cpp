@@ -168,6 +168,14 @@ TEST(CliErrors, BenchWhereEverythingFailed) {
   EXPECT_TRUE(fs::exists(fs::path(tmp / "bench") / "results.csv"));
 }
 
+// A bench that cannot start writes nothing: not even its output directory.
+TEST(CliErrors, BenchWithoutClustersWritesNothing) {
+  TempDir tmp;
+  const RunResult r = moirai("bench --models " + quote(kSqueeze) + " --methods heft -q --out " + quote(tmp / "bench"));
+  expect_clean_error(r, {kSqueeze, "needs a cluster file", "--clusters"});
+  EXPECT_FALSE(fs::exists(fs::path(tmp / "bench")));
+}
+
 TEST(CliErrors, EmptyOnnxFile) {
   TempDir tmp;
   const std::string model = tmp / "empty.onnx";
