@@ -70,13 +70,11 @@ class ProgressHandler : public CbcEventHandler {
 
 int no_callback(CbcModel*, int) { return 0; }
 
-}  // namespace
-
-namespace {
 constexpr std::pair<SolveStatus, const char*> kStatusNames[] = {
     {SolveStatus::optimal, "optimal"},         {SolveStatus::feasible, "feasible"},
     {SolveStatus::time_limit, "time limit"},   {SolveStatus::infeasible, "infeasible"},
     {SolveStatus::no_solution, "no solution"}, {SolveStatus::crashed, "solver crashed"}};
+
 }  // namespace
 
 const char* status_name(SolveStatus status) {

@@ -363,7 +363,6 @@ TEST(Milp, SolverCrashKeepsWarmStart) {
   }
 }
 
-// A child that ignores its time limit is killed after limit + margin: a time limit without a solution.
 // The child reports its status by name: every status survives the trip, and other text is no status.
 TEST(Milp, SolveStatusNamesRoundTrip) {
   for (SolveStatus s : {SolveStatus::optimal, SolveStatus::feasible, SolveStatus::time_limit, SolveStatus::infeasible,
@@ -375,6 +374,7 @@ TEST(Milp, SolveStatusNamesRoundTrip) {
   EXPECT_FALSE(status_named("").has_value());
 }
 
+// A child that ignores its time limit is killed after limit + margin: a time limit without a solution.
 TEST(Milp, SolverOverrunIsKilled) {
   InjectFault inject("hang");
   MilpModel m;
