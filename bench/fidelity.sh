@@ -25,7 +25,8 @@
 # Settings (environment): MODELS (names; NAME.weights.onnx from models/ or ../shared/models), METHODS (single heft
 # milp), STATS (median min), THREADS (1), REPEATS (timed runs, default 30), TIME_LIMIT (s, milp, 10),
 # SECTIONS (sequential distributed netns; " " rewrites the doc from the rows already in OUT), DIST_METHODS (heft
-# milp), REQUESTS (distributed run, 30), RATE_MBIT (netns link, 1000),
+# milp), REQUESTS (distributed run, 30), WARMUP (requests before those, 30: the workers' first few dozen
+# requests run up to twice as slowly), RATE_MBIT (netns link, 1000),
 # OUT (out/fidelity), DOCS (docs), MOIRAI (build/moirai).
 set -euo pipefail
 
@@ -41,6 +42,7 @@ TIME_LIMIT="${TIME_LIMIT:-10}"
 read -r -a SECTIONS <<< "${SECTIONS:-sequential distributed netns}"
 read -r -a DIST_METHODS <<< "${DIST_METHODS:-heft milp}"
 REQUESTS="${REQUESTS:-30}"
+WARMUP="${WARMUP:-30}"
 RATE_MBIT="${RATE_MBIT:-1000}"
 OUT="${OUT:-out/fidelity}"
 DOCS="${DOCS:-docs}"
@@ -169,8 +171,8 @@ section_distributed() {
         echo "== $model: $method on the $profile cost model, run on 2 local workers" >&2
         "$MOIRAI" place "$w" -c "$dir/$profile/cluster.json" --profile "$dir/$profile/profile.json" -m "$method" \
           --time-limit "$TIME_LIMIT" --out "$at" > /dev/null
-        measure "$MOIRAI" run "$at/plan.json" "$w" --local --threads "$THREADS" --requests "$REQUESTS" --warmup 3 \
-          --out "$at/run" > "$at/run.txt"
+        measure "$MOIRAI" run "$at/plan.json" "$w" --local --threads "$THREADS" --requests "$REQUESTS" \
+          --warmup "$WARMUP" --out "$at/run" > "$at/run.txt"
         [[ "$profile" == in-process ]] && recost "$at" "$dir/workers" "$w"
         run_row "$model" "$profile" "$method" "$at" >> "$OUT/distributed.jsonl"
       done
@@ -207,7 +209,7 @@ section_netns() {
       "$MOIRAI" place "$w" -c "$dir/workers/cluster.json" --profile "$dir/workers/profile.json" -m "$method" \
         --time-limit "$TIME_LIMIT" --out "$at" > /dev/null
       measure ip netns exec "$a" "$MOIRAI" run "$at/plan.json" "$w" --workers "$workers" --requests "$REQUESTS" \
-        --warmup 3 --out "$at/run" > "$at/run.txt"
+        --warmup "$WARMUP" --out "$at/run" > "$at/run.txt"
       run_row "$model" "workers" "$method" "$at" >> "$OUT/netns.jsonl"
     done
   done
@@ -219,7 +221,7 @@ section_netns() {
 write_doc() {
   node -e '
     const fs = require("fs");
-    const [out, threads, repeats, commit, date, cpu, nice, requests, load, rate, netnsLoad] = process.argv.slice(1);
+    const [out, threads, repeats, commit, date, cpu, nice, requests, load, rate, netnsLoad, warmup] = process.argv.slice(1);
     const read = (f) => fs.existsSync(f) ? fs.readFileSync(f, "utf8").trim().split("\n").filter((l) => l).map((l) => JSON.parse(l)) : [];
     const rows = read(out + "/sequential.jsonl"), dist = read(out + "/distributed.jsonl");
     const err = (r) => (r.predicted_ms - r.measured_ms) / r.measured_ms;
@@ -267,13 +269,13 @@ write_doc() {
     md += `before, and the time other jobs take from this shared machine (the median rows vary from run to run by `;
     md += `more than the model'"'"'s own error).\n`;
     }
-    if (dist.length) md += distributed(dist, out, pct, threads, requests, load);
+    if (dist.length) md += distributed(dist, out, pct, threads, requests, warmup, load);
     const netns = read(out + "/netns.jsonl");
     if (netns.length) {
       md += `\n## Two workers in network namespaces (links shaped to ${rate} Mbit/s)\n\n`;
       md += `Two \`moirai worker\`s (${threads} thread(s) each) in separate network namespaces joined by a veth pair `;
       md += `shaped with tc tbf to ${rate} Mbit/s, the coordinator in the first namespace (\`moirai run --workers\`), `;
-      md += `${requests} requests; load averages ${netnsLoad}. Cost model: \`moirai profile --workers\` on those `;
+      md += `${requests} requests after ${warmup} warm-up requests; load averages ${netnsLoad}. Cost model: \`moirai profile --workers\` on those `;
       md += `two workers (links measured over the shaped veth); columns as above.\n\n`;
       md += table(netns);
       md += `\n| model | stage overhead ms (w0, w1) | link latency us | link bandwidth GB/s | coordinator push / fetch (w0, w1) |\n|---|---|---:|---:|---|\n`;
@@ -320,11 +322,11 @@ write_doc() {
       }
       return md;
     }
-    function distributed(dist, out, pct, threads, requests, load) {
+    function distributed(dist, out, pct, threads, requests, warmup, load) {
       const err = (r, m) => (r.predicted_ms - m) / m;
       let md = `\n## Distributed run (one worker per device, \`moirai run --local\`)\n\n`;
       md += `Each plan runs on 2 local workers (${threads} intra-op thread(s) each; gRPC, activations worker to worker), `;
-      md += `${requests} requests one at a time after 3 warm-up requests; load averages (1, 5, 15 min) ${load}. `;
+      md += `${requests} requests one at a time after ${warmup} warm-up requests; load averages (1, 5, 15 min) ${load}. `;
       md += `Each model is placed with each method on two cost models of the same 2 workers: **in-process** `;
       md += `(\`moirai profile --devices 2\`: groups, call probe and hand-off speed measured in one process; links are `;
       md += `in-process hand-offs) and **workers** (\`moirai profile --local\`: groups, per-stage overhead and links `;
@@ -391,7 +393,7 @@ write_doc() {
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores" \
     "$([[ ${#NICE[@]} -gt 0 ]] && echo 'measured under nice -n -20' || echo 'measured at normal priority')" \
     "$REQUESTS" "$(cat "$OUT/distributed.load" 2>/dev/null || echo unknown)" "$RATE_MBIT" \
-    "$(cat "$OUT/netns.load" 2>/dev/null || echo unknown)"
+    "$(cat "$OUT/netns.load" 2>/dev/null || echo unknown)" "$WARMUP"
 }
 
 mkdir -p "$OUT"

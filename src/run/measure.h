@@ -38,6 +38,7 @@ struct WorkerFacts {
 struct Measured {
   std::vector<uint64_t> request_ids;    ///< measured requests
   std::vector<double> start_ms;         ///< per measured request: coordinator clock when its inputs were sent
+  std::vector<double> pushed_ms;        ///< per measured request: when its last input push was acknowledged
   std::vector<double> latency_ms;       ///< per measured request
   double wall_ms = 0;                   ///< first measured request sent to last one answered
   double max_abs_diff = 0, max_reference = 0, tolerance = 0;

@@ -36,6 +36,7 @@ using run_detail::Measured;
 
 constexpr int kChain = 8;             // probes per chain
 constexpr int kMinProbeRepeats = 20;  // a probe request takes about a millisecond: many repeats are cheap
+constexpr int kMinProbeWarmup = 30;   // as many as a run's default warm-up (RunOptions::warmup): same state
 
 double statistic(std::vector<double> xs, bool fastest) {
   if (xs.empty()) return 0;
@@ -97,7 +98,7 @@ RunOptions WorkerProfiler::stage_options(const std::string& reference, int repea
   RunOptions r;
   r.model_path = reference;
   r.requests = repeats;
-  r.warmup = options_.profile.runtime.warmup;
+  r.warmup = std::max(options_.profile.runtime.warmup, kMinProbeWarmup);
   r.concurrency = 1;
   r.deadline_ms = options_.deadline_ms;
   r.seed = options_.profile.runtime.seed;

@@ -154,8 +154,12 @@ class Attempt {
  private:
   Failure connect();
   Failure load();
+  /// When a request was sent, its inputs acknowledged and its last answer received (coordinator clock, ms).
+  struct Clock {
+    double start_ms = 0, pushed_ms = 0, end_ms = 0;
+  };
   Failure request(uint64_t id, bool reference, double deadline_ms, std::vector<pb::Tensor>* outputs,
-                  double* latency_ms, double* start_ms);
+                  Clock* clock = nullptr);
   Failure collect_trace(Measured& m);
   std::string pending_stage(const std::string& device, const std::set<std::string>& done) const;
   std::string worker_name(const Worker& w) const { return fmt::format("worker {} (device {})", w.address, w.device); }
@@ -297,7 +301,7 @@ Failure Attempt::load() {
 }
 
 Failure Attempt::request(uint64_t id, bool reference, double deadline_ms, std::vector<pb::Tensor>* outputs,
-                         double* latency_ms, double* start_ms) {
+                         Clock* clock) {
   // Which workers take part, and with which stages.
   std::vector<std::pair<size_t, std::vector<std::string>>> parts;
   if (reference) {
@@ -386,9 +390,9 @@ Failure Attempt::request(uint64_t id, bool reference, double deadline_ms, std::v
       }
     }
   }
+  const double pushed = now_ms();
   for (auto& th : threads) th.join();
-  if (start_ms) *start_ms = t0;
-  if (latency_ms) *latency_ms = shared.end_ms - t0;
+  if (clock) *clock = {t0, pushed, shared.end_ms};
   {
     std::lock_guard lock(tally_mu_);
     if (m_)
@@ -490,7 +494,7 @@ Failure Attempt::run(Measured& m) {
   inputs_ = std::move(*inputs);
 
   std::vector<pb::Tensor> reference;
-  if (Failure f = request(kReferenceRequest, true, std::max(options_.deadline_ms, kSetupMs), &reference, nullptr, nullptr); !f.message.empty()) return f;
+  if (Failure f = request(kReferenceRequest, true, std::max(options_.deadline_ms, kSetupMs), &reference); !f.message.empty()) return f;
   std::map<std::string, std::vector<double>> expected;
   for (const auto& t : reference) {
     expected[t.name()] = values(t);
@@ -498,7 +502,7 @@ Failure Attempt::run(Measured& m) {
   }
   for (uint64_t id = 1; id <= static_cast<uint64_t>(options_.warmup); ++id) {
     std::vector<pb::Tensor> out;
-    if (Failure f = request(id, false, options_.deadline_ms, &out, nullptr, nullptr); !f.message.empty()) return f;
+    if (Failure f = request(id, false, options_.deadline_ms, &out); !f.message.empty()) return f;
   }
 
   // Measured requests, `concurrency` in flight: each thread takes the next id until all are sent.
@@ -508,6 +512,7 @@ Failure Attempt::run(Measured& m) {
   m.request_ids.resize(n);
   m.latency_ms.assign(n, 0);
   m.start_ms.assign(n, 0);
+  m.pushed_ms.assign(n, 0);
   std::vector<std::vector<pb::Tensor>> outputs(n);
   std::atomic<size_t> next{0};
   std::mutex fail_mu;
@@ -519,7 +524,11 @@ Failure Attempt::run(Measured& m) {
     clients.emplace_back([&] {
       for (size_t i; !stop && (i = next++) < n;) {
         m.request_ids[i] = first + i;
-        Failure f = request(first + i, false, options_.deadline_ms, &outputs[i], &m.latency_ms[i], &m.start_ms[i]);
+        Clock clock;
+        Failure f = request(first + i, false, options_.deadline_ms, &outputs[i], &clock);
+        m.start_ms[i] = clock.start_ms;
+        m.pushed_ms[i] = clock.pushed_ms;
+        m.latency_ms[i] = clock.end_ms - clock.start_ms;
         if (!f.message.empty()) {
           std::lock_guard lock(fail_mu);
           if (failure.message.empty()) failure = f;

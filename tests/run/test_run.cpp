@@ -60,6 +60,17 @@ void expect_peer_to_peer_run(const nlohmann::json& run, int requests, size_t dev
   EXPECT_GT(run["measured_median_ms"].get<double>(), 0);
   EXPECT_GE(run["measured_p90_ms"].get<double>(), run["measured_median_ms"].get<double>());
   EXPECT_GT(run["throughput_rps"].get<double>(), 0);
+  // Per request: push + wait + stages + fetch is its latency; the push and the stages take time.
+  const auto& phases = run["request_phases_ms"];
+  for (const char* phase : {"push", "wait", "stages", "fetch"})
+    ASSERT_EQ(phases[phase].size(), static_cast<size_t>(requests)) << phase;
+  for (size_t i = 0; i < static_cast<size_t>(requests); ++i) {
+    const double sum = phases["push"][i].get<double>() + phases["wait"][i].get<double>() +
+                       phases["stages"][i].get<double>() + phases["fetch"][i].get<double>();
+    EXPECT_NEAR(sum, run["latency_ms"][i].get<double>(), 1e-6) << "request " << i;
+    EXPECT_GT(phases["push"][i].get<double>(), 0) << "request " << i;
+    EXPECT_GT(phases["stages"][i].get<double>(), 0) << "request " << i;
+  }
 }
 
 TEST(Run, TwoWorkersGiveTheOriginalOutputsPeerToPeer) {
@@ -82,7 +93,9 @@ TEST(Run, TwoWorkersGiveTheOriginalOutputsPeerToPeer) {
   // calls and hand-offs.
   for (const auto& d : run["devices"])
     for (const auto& p : planned["devices"])
-      if (p["name"] == d["name"]) EXPECT_DOUBLE_EQ(d["busy_predicted_ms"].get<double>(), p["busy_ms"].get<double>());
+      if (p["name"] == d["name"]) {
+        EXPECT_DOUBLE_EQ(d["busy_predicted_ms"].get<double>(), p["busy_ms"].get<double>());
+      }
   // The measured trace: stage runs on each device's track, transfers on the ports, in the simulator's format.
   const auto trace = read_json(dir / "out/trace.json");
   int stages = 0, sends = 0;
