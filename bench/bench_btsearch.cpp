@@ -66,11 +66,10 @@ BENCHMARK(BM_BTSearchWideDag)->Arg(20)->Arg(30)->Arg(40)->Arg(60)->Unit(benchmar
 CostTable model_table(const std::string& name, const std::string& fusion) {
   auto graph = import_onnx(std::string(MOIRAI_SOURCE_DIR) + "/models/" + name + ".onnx");
   if (!graph) throw std::runtime_error(graph.error().message);
-  Cluster cluster;
-  cluster.name = "generic";
-  cluster.devices.push_back(Device{"device", "unknown", 1000, 0, 100, 1e18, 0});
-  cluster.links.assign(1, Link{});
-  auto coarse = coarsen(*graph, cluster, CoarsenOptions{fusion, 0});
+  const Cluster cluster = generic_cluster();
+  CoarsenOptions options;
+  options.fusion = fusion;
+  auto coarse = coarsen(*graph, cluster, options);
   if (!coarse) throw std::runtime_error(coarse.error().message);
   auto table = build_cost_table(coarse->graph, cluster);
   if (!table) throw std::runtime_error(table.error().message);

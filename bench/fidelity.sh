@@ -141,7 +141,10 @@ run_row() {
     const median = xs.length % 2 ? xs[(xs.length - 1) / 2] : (xs[xs.length / 2 - 1] + xs[xs.length / 2]) / 2;
     const busyErr = Math.max(...run.devices.map((d) => Math.abs(d.busy_predicted_ms - d.busy_measured_ms) / d.busy_measured_ms));
     const link = (f) => run.links.reduce((a, l) => a + l[f], 0);
-    console.log(JSON.stringify({ model, profile, method, predicted_ms: run.predicted_ms,
+    const mid = (v) => { const a = [...v].sort((x, y) => x - y); return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2; };
+    const ph = run.request_phases_ms;  // absent in run.json files written before it
+    const handOff = ph ? { push_ms: mid(ph.push) + mid(ph.wait), fetch_ms: mid(ph.fetch) } : {};
+    console.log(JSON.stringify({ model, profile, method, predicted_ms: run.predicted_ms, ...handOff,
       request_ms: run.predicted_request_ms ?? run.predicted_ms, measured_ms: run.measured_median_ms, p90_ms: run.measured_p90_ms, span_ms: median,
       devices: run.devices.length, stages: run.devices.reduce((a, d) => a + d.stages.length, 0),
       busy_err: busyErr, busy: run.devices.map((d) => [d.busy_predicted_ms, d.busy_measured_ms]),
@@ -300,12 +303,14 @@ write_doc() {
       const err = (r, m) => (r.predicted_ms - m) / m;
       const request = (r) => r.request_ms ?? r.predicted_ms;  // rows written before predicted_request_ms
       const errRequest = (r) => (request(r) - r.measured_ms) / r.measured_ms;
-      let md = `| model | plan | cost model | devices | stages | predicted ms | predicted request ms | measured median ms | error (request) | p90 ms | stage span ms | error (makespan) | busy error | link time pred / meas ms | on the workers cost model ms | error vs span | outputs |\n`;
-      md += `|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n`;
+      let md = `| model | plan | cost model | devices | stages | predicted ms | predicted request ms | measured median ms | error (request) | p90 ms | stage span ms | error (makespan) | hand-off pred / meas ms (push + fetch) | busy error | link time pred / meas ms | on the workers cost model ms | error vs span | outputs |\n`;
+      md += `|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n`;
       for (const r of dist) {
         md += `| ${r.model} | ${r.method} | ${r.profile} | ${r.devices} | ${r.stages} | ${r.predicted_ms.toFixed(3)} | ${request(r).toFixed(3)} | `;
         md += `${r.measured_ms.toFixed(3)} | ${pct(errRequest(r))} | ${r.p90_ms.toFixed(3)} | ${r.span_ms.toFixed(3)} | `;
-        md += `${pct(err(r, r.span_ms))} | ${(100 * r.busy_err).toFixed(0)}% | ${r.link_pred_ms.toFixed(2)} / ${r.link_meas_ms.toFixed(2)} | `;
+        md += `${pct(err(r, r.span_ms))} | `;
+        md += r.push_ms == null ? `| ` : `${(request(r) - r.predicted_ms).toFixed(2)} / ${(r.push_ms + r.fetch_ms).toFixed(2)} (${r.push_ms.toFixed(2)} + ${r.fetch_ms.toFixed(2)}) | `;
+        md += `${(100 * r.busy_err).toFixed(0)}% | ${r.link_pred_ms.toFixed(2)} / ${r.link_meas_ms.toFixed(2)} | `;
         md += r.recost_ms == null ? `| | ` : `${r.recost_ms.toFixed(3)} | ${pct((r.recost_ms - r.span_ms) / r.span_ms)} | `;
         md += `${r.match ? "equal" : "DIFFER"} (max abs diff ${r.max_abs_diff.toExponential(1)}) |\n`;
       }
@@ -338,6 +343,9 @@ write_doc() {
       md += `with the predicted request; "stage span" the median over `;
       md += `requests of first stage start to last stage end in the measured trace (what the makespan covers: the `;
       md += `schedule has the inputs on their devices at time 0), which "error (makespan)" compares with the makespan. `;
+      md += `"hand-off": the predicted request less the makespan, against the medians of the measured push (the `;
+      md += `coordinator sending the inputs to the first stage starting) and fetch (the last stage ending to the `;
+      md += `last answer), from run.json'"'"'s request_phases_ms. `;
       md += `"busy" is the largest relative error of a device'"'"'s `;
       md += `busy time (run.json: the simulator'"'"'s, operators and one stage overhead per stage, against the measured `;
       md += `stages from their session call'"'"'s start to their outputs handed on). "on the workers `;

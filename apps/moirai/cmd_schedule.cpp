@@ -33,25 +33,15 @@ struct ScheduleArgs {
   Verbosity verbosity = Verbosity::normal;
 };
 
-/// A model costed without a cluster file: one generic device with unbounded memory.
-CostTable table_without_cluster(const ProblemOptions& options) {
-  Graph graph = unwrap(import_onnx(options.input, ImportOptions{options.dims}));
-  Cluster cluster;
-  cluster.name = "generic";
-  cluster.devices.push_back(Device{"device", "unknown", 1000, 0, 100, 1e18, 0});
-  cluster.links.assign(1, Link{});
-  const auto coarse = unwrap(coarsen_model(graph, options.input, cluster, options.coarsen));
-  return unwrap(build_cost_table(coarse.graph, cluster));
-}
-
 std::string mib(double bytes) { return fmt::format("{:.2f}", bytes / (1024.0 * 1024.0)); }
 
 void run(const ScheduleArgs& args) {
-  const ProblemOptions options = problem_options(args.problem);
+  ProblemOptions options = problem_options(args.problem);
   const bool has_cluster = !args.problem.cluster.empty();
   if (!args.device.empty() && !has_cluster) fail("--device needs --cluster (the device's capacity comes from it)");
   const bool instance = std::filesystem::path(options.input).extension() == ".json";
-  const CostTable table = has_cluster || instance ? unwrap(load_problem(options)).table : table_without_cluster(options);
+  if (!has_cluster && !instance) options.cluster = generic_cluster();
+  const CostTable table = unwrap(load_problem(options)).table;
   const std::string model = std::filesystem::path(options.input).stem().string();
 
   std::vector<DeviceId> devices;

@@ -91,5 +91,8 @@ Expected<LinkFit> fit_link_relative(const std::vector<TransferSample>& samples);
 Expected<Cluster> load_cluster(const std::string& path);
 /// Same from JSON text; `source` names it in errors.
 Expected<Cluster> parse_cluster(const std::string& text, const std::string& source);
+/// One device of generic figures with unbounded memory, for what does not depend on the device (the peak memory of
+/// an order, `moirai schedule` without --cluster).
+Cluster generic_cluster();
 
 }  // namespace moirai

@@ -23,7 +23,8 @@ namespace moirai {
 
 struct ProblemOptions {
   std::string input;         ///< an ONNX model or a profiled instance (.json)
-  std::string cluster_path;  ///< required for a model; ignored for an instance
+  std::string cluster_path;  ///< required for a model (unless `cluster` is set); ignored for an instance
+  std::optional<Cluster> cluster;  ///< a cluster made in memory, used instead of cluster_path
   std::map<std::string, int64_t> dims;
   bool optional_dims = false;  ///< ImportOptions::optional_dims
   CoarsenOptions coarsen;

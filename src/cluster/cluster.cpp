@@ -91,6 +91,20 @@ double default_reserved_gib(const std::string& kind) {
   return 0.0;
 }
 
+Cluster generic_cluster() {
+  Device d;
+  d.name = "device";
+  d.kind = "unknown";
+  d.peak_gflops = 1000;
+  d.mem_bandwidth_gbps = 100;
+  d.memory_bytes = 1e18;
+  Cluster c;
+  c.name = "generic";
+  c.devices = {d};
+  c.links.assign(1, Link{});
+  return c;
+}
+
 DeviceId Cluster::find(const std::string& device_name) const {
   for (int d = 0; d < size(); ++d)
     if (devices[static_cast<size_t>(d)].name == device_name) return d;

@@ -43,10 +43,10 @@ Expected<Problem> load_problem(const ProblemOptions& options) {
       problem.steps.push_back({fmt::format("max-nodes:{}", options.coarsen.max_nodes), before, problem.table.num_ops()});
     }
   } else {
-    if (options.cluster_path.empty())
+    if (options.cluster_path.empty() && !options.cluster)
       return Error{options.input + ": a model needs a cluster file (e.g. clusters/hetero-gpu-server.json)", "cluster"};
     MOIRAI_ASSIGN_OR_RETURN(auto graph, import_onnx(options.input, ImportOptions{options.dims, options.optional_dims}));
-    MOIRAI_ASSIGN_OR_RETURN(auto cluster, load_cluster(options.cluster_path));
+    MOIRAI_ASSIGN_OR_RETURN(auto cluster, options.cluster ? Expected<Cluster>(*options.cluster) : load_cluster(options.cluster_path));
     MOIRAI_ASSIGN_OR_RETURN(auto coarse, coarsen_model(graph, options.input, cluster, options.coarsen));
     auto table = build_cost_table(coarse.graph, cluster);
     if (!table) return Error{options.cluster_path + ": " + table.error().message};  // a device without figures

@@ -9,6 +9,7 @@
 // stages from that schedule's start times, and stop at the first fixed point, where export, given the written
 // plan, derives exactly the stages that were simulated.
 #include <algorithm>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -94,9 +95,17 @@ StageGraph stage_graph(const CostTable& table, const Placement& placement, Stage
   g.placement.device.assign(st.device.begin(), st.device.end());
   g.placement.order.assign(static_cast<size_t>(k), {});
   for (int s = 0; s < ns; ++s) g.placement.order[static_cast<size_t>(st.device[static_cast<size_t>(s)])].push_back(s);
+  // Transfer priorities were planned for operators. A stage waits for the inputs of all its operators, so a
+  // transfer queued behind one whose producer stage comes later can deadlock the stages (seen with a MILP plan of
+  // llama_tiny). Ranking each port's transfers by their producer stage first, the planned priority second, keeps
+  // every queue in a run order of the stages: the lowest unfinished stage can always run.
+  std::vector<std::tuple<int, double, int, DeviceId>> ranked;  // producer stage, priority, item, destination
   for (const auto& [key, priority] : placement.transfer_priority)
-    if (renamed[static_cast<size_t>(key.first)] >= 0)
-      g.placement.transfer_priority[{renamed[static_cast<size_t>(key.first)], key.second}] = priority;
+    if (const int item = renamed[static_cast<size_t>(key.first)]; item >= 0)
+      ranked.emplace_back(g.table.data[static_cast<size_t>(item)].producer, priority, item, key.second);
+  std::sort(ranked.begin(), ranked.end());
+  for (size_t i = 0; i < ranked.size(); ++i)
+    g.placement.transfer_priority[{std::get<2>(ranked[i]), std::get<3>(ranked[i])}] = static_cast<double>(i);
   g.stages = std::move(st);
   return g;
 }

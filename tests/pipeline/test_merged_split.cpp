@@ -69,9 +69,16 @@ Cluster two_boards() {
   return *c;
 }
 
+CoarsenOptions options(const std::string& fusion, int max_nodes) {
+  CoarsenOptions o;
+  o.fusion = fusion;
+  o.max_nodes = max_nodes;
+  return o;
+}
+
 // onnxruntime fuses conv1 + relu; --max-nodes 1 then merges that fused node with conv2 (a nested group).
 Graph merged(int max_nodes) {
-  auto r = coarsen(conv_relu_conv(), two_boards(), CoarsenOptions{"onnxruntime", max_nodes});
+  auto r = coarsen(conv_relu_conv(), two_boards(), options("onnxruntime", max_nodes));
   if (!r) throw std::logic_error(r.error().message);
   return std::move(r->graph);
 }
@@ -146,7 +153,7 @@ TEST(MergedGroupSplit, RmsNormGroupSplitsByTokensOnly) {
   op("scale", "Mul", {norm, tensor("w", {32}, TensorKind::Parameter)}, y);
   g.tensor(y).graph_output = true;
   annotate_work(g);
-  auto coarse = coarsen(g, two_boards(), CoarsenOptions{"none", 1});
+  auto coarse = coarsen(g, two_boards(), options("none", 1));
   ASSERT_TRUE(coarse.ok()) << coarse.error().message;
   ASSERT_EQ(coarse->graph.num_ops(), 1);
   EXPECT_EQ(legal_splits(coarse->graph, 0), (std::vector<SplitDim>{SplitDim::Tokens}));
@@ -156,7 +163,7 @@ TEST(MergedGroupSplit, RmsNormGroupSplitsByTokensOnly) {
   EXPECT_EQ((*parts)[1].inputs[0], (Region{1, 4, 16}));  // x: the same tokens, no halo
 
   // Unmerged, each operator splits by tokens on its own (Div reads the same tokens of x and of rms [1, 16, 1]).
-  auto fine = coarsen(g, two_boards(), CoarsenOptions{"none", 0});
+  auto fine = coarsen(g, two_boards(), options("none", 0));
   ASSERT_TRUE(fine.ok()) << fine.error().message;
   auto table = build_cost_table(fine->graph, two_boards());
   ASSERT_TRUE(table.ok()) << table.error().message;
