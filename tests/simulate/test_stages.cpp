@@ -97,6 +97,23 @@ TEST(Stages, OutputsLeaveWhenTheirStageEnds) {
   EXPECT_DOUBLE_EQ(ops.makespan_ms, 6.0);
 }
 
+TEST(Stages, TransferPrioritiesPlannedForOperatorsDoNotDeadlockTheStages) {
+  // dev1 runs a, m, p, q; dev0 runs e, c, d; all 1 ms, transfers 1 ms. Edges a->c (Y), e->m, c->q, p->d (X).
+  // The plan sends X before Y on dev1's port: fine for operators (p needs nothing; c just waits). In stages,
+  // {m, p, q} is one stage (q waits for c) and {e, c} another (c waits for Y), so X waits for that stage,
+  // which waits for Y, queued behind X: a deadlock unless the port follows the stages' run order.
+  const CostTable t = table({1, 1, 1, 1, 1, 1, 1}, {{0, 3}, {1, 2}, {3, 5}, {4, 6}}, 1.0, {0.1, 0.1});
+  Placement p{{1, 0, 1, 0, 1, 1, 0}, {{1, 3, 6}, {0, 2, 4, 5}}, {}};
+  p.transfer_priority[{3, 0}] = 0;  // X first
+  p.transfer_priority[{0, 0}] = 1;  // then Y
+  // Without overheads (one operator at a time) the plan runs: X [4, 5], Y [5, 6], c [6, 7], q [8, 9].
+  const Schedule ops = simulate(table({1, 1, 1, 1, 1, 1, 1}, {{0, 3}, {1, 2}, {3, 5}, {4, 6}}, 1.0, {0, 0}), p, {true});
+  EXPECT_DOUBLE_EQ(ops.makespan_ms, 9.0);
+  const Schedule s = simulate(t, p, {true});
+  EXPECT_EQ(s.stage, (std::vector<int>{0, 1, 2, 1, 2, 2, 3}));
+  EXPECT_TRUE(validate(t, p, s, {true}).empty());
+}
+
 TEST(Stages, ZeroOverheadKeepsTheOperatorModel) {
   // Instances and analytic tables get zero overheads: the bundled hand-checked result stays (example-1 all on
   // device 0: 65), and no stages are reported.
