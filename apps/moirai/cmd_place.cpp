@@ -213,8 +213,9 @@ const bool registered = register_command(20, [](CLI::App& app) {
   std::string seeds;
   for (const auto& n : placer_names()) seeds += (seeds.empty() ? "" : ", ") + n;
   cmd->add_option("--seed-method", args->seed_method,
-                  "GenEFlow (--method geneflow) refines this method's plan: 'best' (default: the best of the list "
-                  "heuristics and the MILP), 'heuristics' (the list heuristics only) or a method: " + seeds);
+                  "GenEFlow (--method geneflow) refines this method's plan: 'best' (default: the best of the "
+                  "one-pass heuristics and the MILP), 'heuristics' (the heuristics only: every method but placeto "
+                  "and milp) or a method: " + seeds);
   cmd->add_option("--export-mps", args->options.export_mps, "MILP: also write the model as an MPS file");
   cmd->add_option("--import-solution", args->options.import_solution,
                   "MILP: read a solution (name value lines) instead of solving");

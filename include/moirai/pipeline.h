@@ -67,13 +67,13 @@ std::vector<std::string> method_names();
 /// Places with `method`, simulates the placement and validates the schedule. Never throws on a method failure:
 /// the error is recorded in the run (the bench needs a row for every method).
 /// "geneflow" = GenEFlow seeded with the plan of `seed_method` (one of seed_method_names(); empty = "best": the
-/// best whole-operator plan of the list heuristics and the MILP); `refine_with_geneflow` (--partition) lets
+/// best whole-operator plan of heuristic_placer_names() and the MILP); `refine_with_geneflow` (--partition) lets
 /// GenEFlow refine any method's plan. A refined plan answers the split problem: its lower bound is the split
 /// relaxation's and its status is "optimal" only when it meets that bound.
 MethodRun run_method(const Problem& problem, const std::string& method, const PlaceOptions& options,
                      bool refine_with_geneflow = false, const std::string& seed_method = {});
 
-/// GenEFlow's seeds: "best" (the list heuristics and the MILP), "heuristics" (the list heuristics only), or any
+/// GenEFlow's seeds: "best" (the one-pass heuristics and the MILP), "heuristics" (those heuristics only), or any
 /// registered placer.
 std::vector<std::string> seed_method_names();
 

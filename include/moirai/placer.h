@@ -69,6 +69,9 @@ class Placer {
 
 /// Every registered method name, in the order they are listed to users.
 std::vector<std::string> placer_names();
+/// The registered methods that build their plan in one pass (all but the searches, Placeto and the MILP), in
+/// the same order: the MILP's warm starts and GenEFlow's "heuristics" seeds.
+std::vector<std::string> heuristic_placer_names();
 /// The placer with this name, or an error listing the known names.
 Expected<std::unique_ptr<Placer>> make_placer(const std::string& name);
 

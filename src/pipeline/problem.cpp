@@ -72,10 +72,6 @@ std::vector<std::string> method_names() {
 
 namespace {
 
-// Heuristics cheap enough to seed GenEFlow with; the default seed adds the MILP (Placeto trains for its whole
-// time limit and has not beaten the MILP's plan in the standard evaluation: refine it with --partition).
-const char* const kSeedMethods[] = {"heft", "cpop", "m-etf", "getf", "m-sct", "m-topo", "single", "memory-proportional"};
-
 MethodRun place_whole(const Problem& problem, const std::string& method, const PlaceOptions& options) {
   auto placer = make_placer(method);
   if (!placer) {
@@ -95,7 +91,9 @@ MethodRun best_seed(const Problem& problem, const PlaceOptions& options, bool wi
   quiet.progress = nullptr;
   MethodRun best;
   best.error = "geneflow: no method produced a plan to start from that fits: " + problem.table.memory_summary();
-  std::vector<std::string> methods(std::begin(kSeedMethods), std::end(kSeedMethods));
+  // The one-pass heuristics; the default seed adds the MILP (Placeto trains for its whole time limit and has not
+  // beaten the MILP's plan in the standard evaluation: refine it with --partition).
+  std::vector<std::string> methods = heuristic_placer_names();
   if (with_milp) methods.emplace_back("milp");
   double spent = 0;
   for (const auto& method : methods) {

@@ -142,8 +142,7 @@ WarmStart warm_start(const CostTable& t, const std::vector<MilpEdge>& edges, con
   // On huge graphs the heuristics alone can eat the budget: once one plan fits, stop at 30% of it (the ETF
   // family, stopped mid-way, places its remaining operators by upward rank in one pass).
   auto out_of_time = [&] { return w.fallback && since(t0) > 0.3 * options.time_limit_s; };
-  for (const auto& name : placer_names()) {
-    if (name == "milp" || name == "placeto" || name == "geneflow") continue;
+  for (const auto& name : heuristic_placer_names()) {
     if (out_of_time()) break;
     auto placer = make_placer(name);
     if (!placer.ok()) continue;

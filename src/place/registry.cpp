@@ -9,10 +9,18 @@ namespace {
 
 using Factory = std::unique_ptr<Placer> (*)();
 
+struct Method {
+  std::string name;
+  Factory make;
+  /// Builds its plan in one pass (no search that fills a time budget): cheap enough to run them all as the
+  /// MILP's warm starts and as GenEFlow's seeds.
+  bool heuristic = true;
+};
+
 // Order = the order users see them in (cheap baselines first, the MILP last).
-const std::vector<std::pair<std::string, Factory>>& methods() {
-  static const std::vector<std::pair<std::string, Factory>> list = {
-      // METHODS (one line per method: {"name", make_x_placer},)
+const std::vector<Method>& methods() {
+  static const std::vector<Method> list = {
+      // METHODS (one line per method: {"name", make_x_placer[, false when it searches]},)
       {"heft", make_heft_placer},
       {"cpop", make_cpop_placer},
       {"m-topo", make_mtopo_placer},
@@ -25,8 +33,8 @@ const std::vector<std::pair<std::string, Factory>>& methods() {
       {"llama-cpp", make_llama_cpp_placer},
       {"exo", make_exo_placer},
       {"layer-dp", make_layer_dp_placer},
-      {"placeto", make_placeto_placer},
-      {"milp", make_milp_placer},
+      {"placeto", make_placeto_placer, false},
+      {"milp", make_milp_placer, false},
   };
   return list;
 }
@@ -35,13 +43,20 @@ const std::vector<std::pair<std::string, Factory>>& methods() {
 
 std::vector<std::string> placer_names() {
   std::vector<std::string> names;
-  for (const auto& [name, factory] : methods()) names.push_back(name);
+  for (const auto& m : methods()) names.push_back(m.name);
+  return names;
+}
+
+std::vector<std::string> heuristic_placer_names() {
+  std::vector<std::string> names;
+  for (const auto& m : methods())
+    if (m.heuristic) names.push_back(m.name);
   return names;
 }
 
 Expected<std::unique_ptr<Placer>> make_placer(const std::string& name) {
-  for (const auto& [known, factory] : methods())
-    if (known == name) return factory();
+  for (const auto& m : methods())
+    if (m.name == name) return m.make();
   std::string list;
   for (const auto& known : placer_names()) list += (list.empty() ? "" : ", ") + known;
   return Error{"unknown method '" + name + "' (known: " + list + ")"};

@@ -69,6 +69,12 @@ double check_plan(const std::string& method, const CostTable& t, bool contention
 TEST(Baselines, AreRegistered) {
   const auto names = placer_names();
   for (const auto& m : kMethods) EXPECT_NE(std::find(names.begin(), names.end(), m), names.end()) << m;
+  // The one-pass heuristics (the MILP's warm starts, GenEFlow's seeds): every method but the two searches, in
+  // the registry's order.
+  std::vector<std::string> heuristics;
+  for (const auto& m : names)
+    if (m != "placeto" && m != "milp") heuristics.push_back(m);
+  EXPECT_EQ(heuristic_placer_names(), heuristics);
 }
 
 TEST(Heft, PaperExampleWithoutContentionIs80) {
