@@ -441,7 +441,7 @@ Outcome solve_milp(const CostTable& t, bool ports, double seconds, uint64_t seed
   if (!r.ok()) return out.status = "error: " + r.error().message, out;
   out.makespan = r->objective_ms;
   out.bound = r->lower_bound_ms;
-  out.status = r->status + " (" + r->mode + ")";
+  out.status = std::string(plan_status_name(r->status)) + " (" + r->mode + ")";
   out.warm_from = r->warm_start_method;
   out.warm_ms = r->warm_start_ms;
   out.polished_ms = r->polished_ms;

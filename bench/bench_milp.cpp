@@ -86,7 +86,7 @@ Row run_model(const std::string& model, const std::string& cluster, double secon
   auto r = (*make_placer("milp"))->place(t, o);
   row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!r.ok()) return row.note = r.error().message, row;
-  row.status = r->status;
+  row.status = plan_status_name(r->status);
   row.mode = r->mode;
   row.makespan = r->objective_ms;
   row.bound = r->lower_bound_ms;
@@ -130,7 +130,7 @@ void googlenet(double seconds) {
   const Schedule s = simulate(*t, r->placement, o.sim);
   std::printf("| milp | %.6g (simulated %.6g) |\n\nmilp: %s (%s), %.1f s, exact model would have %d binaries and %d rows, "
               "bound %.6g ms, gap %.1f%%\n",
-              r->objective_ms, s.makespan_ms, r->status.c_str(), r->mode.c_str(), secs, binaries, rows,
+              r->objective_ms, s.makespan_ms, plan_status_name(r->status), r->mode.c_str(), secs, binaries, rows,
               r->lower_bound_ms, 100 * (r->objective_ms - r->lower_bound_ms) / r->objective_ms);
 }
 

@@ -37,7 +37,7 @@ std::string outcome(const MethodRun& run) {
   if (!run.error.empty()) return "failed";
   if (!run.violations.empty()) return "invalid schedule";
   if (!run.fits) return fmt::format("{:.4f} ms, does not fit in memory", run.schedule.makespan_ms);
-  return fmt::format("{:.4f} ms ({})", run.schedule.makespan_ms, run.result.status);
+  return fmt::format("{:.4f} ms ({})", run.schedule.makespan_ms, plan_status_name(run.result.status));
 }
 
 bool is_decode(const Problem& problem) {

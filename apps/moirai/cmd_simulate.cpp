@@ -47,10 +47,10 @@ void run(const SimulateArgs& args) {
   // Two separate verdicts: the plan as its file writes it, and the schedule re-simulated from its order.
   const std::vector<std::string> written = unwrap(validate_as_written(problem, file, sim));
   MethodRun run = unwrap(resimulate(problem, file, sim));
-  run.result.status = run.violations.empty() ? "valid" : "invalid";
   Plan plan = plan_of(problem, run, sim,
                             PlanInputs{options.input, options.cluster_path, options.coarsen.fusion,
                                        options.coarsen.max_nodes, options.dims, options.profile_path});
+  plan.verdict = run.violations.empty() ? "valid" : "invalid";
   if (args.stream_given) {
     if (run.partition) fail(fmt::format("{}: --requests/--arrival/--in-flight take plans of whole operators; this plan splits operators", args.plan));
     plan.stream = stream_figures(problem.table, run.result.placement, args.stream, sim);

@@ -34,9 +34,18 @@ struct PlaceOptions {
   std::function<bool()> stop;
 };
 
+/// Where a method's plan stands: `ok` for the heuristics; what the MILP proved (optimal, feasible) or why it
+/// stopped (time limit, infeasible, no solution, solver crashed), or that it kept its warm start (heuristic kept)
+/// or read a solution (imported).
+enum class PlanStatus { ok, optimal, feasible, time_limit, infeasible, no_solution, crashed, heuristic_kept, imported };
+
+/// The name plans, tables and reports show: "ok", "optimal", "feasible", "time limit", "infeasible",
+/// "no solution", "solver crashed", "heuristic kept", "imported".
+const char* plan_status_name(PlanStatus status);
+
 struct PlaceResult {
   Placement placement;
-  std::string status = "ok";  ///< "ok" for heuristics; "optimal", "feasible", "time limit", "no solution" for the MILP
+  PlanStatus status = PlanStatus::ok;
   double objective_ms = 0;    ///< the method's own estimate (MILP objective); 0 when none
   double lower_bound_ms = 0;  ///< a proven lower bound on the makespan, 0 when none
   std::string lower_bound_source;  ///< which bound gave it (see moirai/bounds.h)

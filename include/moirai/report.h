@@ -54,6 +54,11 @@ struct Plan {
   /// Decode models: the largest context (KV-cache length) at which this placement fits, when computed.
   std::optional<int64_t> max_context;
   std::string objective = "latency";       ///< what the placer optimised: "latency" or "throughput"
+  /// `moirai simulate`'s verdict on a re-simulated plan ("valid" or "invalid"): shown and written in place of
+  /// the method's status when set.
+  std::string verdict;
+  /// The status shown and written: the verdict when set, else the method's (plan_status_name).
+  std::string status_text() const { return verdict.empty() ? plan_status_name(result.status) : verdict; }
   std::optional<StreamFigures> stream;     ///< the plan serving a stream of requests (whole-operator plans)
   /// One request as `moirai run` measures it: the coordinator's pushes, the schedule and its fetches (request_ms
   /// of moirai/simulate.h); set only when the cluster has coordinator links (plan.json predicted_request_ms).

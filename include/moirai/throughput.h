@@ -36,7 +36,7 @@ struct ThroughputResult {
   double model_period_ms = 0;    ///< the method's own objective (DP value or MILP objective)
   double latency_ms = 0;         ///< one request, simulated
   double lower_bound_ms = 0;     ///< proven lower bound on the period (MILP), 0 when none
-  std::string status = "ok";     ///< stage_dp: "optimal" (among stage plans); MILP and place_for_throughput: CBC's
+  PlanStatus status = PlanStatus::ok;  ///< stage_dp: optimal (among stage plans); MILP and place_for_throughput: CBC's
   std::string source;            ///< "stage-dp" or "period-milp"
   int in_flight = 0;             ///< the in-flight count the plan's memory holds
 };

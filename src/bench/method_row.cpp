@@ -83,7 +83,7 @@ BenchRow make_row(BenchRow row, const Problem& p, const MethodRun& run) {
   }
   const double lat = run.schedule.makespan_ms;
   row.latency_ms = lat;
-  row.status = run.result.status.empty() ? "ok" : run.result.status;
+  row.status = plan_status_name(run.result.status);
   if (row.lower_bound_ms > 0 && lat > 0) row.gap = std::max(0.0, (lat - row.lower_bound_ms) / lat);
   if (row.single_device_ms > 0 && lat > 0) row.speedup_vs_single = row.single_device_ms / lat;
   std::vector<std::string> notes;

@@ -111,7 +111,7 @@ MethodRun best_seed(const Problem& problem, const PlaceOptions& options, bool wi
 // when it meets it.
 void split_status(const CostTable& table, MethodRun& run) {
   PlaceResult& r = run.result;
-  const bool whole_optimum = r.status.rfind("optimal", 0) == 0;
+  const bool whole_optimum = r.status == PlanStatus::optimal;
   r.lower_bound_ms = split_relaxation_bound(table);
   r.lower_bound_source = "split relaxation";
   r.objective_ms = 0;  // the seed's own objective is not this plan's
@@ -120,8 +120,8 @@ void split_status(const CostTable& table, MethodRun& run) {
   if (run.partition && run.partition->memory_ordered) note += ", BTSearch orders";
   if (whole_optimum) note += split > 0 ? ", seed optimal over whole operators" : ", optimal over whole operators";
   r.mode = r.mode.empty() ? note : r.mode + "; " + note;
-  if (run.schedule.makespan_ms <= r.lower_bound_ms * (1 + 1e-9)) r.status = "optimal";
-  else if (whole_optimum) r.status = "feasible";
+  if (run.schedule.makespan_ms <= r.lower_bound_ms * (1 + 1e-9)) r.status = PlanStatus::optimal;
+  else if (whole_optimum) r.status = PlanStatus::feasible;
 }
 
 // Refines a whole-operator run with GenEFlow: the plan is then one of the split problem.
@@ -178,7 +178,7 @@ MethodRun geneflow_from(const Problem& problem, MethodRun seed, const PlaceOptio
   }
   // The seed's status and ablation fields describe the seed's own search (a MILP's "solver crashed"...);
   // GenEFlow's are where it started.
-  run.result.status = "ok";
+  run.result.status = PlanStatus::ok;
   if (!run.result.mode.empty()) run.result.mode = seed_method + " seed: " + run.result.mode;
   run.result.warm_start_method = seed_method;
   run.result.warm_start_ms = run.schedule.makespan_ms;

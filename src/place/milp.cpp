@@ -289,7 +289,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     auto tight = evaluate_milp_plan(t, edges, plan.device, op_key, edge_key, contention);
     if (!tight) return Error{options.import_solution + ": the solution's start times contradict the precedences"};
     result.placement = to_placement(t, edges, *tight);
-    result.status = "imported";
+    result.status = PlanStatus::imported;
     result.objective_ms = tight->makespan;
     quick_bound(result);
     result.mode = "import";
@@ -300,7 +300,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
   if (!warm.plan && !warm.fallback) return Error{"milp: no plan fits the memory capacities: " + t.memory_summary()};
   if (!warm.plan) {  // nothing satisfies the MILP's memory reserve: the heuristic is all we have
     result.placement = *warm.fallback;
-    result.status = "no solution";
+    result.status = PlanStatus::no_solution;
     result.objective_ms = warm.fallback_ms;
     quick_bound(result);
     result.mode = "exact";
@@ -348,7 +348,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     const auto run = solve_exact(t, edges, *exact, best, options, options.time_limit_s - since(t0), true);
     const auto& r = run.solve;
     best = run.plan;
-    result.status = status_name(r.status);
+    result.status = plan_status(r.status);
     say(fmt::format("milp: CBC {} after {:.1f} s, {} nodes, objective {:.6g}, bound {:.6g}", status_name(r.status), r.seconds,
                     r.nodes, r.objective, r.bound));
     // The model charges transfers as the simulator does, and a plan that fits memory in simulation fits the
@@ -392,7 +392,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     }
     int windows = 0, crashes = 0;
     best = milp_lns(t, best, options, options.time_limit_s - since(t0) - 3 * warm.simulate_s, windows, crashes);
-    result.status = crashes > 0 && crashes == windows ? status_name(SolveStatus::crashed) : status_name(SolveStatus::feasible);
+    result.status = crashes > 0 && crashes == windows ? PlanStatus::crashed : PlanStatus::feasible;
     say(fmt::format("milp: LNS over {} windows ({} solver crashes): {:.6g}", windows, crashes, best.makespan));
   }
   result.placement = to_placement(t, edges, best);
@@ -402,7 +402,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
     say(fmt::format("milp: keeping {} (simulated {:.6g} < {:.6g})", warm.fallback_from, warm.fallback_ms, s.makespan_ms));
     result.placement = *warm.fallback;
     result.objective_ms = warm.fallback_ms;
-    result.status = "heuristic kept";
+    result.status = PlanStatus::heuristic_kept;
     result.mode += ", plan of " + warm.fallback_from;
   }
   result.lower_bound_ms = bounds.best.ms;
@@ -412,7 +412,7 @@ Expected<PlaceResult> MilpPlacer::place(const CostTable& t, const PlaceOptions& 
                fmt::format("milp: lower bound {} ({}) above the plan's simulated {}", result.lower_bound_ms,
                            result.lower_bound_source, simulated));
   // "optimal" is a claim about the simulated plan: it meets a proven bound (CBC's proof of the exact model is one).
-  if (result.lower_bound_ms >= simulated * (1 - 1e-9)) result.status = "optimal";
+  if (result.lower_bound_ms >= simulated * (1 - 1e-9)) result.status = PlanStatus::optimal;
   return result;
 }
 

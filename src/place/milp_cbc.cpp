@@ -70,22 +70,26 @@ class ProgressHandler : public CbcEventHandler {
 
 int no_callback(CbcModel*, int) { return 0; }
 
-constexpr std::pair<SolveStatus, const char*> kStatusNames[] = {
-    {SolveStatus::optimal, "optimal"},         {SolveStatus::feasible, "feasible"},
-    {SolveStatus::time_limit, "time limit"},   {SolveStatus::infeasible, "infeasible"},
-    {SolveStatus::no_solution, "no solution"}, {SolveStatus::crashed, "solver crashed"}};
-
 }  // namespace
 
-const char* status_name(SolveStatus status) {
-  for (const auto& [s, name] : kStatusNames)
-    if (s == status) return name;
-  return "?";
+PlanStatus plan_status(SolveStatus status) {
+  switch (status) {
+    case SolveStatus::optimal: return PlanStatus::optimal;
+    case SolveStatus::feasible: return PlanStatus::feasible;
+    case SolveStatus::time_limit: return PlanStatus::time_limit;
+    case SolveStatus::infeasible: return PlanStatus::infeasible;
+    case SolveStatus::no_solution: return PlanStatus::no_solution;
+    case SolveStatus::crashed: return PlanStatus::crashed;
+  }
+  return PlanStatus::no_solution;
 }
 
+const char* status_name(SolveStatus status) { return plan_status_name(plan_status(status)); }
+
 std::optional<SolveStatus> status_named(const std::string& name) {
-  for (const auto& [s, n] : kStatusNames)
-    if (name == n) return s;
+  for (SolveStatus s : {SolveStatus::optimal, SolveStatus::feasible, SolveStatus::time_limit, SolveStatus::infeasible,
+                        SolveStatus::no_solution, SolveStatus::crashed})
+    if (name == status_name(s)) return s;
   return std::nullopt;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "milp_model.h"
+#include "moirai/placer.h"
 #include "moirai/progress.h"
 
 namespace moirai {
@@ -47,7 +48,9 @@ inline constexpr const char* kMilpFaultEnv = "MOIRAI_MILP_INJECT_FAULT";
 /// the child died without a result (see diagnostic).
 enum class SolveStatus { optimal, feasible, time_limit, infeasible, no_solution, crashed };
 
-/// The status as plans, reports and progress lines name it: "optimal", "time limit", "solver crashed", ...
+/// The plan status a solve gives (the same name: "optimal", "time limit", "solver crashed", ...).
+PlanStatus plan_status(SolveStatus status);
+/// The status as plans, reports and progress lines name it: plan_status_name(plan_status(status)).
 const char* status_name(SolveStatus status);
 /// The status named `name` (status_name's inverse), nullopt for any other text.
 std::optional<SolveStatus> status_named(const std::string& name);

@@ -260,7 +260,7 @@ Expected<ThroughputResult> stage_dp(const CostTable& table, const PlaceOptions& 
   r.model_period_ms = sol.period;
   r.period_ms = period_loads(table, r.placement, place.sim).period_ms;
   r.latency_ms = simulate(table, r.placement, place.sim).makespan_ms;
-  r.status = "optimal";
+  r.status = PlanStatus::optimal;
   r.source = "stage-dp";
   return r;
 }

@@ -216,7 +216,7 @@ Expected<ThroughputResult> period_milp(const CostTable& table, const PlaceOption
   r.lower_bound_ms = got.bound;
   r.period_ms = period_loads(table, r.placement, place.sim).period_ms;
   r.latency_ms = simulate(table, r.placement, place.sim).makespan_ms;
-  r.status = status_name(got.status);
+  r.status = plan_status(got.status);
   r.source = "period-milp";
   return r;
 }
@@ -248,7 +248,7 @@ Expected<ThroughputResult> place_for_throughput(const CostTable& table, const Pl
       place.progress(fmt::format("throughput: {:.2f} s of the time limit left, too little for the period MILP",
                                  std::max(0.0, rest.time_limit_s)));
     auto only = stage_plan_only(std::move(dp), options.max_latency_ms);
-    if (only) only->status = "time limit";
+    if (only) only->status = PlanStatus::time_limit;
     return only;
   }
   auto milp = period_milp(table, rest, options, dp_ok ? &dp->placement : nullptr);
@@ -258,7 +258,7 @@ Expected<ThroughputResult> place_for_throughput(const CostTable& table, const Pl
   // not made of stages may need more requests in flight to reach its period.
   if (dp_ok && (!milp_ok || dp_rate >= stream_rate(table, milp->placement, options.in_flight, place.sim))) {
     // The MILP speaks for every plan, the DP only for stage plans: its status is the plan's.
-    dp->status = milp.ok() ? milp->status : "ok";
+    dp->status = milp.ok() ? milp->status : PlanStatus::ok;
     if (milp.ok()) dp->lower_bound_ms = std::min(milp->lower_bound_ms, dp->period_ms);
     return dp;
   }

@@ -39,7 +39,25 @@ const std::vector<Method>& methods() {
   return list;
 }
 
+constexpr std::pair<PlanStatus, const char*> kPlanStatusNames[] = {
+    {PlanStatus::ok, "ok"},
+    {PlanStatus::optimal, "optimal"},
+    {PlanStatus::feasible, "feasible"},
+    {PlanStatus::time_limit, "time limit"},
+    {PlanStatus::infeasible, "infeasible"},
+    {PlanStatus::no_solution, "no solution"},
+    {PlanStatus::crashed, "solver crashed"},
+    {PlanStatus::heuristic_kept, "heuristic kept"},
+    {PlanStatus::imported, "imported"},
+};
+
 }  // namespace
+
+const char* plan_status_name(PlanStatus status) {
+  for (const auto& [s, name] : kPlanStatusNames)
+    if (s == status) return name;
+  return "?";
+}
 
 std::vector<std::string> placer_names() {
   std::vector<std::string> names;

@@ -134,7 +134,7 @@ struct GanttChart {
     o += fmt::format("<rect class=\"bg\" x=\"0\" y=\"0\" width=\"{:.0f}\" height=\"{:.0f}\" fill=\"#ffffff\"/>\n", kWidth, height);
     const std::string title = fmt::format("{} on {} · {} · makespan {}", t.name, t.cluster, plan.method, human_time(s.makespan_ms));
     o += fmt::format("<text x=\"{}\" y=\"24\" font-size=\"16\" font-weight=\"bold\">{}</text>\n", kLeft, xml_escape(title));
-    std::string sub = fmt::format("status {} · placement time {} · {} operators, {} transfers · ports {}", plan.result.status,
+    std::string sub = fmt::format("status {} · placement time {} · {} operators, {} transfers · ports {}", plan.status_text(),
                                   human_time(plan.placement_time_s * 1000), t.num_ops(), s.transfers.size(),
                                   plan.sim.contention ? "contended" : "contention-free");
     if (auto g = plan.gap()) sub += fmt::format(" · gap {:.2f}%", *g * 100);

@@ -51,7 +51,7 @@ std::string report_html(const Plan& plan) {
   h += fmt::format("<h1>{}</h1>\n<div class=\"cards\">\n", xml_escape(title));
   h += card("latency", human_time(s.makespan_ms));
   h += card("method", plan.method);
-  h += card("status", plan.result.status + (plan.result.mode.empty() ? "" : " (" + plan.result.mode + ")"));
+  h += card("status", plan.status_text() + (plan.result.mode.empty() ? "" : " (" + plan.result.mode + ")"));
   const auto gap = plan.gap();
   h += card("gap", gap ? fmt::format("{:.2f}%", *gap * 100) : std::string("n/a"));
   h += card("lower bound", plan.result.lower_bound_ms > 0 ? human_time(plan.result.lower_bound_ms) : "n/a");

@@ -65,7 +65,7 @@ std::string plan_json(const Plan& plan, const std::string& dir) {
   j["makespan_ms"] = s.makespan_ms;
   if (plan.request_ms) j["predicted_request_ms"] = *plan.request_ms;
   j["placement_time_s"] = plan.placement_time_s;
-  j["status"] = plan.result.status;
+  j["status"] = plan.status_text();
   if (!plan.result.mode.empty()) j["mode"] = plan.result.mode;
   if (plan.result.objective_ms > 0) j["objective_ms"] = plan.result.objective_ms;
   j["lower_bound_ms"] = plan.result.lower_bound_ms;

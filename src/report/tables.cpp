@@ -50,7 +50,7 @@ std::string peak_cell(const CostTable& table, double peak, double cap) {
 std::string format_plan_summary(const Plan& plan) {
   const CostTable& t = plan.table;
   const Schedule& s = plan.schedule;
-  std::string status = plan.result.status;
+  std::string status = plan.status_text();
   if (!plan.result.mode.empty()) status += ", " + plan.result.mode;
   if (auto g = plan.gap()) status += fmt::format(", gap {:.2f}%", *g * 100);
   std::string out = fmt::format("{} on {}\n", t.name, t.cluster);
@@ -109,7 +109,7 @@ std::string format_plan_summary(const Plan& plan) {
 ComparisonRow comparison_row(const Plan& plan) {
   ComparisonRow row;
   row.method = plan.method;
-  row.status = plan.result.status;
+  row.status = plan.status_text();
   if (auto g = plan.gap()) row.status += fmt::format(" (gap {:.2f}%)", *g * 100);
   row.latency_ms = plan.schedule.makespan_ms;
   row.placement_time_s = plan.placement_time_s;

@@ -76,7 +76,7 @@ std::string write_plan(const std::string& model, int k, Split split, const fs::p
   EXPECT_TRUE(table.ok()) << table.error().message;
   table->name = fs::path(model).stem().string();
   PlaceResult result;
-  result.status = "test";
+  result.status = PlanStatus::imported;
   const int n = table->num_ops();
   result.placement.device.assign(static_cast<size_t>(n), 0);
   for (int i = 0; i < n; ++i) {

@@ -44,7 +44,7 @@ void expect_within_capacity(const CostTable& t, const PlaceResult& r, const SimO
   for (OpId i = 0; i < t.num_ops(); ++i) held[static_cast<size_t>(r.placement.device[static_cast<size_t>(i)])] += t.param_bytes[static_cast<size_t>(i)];
   EXPECT_GE(std::count_if(held.begin(), held.end(), [](double b) { return b > 0; }), 2) << what;
   std::printf("llama2_13b/workstation-mixed, %s: %d ops, status %s (%s), objective %.6g ms, simulated %.6g ms, bound %.6g ms\n",
-              what.c_str(), t.num_ops(), r.status.c_str(), r.mode.c_str(), r.objective_ms, s.makespan_ms, r.lower_bound_ms);
+              what.c_str(), t.num_ops(), plan_status_name(r.status), r.mode.c_str(), r.objective_ms, s.makespan_ms, r.lower_bound_ms);
 }
 
 TEST(MilpMemory, Llama13bPlanFitsEveryDevice) {
@@ -70,7 +70,7 @@ TEST(MilpMemory, Llama13bPlanFitsEveryDevice) {
   const bool warm_from_milp_model =
       std::any_of(lines.begin(), lines.end(), [](const std::string& l) { return l.find("warm start from") != std::string::npos; });
   EXPECT_TRUE(warm_from_milp_model) << "no warm start satisfied the MILP's memory reserve";
-  EXPECT_NE(r->status, "no solution");
+  EXPECT_NE(r->status, PlanStatus::no_solution);
 
   expect_within_capacity(t, *r, o.sim, "MILP plan");
 
@@ -80,7 +80,7 @@ TEST(MilpMemory, Llama13bPlanFitsEveryDevice) {
   auto warm = (*placer)->place(t, o);
   ::unsetenv("MOIRAI_MILP_INJECT_FAULT");
   ASSERT_TRUE(warm.ok()) << warm.error().message;
-  EXPECT_EQ(warm->status, "solver crashed");
+  EXPECT_EQ(warm->status, PlanStatus::crashed);
   expect_within_capacity(t, *warm, o.sim, "warm start");
   EXPECT_LE(r->objective_ms, warm->objective_ms + 1e-9);
 }

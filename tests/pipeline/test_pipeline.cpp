@@ -284,7 +284,7 @@ TEST(RunMethod, EveryMethodOnGooglenet) {
       EXPECT_GT(run.partition->split_ops, 0);
     }
     std::printf("googlenet/hetero-gpu-server %-20s %10.4f ms  %s%s\n", method.c_str(), run.schedule.makespan_ms,
-                run.result.status.c_str(), run.partition ? " (split operators)" : "");
+                plan_status_name(run.result.status), run.partition ? " (split operators)" : "");
     makespan[method] = run.schedule.makespan_ms;
     const Plan plan = plan_of(problem, run, options.sim);
     EXPECT_EQ(plan.method, method);

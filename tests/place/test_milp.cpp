@@ -59,7 +59,7 @@ TEST(Milp, ExampleOneOptimumIs30) {
     // About 1-7 s each on 2 busy cores since T became integral, preprocessing went off and the precedence-load
     // rows came in (was 2-45 s); the limit leaves room for CI's load without letting the binary run for minutes.
     const auto r = run_milp(*t, contention, 40);
-    EXPECT_EQ(r.status, "optimal");
+    EXPECT_EQ(r.status, PlanStatus::optimal);
     EXPECT_EQ(r.mode, "exact");
     EXPECT_NEAR(r.objective_ms, 30, 1e-6);
     EXPECT_NEAR(r.lower_bound_ms, 30, 1e-3);
@@ -72,11 +72,11 @@ TEST(Milp, HeftExampleOptima) {
   ASSERT_TRUE(t.ok()) << t.error().message;
   // The proof with ports takes CBC 8-15 s on 2 busy cores (was 18-60 s): the big-M bound still moves slowly.
   const auto with_ports = run_milp(*t, true, 60);
-  EXPECT_EQ(with_ports.status, "optimal");
+  EXPECT_EQ(with_ports.status, PlanStatus::optimal);
   EXPECT_NEAR(with_ports.objective_ms, 83, 1e-6);
   expect_consistent(*t, with_ports, true, true);
   const auto free_ports = run_milp(*t, false, 20);
-  EXPECT_EQ(free_ports.status, "optimal");
+  EXPECT_EQ(free_ports.status, PlanStatus::optimal);
   EXPECT_NEAR(free_ports.objective_ms, 73, 1e-6);
   EXPECT_NEAR(free_ports.lower_bound_ms, 73, 1e-3);
   expect_consistent(*t, free_ports, false, true);
@@ -145,7 +145,7 @@ TEST(Milp, EqualsBruteForceWithFanOut) {
     for (bool contention : {true, false}) {
       const double brute = testing::brute_force(t, contention);
       const auto r = run_milp(t, contention, 20);
-      EXPECT_EQ(r.status, "optimal") << "seed " << seed << " contention " << contention;
+      EXPECT_EQ(r.status, PlanStatus::optimal) << "seed " << seed << " contention " << contention;
       EXPECT_NEAR(r.objective_ms, brute, 1e-6) << "seed " << seed << " contention " << contention;
       expect_consistent(t, r, contention, true);
     }
@@ -190,7 +190,7 @@ TEST(Milp, OneTransferPerItemAndDestination) {
     const auto t = one_item_two_readers(times);
     EXPECT_NEAR(testing::brute_force(t, true), optimum, 1e-9);
     const auto r = run_milp(t, true, 20);
-    EXPECT_EQ(r.status, "optimal") << optimum;
+    EXPECT_EQ(r.status, PlanStatus::optimal) << optimum;
     EXPECT_NEAR(r.objective_ms, optimum, 1e-6);
     EXPECT_NEAR(r.lower_bound_ms, optimum, 1e-6);
     expect_consistent(t, r, true, true);
@@ -202,7 +202,7 @@ TEST(Milp, EqualsBruteForceOnSmallDags) {
     const auto t = random_dag(seed, 6, seed % 2 ? 2 : 3);
     const double brute = testing::brute_force(t);
     const auto r = run_milp(t, false, 15);
-    EXPECT_EQ(r.status, "optimal") << "seed " << seed;
+    EXPECT_EQ(r.status, PlanStatus::optimal) << "seed " << seed;
     EXPECT_NEAR(r.objective_ms, brute, 1e-6) << "seed " << seed;
     expect_consistent(t, r, false, true);
   }
@@ -351,7 +351,7 @@ TEST(Milp, SolverCrashKeepsWarmStart) {
     o.progress = [&](const std::string& l) { lines.push_back(l); };
     const auto r = (*make_placer("milp"))->place(*t, o);
     ASSERT_TRUE(r.ok()) << r.error().message;
-    EXPECT_EQ(r->status, "solver crashed") << fault;
+    EXPECT_EQ(r->status, PlanStatus::crashed) << fault;
     EXPECT_EQ(r->mode, "exact");
     EXPECT_TRUE(contains(lines, "fault injection: " + std::string(fault))) << fault;
     EXPECT_TRUE(contains(lines, "keeping the warm start")) << fault;
@@ -372,6 +372,15 @@ TEST(Milp, SolveStatusNamesRoundTrip) {
   EXPECT_EQ(std::string(status_name(SolveStatus::crashed)), "solver crashed");
   EXPECT_FALSE(status_named("Optimal").has_value());
   EXPECT_FALSE(status_named("").has_value());
+  // Plans name their status at the JSON edge only: distinct names, a solve's status by its own name.
+  std::set<std::string> names;
+  for (PlanStatus p : {PlanStatus::ok, PlanStatus::optimal, PlanStatus::feasible, PlanStatus::time_limit,
+                       PlanStatus::infeasible, PlanStatus::no_solution, PlanStatus::crashed, PlanStatus::heuristic_kept,
+                       PlanStatus::imported})
+    names.insert(plan_status_name(p));
+  EXPECT_EQ(names.size(), 9u);
+  EXPECT_EQ(plan_status(SolveStatus::time_limit), PlanStatus::time_limit);
+  EXPECT_EQ(std::string(plan_status_name(PlanStatus::heuristic_kept)), "heuristic kept");
 }
 
 // A child that ignores its time limit is killed after limit + margin: a time limit without a solution.
@@ -506,7 +515,7 @@ TEST(Milp, DISABLED_ReportTable) {
     std::fprintf(stderr,
                  "| %s | %d ops | %d binaries | %d rows | %.1f s | %s (%s) | %.6g (sim %.6g) | %.6g | %.1f%% | best heuristic %.6g | device 0 %.6g |\n",
                  c.name.c_str(), c.table.num_ops(), f->model.num_integer(), f->model.num_rows(), secs,
-                 r->status.c_str(), r->mode.c_str(), r->objective_ms, sim, r->lower_bound_ms,
+                 plan_status_name(r->status), r->mode.c_str(), r->objective_ms, sim, r->lower_bound_ms,
                  100 * (r->objective_ms - r->lower_bound_ms) / r->objective_ms, best_heuristic, single0);
   }
 }

@@ -223,13 +223,13 @@ TEST(PeriodMilp, ContiguousEqualsTheDpAndFreeEqualsBruteForceOnChains) {
     o.contiguous = true;
     auto cont = period_milp(t, quick(), o);  // cold: no warm start
     ASSERT_TRUE(cont.ok()) << cont.error().message;
-    EXPECT_EQ(cont->status, "optimal");
+    EXPECT_EQ(cont->status, PlanStatus::optimal);
     EXPECT_NEAR(cont->period_ms, dp->period_ms, 1e-6);
     EXPECT_NEAR(cont->model_period_ms, dp->period_ms, 1e-6);
     o.contiguous = false;
     auto any = period_milp(t, quick(), o, &dp->placement);
     ASSERT_TRUE(any.ok()) << any.error().message;
-    EXPECT_EQ(any->status, "optimal");
+    EXPECT_EQ(any->status, PlanStatus::optimal);
     EXPECT_NEAR(any->period_ms, brute_force_any(t, 2, {}), 1e-6);
     EXPECT_LE(any->period_ms, dp->period_ms + 1e-9);
     EXPECT_TRUE(fits(t, any->placement, 2));
@@ -310,8 +310,8 @@ TEST(Throughput, TimeLimitHoldsOnALargeDag) {
   auto r = place_for_throughput(t, place, {});
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_LT(wall, place.time_limit_s + 1.0) << r->status;
-  EXPECT_NE(r->status, "optimal");  // the limit, not the solver, ended the search (else the test shows nothing)
+  EXPECT_LT(wall, place.time_limit_s + 1.0) << plan_status_name(r->status);
+  EXPECT_NE(r->status, PlanStatus::optimal);  // the limit, not the solver, ended the search (else the test shows nothing)
 }
 
 }  // namespace

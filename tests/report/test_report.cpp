@@ -50,7 +50,7 @@ Plan fixture() {
 
   PlaceResult r;
   r.placement.device = {0, 0, 1, 0};
-  r.status = "optimal";
+  r.status = PlanStatus::optimal;
   r.lower_bound_ms = 6.3;
   Schedule s;
   s.ops = {{0, 2}, {2, 3}, {4, 7}, {3, 5}};
