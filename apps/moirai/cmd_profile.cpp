@@ -87,8 +87,12 @@ void run_on_workers(const ProfileArgs& args) {
     for (const auto& l : *links) {
       std::string points;
       for (const auto& s : l.points) points += fmt::format("{}{:.0f} B: {:.3f} ms", points.empty() ? "" : ", ", s.bytes, s.ms);
-      std::cout << fmt::format("link {} -> {}: latency {:.1f} us, {:.3g} GB/s (r2 {:.3f}; {})\n", l.src, l.dst,
-                               l.fit.link.latency_us, l.fit.link.bandwidth_gbps, l.fit.r2, points);
+      std::cout << fmt::format("link {} -> {}: latency {:.1f} us, {:.3g} GB/s (r2 {:.3f}; {}){}\n", l.src, l.dst,
+                               l.fit.link.latency_us, l.fit.link.bandwidth_gbps, l.fit.r2, points,
+                               l.request_excess_ms > 0
+                                   ? fmt::format("; latency includes the whole model's request beyond the probes, "
+                                                 "{:.3f} ms", l.request_excess_ms)
+                                   : "");
     }
   const auto [profile_path, cluster_path] = write_outputs(args.out, profile_json(p.devices), p.cluster);
   std::cout << fmt::format("wrote {} ({} operators, {} device(s)) and {} ({} link(s) measured)\n", profile_path,
@@ -145,7 +149,9 @@ const bool registered = register_command(55, [](CLI::App& app) {
       "  receiver's acknowledgement, and latency + bytes / bandwidth is fitted per direction to the median (or\n"
       "  --fastest) time per size, minimizing relative errors. The same chains on each worker alone give the\n"
       "  coordinator's links: its push of the input (request sent to first stage start) and its fetch of the\n"
-      "  output (last stage end to the answer), fitted the same way. A worker that is not reachable ends the\n"
+      "  output (last stage end to the answer), fitted the same way; what the whole model's own request hands\n"
+      "  off beyond that fit (a real request costs more than the probes) is added to the fetch's latency. A\n"
+      "  worker that is not reachable ends the\n"
       "  measurement with one line naming it (within 5 s); nothing is written.\n"
       "\n"
       "Writes into DIR (each file written whole, after every measurement succeeded):\n"

@@ -15,6 +15,8 @@ using DeviceId = int32_t;
 struct Link {
   double bandwidth_gbps = 0;  ///< GB/s in this direction
   double latency_us = 0;
+  /// Milliseconds to move `bytes`: latency + bytes / bandwidth (1 GB = 1e9 bytes).
+  double ms(double bytes) const { return latency_us / 1000.0 + bytes / (bandwidth_gbps * 1e9) * 1000.0; }
 };
 
 struct Device {

@@ -75,6 +75,9 @@ struct ProfiledLink {
   std::string src, dst;
   LinkFit fit;
   std::vector<TransferSample> points;
+  /// A device's link back to the coordinator: what the whole model's request handed off beyond the fit to the
+  /// probes (ms), added to fit.link's latency so that request is predicted as measured; 0 elsewhere.
+  double request_excess_ms = 0;
 };
 
 /// The name ProfiledLink uses for the coordinator (`moirai run` itself) at one end of a link.

@@ -111,23 +111,19 @@ DeviceId Cluster::find(const std::string& device_name) const {
   return -1;
 }
 
-namespace {
-// latency in us -> ms; bytes / (GB/s x 1e9) in s -> ms.
-double link_ms(const Link& l, double bytes) { return l.latency_us / 1000.0 + bytes / (l.bandwidth_gbps * 1e9) * 1000.0; }
-}  // namespace
 
 double Cluster::transfer_ms(DeviceId src, DeviceId dst, double bytes) const {
-  return src == dst ? 0.0 : link_ms(link(src, dst), bytes);
+  return src == dst ? 0.0 : link(src, dst).ms(bytes);
 }
 
 double Cluster::push_ms(DeviceId d, double bytes) const {
   const auto& l = devices[static_cast<size_t>(d)].from_coordinator;
-  return l ? link_ms(*l, bytes) : 0.0;
+  return l ? l->ms(bytes) : 0.0;
 }
 
 double Cluster::fetch_ms(DeviceId d, double bytes) const {
   const auto& l = devices[static_cast<size_t>(d)].to_coordinator;
-  return l ? link_ms(*l, bytes) : 0.0;
+  return l ? l->ms(bytes) : 0.0;
 }
 
 bool Cluster::has_coordinator_links() const {
