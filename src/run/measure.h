@@ -79,6 +79,18 @@ std::string measured_trace(const RunLayout& layout, const Measured& m);
 /// Terminal table: predicted vs measured, per device, per link and end to end.
 std::string run_table(const RunOptions& options, const RunLayout& layout, const Measured& m);
 
+/// The whole model's request on one worker as the coordinator saw it: its latency less its one stage (pushes
+/// and fetch, free of the clock offset), and the bytes it pushed and fetched.
+struct WholeRequest {
+  std::vector<double> input_bytes;  ///< per graph input (one push each)
+  double output_bytes = 0;
+  double hand_off_ms = 0;
+};
+
+/// What `request` handed off beyond the fitted push and fetch links becomes fetch latency (recorded in
+/// fetch.request_excess_ms); a request within the fit changes nothing.
+void calibrate_fetch(const ProfiledLink& push, ProfiledLink& fetch, const WholeRequest& request);
+
 /// Runs a manifest's stages on the workers of its devices (device -> "host:port"): options.warmup then
 /// options.requests requests of seeded random inputs, outputs checked against options.model_path run in one
 /// session. What `moirai run` does for a plan, for any manifest (moirai profile's groups and probes). Errors

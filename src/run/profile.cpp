@@ -93,14 +93,7 @@ class WorkerProfiler {
   ScratchDir scratch_;
   bool fastest() const { return options_.profile.runtime.fastest; }
 
-  /// Per device: the whole model's request as the coordinator sees it, its latency less its one stage (the
-  /// pushes and the fetch, free of the clock offset), and the bytes it pushes and fetches.
-  struct WholeRequest {
-    std::vector<double> input_bytes;  ///< per graph input (one push each)
-    double output_bytes = 0;
-    double hand_off_ms = 0;
-  };
-  std::map<std::string, WholeRequest> whole_;
+  std::map<std::string, run_detail::WholeRequest> whole_;  ///< per device
 };
 
 RunOptions WorkerProfiler::stage_options(const std::string& reference, int repeats) const {
@@ -169,7 +162,7 @@ Expected<double> WorkerProfiler::whole_model_ms(const std::string& device, const
   for (size_t i = 0; i < m->request_ids.size(); ++i)
     if (auto it = stage_ms.find(m->request_ids[i]); it != stage_ms.end())
       hand_offs.push_back(m->latency_ms[i] - it->second);
-  WholeRequest& w = whole_[device];
+  run_detail::WholeRequest& w = whole_[device];
   for (const auto& t : whole.inputs) w.input_bytes.push_back(static_cast<double>(run_detail::tensor_bytes(t)));
   for (const auto& t : whole.outputs) w.output_bytes += static_cast<double>(run_detail::tensor_bytes(t));
   w.hand_off_ms = statistic(hand_offs, fastest());
@@ -249,15 +242,7 @@ Expected<std::vector<ProfiledLink>> WorkerProfiler::measure_coordinator(const st
   // The probes hand off less than a real request does (gpt_tiny on one worker: 3.5 ms measured against 1.3 ms
   // fitted, most of it in fetching its 256 KiB output; why is not known yet). What the whole model's request
   // handed off beyond the fit becomes fetch latency, paid once per request (devices answer in parallel).
-  if (auto it = whole_.find(device); it != whole_.end()) {
-    const WholeRequest& w = it->second;
-    double fitted = links[1].fit.link.ms(w.output_bytes);
-    for (double b : w.input_bytes) fitted += links[0].fit.link.ms(b);
-    if (w.hand_off_ms > fitted) {
-      links[1].request_excess_ms = w.hand_off_ms - fitted;
-      links[1].fit.link.latency_us += 1000.0 * links[1].request_excess_ms;
-    }
-  }
+  if (auto it = whole_.find(device); it != whole_.end()) run_detail::calibrate_fetch(links[0], links[1], it->second);
   return links;
 }
 
@@ -370,4 +355,15 @@ Expected<WorkerProfile> profile_workers(const WorkerProfileOptions& options) {
   return out;
 }
 
+namespace run_detail {
+
+void calibrate_fetch(const ProfiledLink& push, ProfiledLink& fetch, const WholeRequest& request) {
+  double fitted = fetch.fit.link.ms(request.output_bytes);
+  for (double b : request.input_bytes) fitted += push.fit.link.ms(b);
+  if (request.hand_off_ms <= fitted) return;
+  fetch.request_excess_ms = request.hand_off_ms - fitted;
+  fetch.fit.link.latency_us += 1000.0 * fetch.request_excess_ms;
+}
+
+}  // namespace run_detail
 }  // namespace moirai

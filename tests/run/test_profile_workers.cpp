@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "cli/cli_support.h"
+#include "run/measure.h"
 #include "run/run_support.h"
 
 namespace moirai {
@@ -71,6 +72,22 @@ void write_tiny_mlp(const fs::path& file) {
 }
 
 nlohmann::json read_json(const fs::path& path) { return nlohmann::json::parse(read_text(path)); }
+
+// The whole model's request calibrates the coordinator's fetch: push 1 ms + 1 MB at 1 GB/s (2 ms) and fetch
+// 0.1 ms + 1 MB (1.1 ms) fit 3.1 ms; a request that handed off 4 ms adds 0.9 ms to the fetch latency, one within
+// the fit adds nothing.
+TEST(ProfileWorkers, WholeRequestBeyondTheFitBecomesFetchLatency) {
+  ProfiledLink push{kCoordinator, "cpu0", {{1.0, 1000.0}, 1, 4}, {}};
+  ProfiledLink fetch{"cpu0", kCoordinator, {{1.0, 100.0}, 1, 4}, {}};
+  run_detail::calibrate_fetch(push, fetch, {{1e6}, 1e6, 4.0});
+  EXPECT_NEAR(fetch.request_excess_ms, 0.9, 1e-9);
+  EXPECT_NEAR(fetch.fit.link.latency_us, 1000.0, 1e-6);
+  EXPECT_NEAR(push.fit.link.latency_us, 1000.0, 1e-9);
+  ProfiledLink within{"cpu0", kCoordinator, {{1.0, 100.0}, 1, 4}, {}};
+  run_detail::calibrate_fetch(push, within, {{1e6}, 1e6, 3.0});
+  EXPECT_EQ(within.request_excess_ms, 0);
+  EXPECT_EQ(within.fit.link.latency_us, 100.0);
+}
 
 TEST(ProfileWorkers, LocalWorkersGiveAProfileAndClusterThatPlaceAndSimulateUse) {
   TempDir dir;
