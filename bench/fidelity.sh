@@ -137,11 +137,10 @@ run_row() {
       const s = spans.get(r) ?? [Infinity, -Infinity];
       spans.set(r, [Math.min(s[0], e.ts), Math.max(s[1], e.ts + e.dur)]);
     }
-    const xs = [...spans.values()].map(([a, b]) => (b - a) / 1000).sort((a, b) => a - b);
-    const median = xs.length % 2 ? xs[(xs.length - 1) / 2] : (xs[xs.length / 2 - 1] + xs[xs.length / 2]) / 2;
+    const mid = (v) => { const a = [...v].sort((x, y) => x - y); return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2; };
+    const median = mid([...spans.values()].map(([a, b]) => (b - a) / 1000));
     const busyErr = Math.max(...run.devices.map((d) => Math.abs(d.busy_predicted_ms - d.busy_measured_ms) / d.busy_measured_ms));
     const link = (f) => run.links.reduce((a, l) => a + l[f], 0);
-    const mid = (v) => { const a = [...v].sort((x, y) => x - y); return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2; };
     const ph = run.request_phases_ms;  // absent in run.json files written before it
     const handOff = ph ? { push_ms: mid(ph.push) + mid(ph.wait), fetch_ms: mid(ph.fetch) } : {};
     console.log(JSON.stringify({ model, profile, method, predicted_ms: run.predicted_ms, ...handOff,

@@ -79,6 +79,15 @@ std::string measured_trace(const RunLayout& layout, const Measured& m);
 /// Terminal table: predicted vs measured, per device, per link and end to end.
 std::string run_table(const RunOptions& options, const RunLayout& layout, const Measured& m);
 
+/// Where each measured request's time goes (ms), per request in request_ids order (requests without a stage are
+/// left out): the coordinator's pushes until the last acknowledgement, from there to the first stage's start
+/// (negative when a stage starts before the acknowledgement is back), first stage start to last stage end (what
+/// the schedule's makespan predicts), and the last end to the last answer. Per request they add up to its latency.
+struct Phases {
+  std::vector<double> push, wait, stages, fetch;
+};
+Phases request_phases(const Measured& m);
+
 /// The whole model's request on one worker as the coordinator saw it: its latency less its one stage (pushes
 /// and fetch, free of the clock offset), and the bytes it pushed and fetched.
 struct WholeRequest {

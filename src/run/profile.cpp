@@ -36,7 +36,6 @@ using run_detail::Measured;
 
 constexpr int kChain = 8;             // probes per chain
 constexpr int kMinProbeRepeats = 20;  // a probe request takes about a millisecond: many repeats are cheap
-constexpr int kMinProbeWarmup = 30;   // as many as a run's default warm-up (RunOptions::warmup): same state
 
 double statistic(std::vector<double> xs, bool fastest) {
   if (xs.empty()) return 0;
@@ -100,7 +99,7 @@ RunOptions WorkerProfiler::stage_options(const std::string& reference, int repea
   RunOptions r;
   r.model_path = reference;
   r.requests = repeats;
-  r.warmup = std::max(options_.profile.runtime.warmup, kMinProbeWarmup);
+  r.warmup = std::max(options_.profile.runtime.warmup, RunOptions{}.warmup);  // a run's warm state
   r.concurrency = 1;
   r.deadline_ms = options_.deadline_ms;
   r.seed = options_.profile.runtime.seed;
@@ -154,14 +153,9 @@ Expected<double> WorkerProfiler::whole_model_ms(const std::string& device, const
                options_.profile.runtime.repeats);
   if (!m) return m.error();
   std::vector<double> xs, hand_offs;
-  std::map<uint64_t, double> stage_ms;
-  for (const auto& s : m->stages) {
-    xs.push_back(s.end_ms - s.start_ms);
-    stage_ms[s.request] = s.end_ms - s.start_ms;
-  }
-  for (size_t i = 0; i < m->request_ids.size(); ++i)
-    if (auto it = stage_ms.find(m->request_ids[i]); it != stage_ms.end())
-      hand_offs.push_back(m->latency_ms[i] - it->second);
+  for (const auto& s : m->stages) xs.push_back(s.end_ms - s.start_ms);
+  const run_detail::Phases ph = run_detail::request_phases(*m);
+  for (size_t i = 0; i < ph.push.size(); ++i) hand_offs.push_back(ph.push[i] + ph.wait[i] + ph.fetch[i]);
   run_detail::WholeRequest& w = whole_[device];
   for (const auto& t : whole.inputs) w.input_bytes.push_back(static_cast<double>(run_detail::tensor_bytes(t)));
   for (const auto& t : whole.outputs) w.output_bytes += static_cast<double>(run_detail::tensor_bytes(t));
@@ -220,18 +214,12 @@ Expected<std::vector<ProfiledLink>> WorkerProfiler::measure_coordinator(const st
     auto m = run(fmt::format("the coordinator's link to {}", device), *chain, chain->model,
                  std::max(options_.profile.runtime.repeats, kMinProbeRepeats));
     if (!m) return m.error();
-    // Per request: its first stage's start and its last stage's end.
-    std::map<uint64_t, std::pair<double, double>> span;
-    for (const auto& st : m->stages) {
-      auto [it, fresh] = span.try_emplace(st.request, st.start_ms, st.end_ms);
-      it->second = {std::min(it->second.first, st.start_ms), std::max(it->second.second, st.end_ms)};
-    }
+    // Push: the request sent to its first stage's start; fetch: its last stage's end to the answer.
+    const run_detail::Phases ph = run_detail::request_phases(*m);
     std::vector<double> push, fetch;
-    for (size_t i = 0; i < m->request_ids.size(); ++i) {
-      const auto it = span.find(m->request_ids[i]);
-      if (it == span.end()) continue;
-      push.push_back(std::max(0.0, it->second.first - m->start_ms[i]));
-      fetch.push_back(std::max(0.0, m->start_ms[i] + m->latency_ms[i] - it->second.second));
+    for (size_t i = 0; i < ph.push.size(); ++i) {
+      push.push_back(std::max(0.0, ph.push[i] + ph.wait[i]));
+      fetch.push_back(std::max(0.0, ph.fetch[i]));
     }
     if (push.empty()) return Error{fmt::format("the coordinator's link to {}: the probe chain ran no stage", device)};
     const double bytes = static_cast<double>(elements) * 4;  // float32 probes

@@ -104,32 +104,6 @@ std::vector<LinkFigures> link_figures(const RunLayout& layout, const Measured& m
   return out;
 }
 
-/// Where each measured request's time goes (ms): the coordinator's pushes until the last acknowledgement, from
-/// there to the first stage's start (negative when a stage starts before the acknowledgement is back), first
-/// stage start to last stage end (what the schedule's makespan predicts), and the last end to the last answer.
-/// Per request the four add up to its latency.
-struct Phases {
-  std::vector<double> push, wait, stages, fetch;
-};
-
-Phases phases(const Measured& m) {
-  std::map<uint64_t, std::pair<double, double>> span;  // request -> first start, last end
-  for (const auto& s : m.stages) {
-    auto [it, fresh] = span.try_emplace(s.request, s.start_ms, s.end_ms);
-    it->second = {std::min(it->second.first, s.start_ms), std::max(it->second.second, s.end_ms)};
-  }
-  Phases p;
-  for (size_t i = 0; i < m.request_ids.size() && i < m.pushed_ms.size(); ++i) {
-    const auto it = span.find(m.request_ids[i]);
-    if (it == span.end()) continue;
-    p.push.push_back(m.pushed_ms[i] - m.start_ms[i]);
-    p.wait.push_back(it->second.first - m.pushed_ms[i]);
-    p.stages.push_back(it->second.second - it->second.first);
-    p.fetch.push_back(m.start_ms[i] + m.latency_ms[i] - it->second.second);
-  }
-  return p;
-}
-
 double throughput(const Measured& m) {
   return m.wall_ms > 0 ? 1000.0 * static_cast<double>(m.latency_ms.size()) / m.wall_ms : 0;
 }
@@ -152,6 +126,24 @@ int64_t tensor_bytes(const ManifestTensor& t) {
   for (int64_t d : t.shape) n *= d;
   auto it = sizes.find(t.dtype);
   return it == sizes.end() ? 0 : n * it->second;
+}
+
+Phases request_phases(const Measured& m) {
+  std::map<uint64_t, std::pair<double, double>> span;  // request -> first start, last end
+  for (const auto& s : m.stages) {
+    auto [it, fresh] = span.try_emplace(s.request, s.start_ms, s.end_ms);
+    it->second = {std::min(it->second.first, s.start_ms), std::max(it->second.second, s.end_ms)};
+  }
+  Phases p;
+  for (size_t i = 0; i < m.request_ids.size() && i < m.pushed_ms.size(); ++i) {
+    const auto it = span.find(m.request_ids[i]);
+    if (it == span.end()) continue;
+    p.push.push_back(m.pushed_ms[i] - m.start_ms[i]);
+    p.wait.push_back(it->second.first - m.pushed_ms[i]);
+    p.stages.push_back(it->second.second - it->second.first);
+    p.fetch.push_back(m.start_ms[i] + m.latency_ms[i] - it->second.second);
+  }
+  return p;
 }
 
 std::string run_json(const RunOptions& options, const RunLayout& layout, const Measured& m,
@@ -178,7 +170,7 @@ std::string run_json(const RunOptions& options, const RunLayout& layout, const M
   j["tolerance"] = m.tolerance;
   j["outputs_match"] = m.outputs_match;
   j["latency_ms"] = m.latency_ms;
-  const Phases ph = phases(m);
+  const Phases ph = request_phases(m);
   j["request_phases_ms"] = {{"push", ph.push}, {"wait", ph.wait}, {"stages", ph.stages}, {"fetch", ph.fetch}};
   ojson devices = ojson::array();
   const auto figures = device_figures(layout, m);
@@ -250,7 +242,7 @@ std::string run_table(const RunOptions& options, const RunLayout& layout, const 
   const double request = predicted_request_ms(layout.plan);
   out += fmt::format("{:<32} {:>10.3f} ms {:>10.3f} ms {:>8}\n", "end to end (median)", request, median,
                      pct(request, median));
-  const Phases ph = phases(m);
+  const Phases ph = request_phases(m);
   const double stages = quantile(ph.stages, 0.5), push = quantile(ph.push, 0.5), wait = quantile(ph.wait, 0.5),
                fetch = quantile(ph.fetch, 0.5), hand_off = request - layout.plan.makespan_ms;
   out += fmt::format("{:<32} {:>10.3f} ms {:>10.3f} ms {:>8}\n", "  the stages (median)", layout.plan.makespan_ms,
