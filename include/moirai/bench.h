@@ -16,15 +16,33 @@
 
 namespace moirai {
 
+/// What became of one combination: a plan (with the method's own status), or why there is none.
+enum class RowOutcome {
+  planned,       ///< a valid plan within the memory capacities
+  does_not_fit,  ///< no plan within the memory capacities
+  failed,        ///< no plan: the method's error, a crash, a model that cannot be loaded
+  killed,        ///< no plan: stopped past its time limit
+  invalid        ///< the plan broke an invariant: a bug (the bench fails on it)
+};
+
+struct RowStatus {
+  RowOutcome outcome = RowOutcome::planned;
+  PlanStatus plan = PlanStatus::ok;  ///< planned: the method's status (optimal, time limit, ...)
+  std::string reason;                ///< failed, killed, invalid: why, in one line
+};
+
+/// The status as rows.jsonl, results.csv and the tables show it: the plan status's name ("ok", "optimal", ...),
+/// "does not fit", "failed: WHY", "failed: killed after ..." or "invalid: WHY".
+std::string row_status_text(const RowStatus& status);
+/// The inverse of row_status_text (rows.jsonl is read back on resume); an error for an unknown status.
+Expected<RowStatus> parse_row_status(const std::string& text);
+
 /// One (model, cluster, method) result. Every combination gets a row, whatever happened to it.
 struct BenchRow {
   std::string model;    ///< file stem of the model (or instance)
   std::string cluster;  ///< file stem of the cluster file; "instance" for a profiled instance
   std::string method;
-  /// "ok" (heuristics), "optimal", "feasible", "time limit" (MILP stopped by its limit with a plan),
-  /// "does not fit" (no plan within the memory capacities), "failed: WHY" (no plan; also a killed or crashed
-  /// run), "invalid: VIOLATION" (the plan broke an invariant: a bug; the bench fails on it).
-  std::string status;
+  RowStatus status;
   std::string note;  ///< details: the error message, the over-capacity devices, "memory-ordered (BTSearch)"
   std::optional<double> latency_ms;  ///< makespan of a valid plan that fits; empty otherwise
   double placement_time_s = 0;       ///< wall time of the method (Placeto: training included)
@@ -52,8 +70,10 @@ struct BenchRow {
 
   /// A plan that fits and is valid (has a latency).
   bool has_latency() const { return latency_ms.has_value(); }
-  bool invalid() const { return status.rfind("invalid", 0) == 0; }
-  bool failed() const { return status.rfind("failed", 0) == 0; }
+  std::string status_text() const { return row_status_text(status); }
+  bool invalid() const { return status.outcome == RowOutcome::invalid; }
+  /// No plan for a reason other than memory (a killed run counts: --retry-failed runs it again).
+  bool failed() const { return status.outcome == RowOutcome::failed || status.outcome == RowOutcome::killed; }
 };
 
 /// Where a bench stands, passed to the progress callback after every finished (or skipped) combination.

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,8 @@ enum class PlanStatus { ok, optimal, feasible, time_limit, infeasible, no_soluti
 /// The name plans, tables and reports show: "ok", "optimal", "feasible", "time limit", "infeasible",
 /// "no solution", "solver crashed", "heuristic kept", "imported".
 const char* plan_status_name(PlanStatus status);
+/// The inverse of plan_status_name; none for a name it never gives.
+std::optional<PlanStatus> plan_status_from_name(std::string_view name);
 
 struct PlaceResult {
   Placement placement;

@@ -53,7 +53,8 @@ BenchRow make_row(BenchRow row, const Problem& p, const MethodRun& run) {
   row.placement_time_s = run.placement_time_s;
   if (!run.error.empty()) {
     row.note = clip(run.error, 2000);
-    row.status = about_memory(run.error) ? "does not fit" : "failed: " + clip(run.error, 200);
+    row.status = about_memory(run.error) ? RowStatus{RowOutcome::does_not_fit, PlanStatus::ok, ""}
+                                        : RowStatus{RowOutcome::failed, PlanStatus::ok, clip(run.error, 200)};
     return row;
   }
   row.peak_memory = run.schedule.peak_memory;
@@ -67,14 +68,14 @@ BenchRow make_row(BenchRow row, const Problem& p, const MethodRun& run) {
   for (const auto& v : run.violations)
     if (run.fits || v.find("exceeds its capacity") == std::string::npos) bugs.push_back(v);
   if (!bugs.empty()) {
-    row.status = "invalid: " + clip(bugs.front(), 300);
+    row.status = {RowOutcome::invalid, PlanStatus::ok, clip(bugs.front(), 300)};
     std::string all;
     for (const auto& b : bugs) all += (all.empty() ? "" : "; ") + b;
     row.note = clip(all, 2000);
     return row;
   }
   if (!run.fits) {
-    row.status = "does not fit";
+    row.status.outcome = RowOutcome::does_not_fit;
     for (DeviceId d : run.schedule.over_capacity(p.table))
       row.note += fmt::format("{}{} needs {} of {}", row.note.empty() ? "" : "; ", p.table.device_names[d],
                               human_memory(p.table, run.schedule.peak_memory[d]),
@@ -83,7 +84,7 @@ BenchRow make_row(BenchRow row, const Problem& p, const MethodRun& run) {
   }
   const double lat = run.schedule.makespan_ms;
   row.latency_ms = lat;
-  row.status = plan_status_name(run.result.status);
+  row.status.plan = run.result.status;
   if (row.lower_bound_ms > 0 && lat > 0) row.gap = std::max(0.0, (lat - row.lower_bound_ms) / lat);
   if (row.single_device_ms > 0 && lat > 0) row.speedup_vs_single = row.single_device_ms / lat;
   std::vector<std::string> notes;
@@ -122,7 +123,7 @@ BenchRow run_in_process(const BenchRow& base, const Problem& p, const std::strin
     return row;
   } catch (const std::exception& e) {  // a MOIRAI_CHECK in a method: a bug, but the bench goes on with a row
     BenchRow row = base;
-    row.status = "failed: internal error: " + clip(e.what(), 200);
+    row.status = {RowOutcome::failed, PlanStatus::ok, "internal error: " + clip(e.what(), 200)};
     row.note = clip(e.what(), 2000);
     return row;
   }

@@ -193,10 +193,10 @@ std::string bench_latency_svg(const std::vector<BenchRow>& rows, const std::stri
       if (r && r->has_latency()) {
         const double y = a.map(*r->latency_ms);
         s.rect(x, y, bw - 1, a.p0 - y, colour(k),
-               fmt::format("{} / {}: {} ms ({})", models[i], methods[k], format_ms(*r->latency_ms), r->status));
+               fmt::format("{} / {}: {} ms ({})", models[i], methods[k], format_ms(*r->latency_ms), r->status_text()));
       } else if (r) {  // no plan: a grey cross at the foot of where the bar would be
         s.text(x + bw / 2, a.p0 - 2, "×", "middle", 10, 0, " fill=\"#999\"");
-        s.rect(x, a.p0 - 10, bw - 1, 10, "none", fmt::format("{} / {}: {}", models[i], methods[k], r->status));
+        s.rect(x, a.p0 - 10, bw - 1, 10, "none", fmt::format("{} / {}: {}", models[i], methods[k], r->status_text()));
       }
     }
     s.text(left + step * (static_cast<double>(i) + 0.5), a.p0 + 12, models[i], "end", 11, -40);
@@ -281,7 +281,7 @@ std::string bench_time_svg(const std::vector<BenchRow>& rows) {
     const size_t k = static_cast<size_t>(std::find(g.methods.begin(), g.methods.end(), r.method) - g.methods.begin());
     s.circle(ax.map(r.nodes_after), ay.map(r.placement_time_s), 3, colour(k),
              fmt::format("{} / {} / {}: {:.3g} s, {} nodes ({})", r.model, r.cluster, r.method, r.placement_time_s,
-                         r.nodes_after, r.status));
+                         r.nodes_after, r.status_text()));
   }
   return s.str();
 }

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
 
 #include "internal.h"
 #include "moirai/bench.h"
@@ -29,7 +30,7 @@ json row_object(const BenchRow& r) {
   return json{{"model", r.model},
               {"cluster", r.cluster},
               {"method", r.method},
-              {"status", r.status},
+              {"status", r.status_text()},
               {"latency_ms", opt(r.latency_ms)},
               {"placement_time_s", r.placement_time_s},
               {"devices", r.devices},
@@ -76,6 +77,36 @@ std::string joined(const std::vector<T>& xs, F f) {
 
 }  // namespace
 
+namespace {
+constexpr std::string_view kFailed = "failed: ", kKilled = "killed after", kInvalid = "invalid: ",
+                           kDoesNotFit = "does not fit";
+}  // namespace
+
+std::string row_status_text(const RowStatus& s) {
+  switch (s.outcome) {
+    case RowOutcome::planned: return plan_status_name(s.plan);
+    case RowOutcome::does_not_fit: return std::string(kDoesNotFit);
+    case RowOutcome::failed:
+    case RowOutcome::killed: return std::string(kFailed) + s.reason;
+    case RowOutcome::invalid: return std::string(kInvalid) + s.reason;
+  }
+  return "?";
+}
+
+Expected<RowStatus> parse_row_status(const std::string& text) {
+  const std::string_view t = text;
+  if (t == kDoesNotFit) return RowStatus{RowOutcome::does_not_fit, PlanStatus::ok, ""};
+  if (t.substr(0, kInvalid.size()) == kInvalid)
+    return RowStatus{RowOutcome::invalid, PlanStatus::ok, std::string(t.substr(kInvalid.size()))};
+  if (t.substr(0, kFailed.size()) == kFailed) {
+    const std::string_view reason = t.substr(kFailed.size());
+    const bool killed = reason.substr(0, kKilled.size()) == kKilled;
+    return RowStatus{killed ? RowOutcome::killed : RowOutcome::failed, PlanStatus::ok, std::string(reason)};
+  }
+  if (auto plan = plan_status_from_name(t)) return RowStatus{RowOutcome::planned, *plan, ""};
+  return Error{"unknown status '" + text + "'"};
+}
+
 std::string bench_row_json(const BenchRow& row) { return row_object(row).dump(); }
 
 Expected<BenchRow> parse_bench_row(const std::string& line) {
@@ -85,7 +116,9 @@ Expected<BenchRow> parse_bench_row(const std::string& line) {
     r.model = j.at("model").get<std::string>();
     r.cluster = j.at("cluster").get<std::string>();
     r.method = j.at("method").get<std::string>();
-    r.status = j.at("status").get<std::string>();
+    auto status = parse_row_status(j.at("status").get<std::string>());
+    if (!status) return Error{"not a bench row: " + status.error().message};
+    r.status = std::move(*status);
     r.latency_ms = opt_of(j, "latency_ms");
     r.placement_time_s = j.value("placement_time_s", 0.0);
     r.devices = j.value("devices", std::vector<std::string>{});
@@ -176,7 +209,7 @@ std::string bench_csv(const std::vector<BenchRow>& rows) {
         r.model,
         r.cluster,
         r.method,
-        r.status,
+        r.status_text(),
         num(r.latency_ms),
         num(r.placement_time_s),
         joined(r.peak_memory, [](double b) { return fmt::format("{:.0f}", b); }),
@@ -256,7 +289,8 @@ std::string format_bench_progress(const BenchProgress& p, bool bar, int width) {
   if (p.skipped > 0) head += fmt::format(" ({} done before)", p.skipped);
   if (!p.last) return head;
   const BenchRow& r = *p.last;
-  std::string what = r.has_latency() ? fmt::format("{} ms ({})", format_ms(*r.latency_ms), r.status) : r.status;
+  std::string what =
+      r.has_latency() ? fmt::format("{} ms ({})", format_ms(*r.latency_ms), r.status_text()) : r.status_text();
   if (what.size() > 100) what = what.substr(0, 97) + "...";
   return head + fmt::format(" | {} / {} / {}: {}, placed in {}", r.model, r.cluster, r.method, what,
                             human_time(r.placement_time_s * 1000));

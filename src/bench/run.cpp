@@ -137,7 +137,7 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
   if (!grid.append_error.empty()) return Error{grid.append_error};
   if (const auto& bad = grid.invalid)
     return Error{fmt::format("bench: {} on {} with {} produced an invalid plan: {} (rows written to {})", bad->model,
-                             bad->cluster, bad->method, bad->status.substr(9), o.out_dir)};
+                             bad->cluster, bad->method, bad->status.reason, o.out_dir)};
   if (!written) return written.error();
   result.written = std::move(*written);
   return result;

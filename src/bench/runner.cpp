@@ -112,7 +112,7 @@ class Runner {
     const BenchTask& t = tasks_[task_];
     for (; method_ < t.methods.size(); ++method_) {
       BenchRow row = base_row(t, t.methods[method_], settings_);
-      row.status = "failed: cannot load: " + clip(*load_error_, 200);
+      row.status = {RowOutcome::failed, PlanStatus::ok, "cannot load: " + clip(*load_error_, 200)};
       row.note = clip(*load_error_, 2000);
       record(std::move(row));
     }
@@ -198,11 +198,13 @@ class Runner {
     if (parsed) {  // answered (perhaps just before the deadline passed)
       row = std::move(*parsed);
     } else if (kill_it) {
-      row.status = fmt::format("failed: killed after {:.0f} s (time limit {} s)", took, o_.place.time_limit_s);
+      row.status = {RowOutcome::killed, PlanStatus::ok,
+                    fmt::format("killed after {:.0f} s (time limit {} s)", took, o_.place.time_limit_s)};
     } else if (WIFSIGNALED(wstatus)) {
-      row.status = fmt::format("failed: crashed ({})", strsignal(WTERMSIG(wstatus)));
+      row.status = {RowOutcome::failed, PlanStatus::ok, fmt::format("crashed ({})", strsignal(WTERMSIG(wstatus)))};
     } else {
-      row.status = fmt::format("failed: exited with status {} without a result", WEXITSTATUS(wstatus));
+      row.status = {RowOutcome::failed, PlanStatus::ok,
+                    fmt::format("exited with status {} without a result", WEXITSTATUS(wstatus))};
     }
     record(std::move(row));
   }

@@ -71,10 +71,12 @@ namespace {
 
 // The table cell of a row without a latency.
 std::string no_plan_cell(const BenchRow& r) {
-  if (r.status == "does not fit") return "does not fit";
-  if (r.invalid()) return "INVALID";
-  if (r.status.find("killed") != std::string::npos) return "time limit";
-  return "failed";
+  switch (r.status.outcome) {
+    case RowOutcome::does_not_fit: return "does not fit";
+    case RowOutcome::invalid: return "INVALID";
+    case RowOutcome::killed: return "time limit";
+    default: return "failed";
+  }
 }
 
 std::string header(const std::string& first, const std::vector<std::string>& cols) {
@@ -129,7 +131,7 @@ void speedup_table(std::string& out, const BenchGrid& g, const std::string& c, c
         const double s = *base->latency_ms / *r->latency_ms;
         per_base[b].push_back(s);
         cell = fmt::format("{:.2f}×", s);
-      } else if (r && r->has_latency() && base && base->status == "does not fit") {
+      } else if (r && r->has_latency() && base && base->status.outcome == RowOutcome::does_not_fit) {
         cell = ref + " only";
       }
       out += " " + cell + " |";
@@ -273,7 +275,7 @@ std::string bench_summary_md(const std::vector<BenchRow>& rows, const std::strin
   for (const auto& r : rows)
     if (!r.has_latency())
       missing += fmt::format("| {} | {} | {} | {} | {} |\n", r.cluster, r.model, r.method,
-                             one_line(r.status, 60), one_line(r.note, 160));
+                             one_line(r.status_text(), 60), one_line(r.note, 160));
   if (!missing.empty())
     out += "## Rows without a plan\n\n| cluster | model | method | status | note |\n|---|---|---|---|---|\n" +
            missing + "\n";

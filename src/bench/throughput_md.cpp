@@ -13,7 +13,7 @@ namespace {
 // A rate; marked with a dagger when the stream overflows a device's memory (listed under the table).
 std::string rate(const BenchRow* r) {
   if (!r) return "-";
-  if (!r->throughput_rps) return r->has_latency() ? "-" : r->status;
+  if (!r->throughput_rps) return r->has_latency() ? "-" : r->status_text();
   return fmt::format("{:.4g}{}", *r->throughput_rps, r->stream_note.empty() ? "" : " (†)");
 }
 

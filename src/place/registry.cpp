@@ -59,6 +59,12 @@ const char* plan_status_name(PlanStatus status) {
   return "?";
 }
 
+std::optional<PlanStatus> plan_status_from_name(std::string_view name) {
+  for (const auto& [s, n] : kPlanStatusNames)
+    if (n == name) return s;
+  return std::nullopt;
+}
+
 std::vector<std::string> placer_names() {
   std::vector<std::string> names;
   for (const auto& m : methods()) names.push_back(m.name);

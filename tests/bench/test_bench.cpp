@@ -73,7 +73,7 @@ TEST_F(BenchTest, TinyBenchWritesEveryOutput) {
   EXPECT_EQ(csv[4].substr(0, csv[4].find(",ok")), "squeezenet1_1,hetero-gpu-server,single");
 
   for (const auto& r : result->rows) {
-    EXPECT_EQ(r.status, "ok") << r.model << " " << r.method << ": " << r.note;
+    EXPECT_EQ(r.status_text(), "ok") << r.model << " " << r.method << ": " << r.note;
     ASSERT_TRUE(r.has_latency());
     EXPECT_GT(*r.latency_ms, 0);
     EXPECT_EQ(r.peak_memory.size(), r.devices.size());
@@ -151,7 +151,8 @@ TEST_F(BenchTest, FailingMethodGetsARow) {
   ASSERT_EQ(result->rows.size(), 2u);
   const BenchRow& bad = result->rows[1];
   EXPECT_EQ(bad.method, "no-such-method");
-  EXPECT_EQ(bad.status.rfind("failed: unknown method 'no-such-method'", 0), 0u) << bad.status;
+  EXPECT_EQ(bad.status.outcome, RowOutcome::failed);
+  EXPECT_EQ(bad.status.reason.rfind("unknown method 'no-such-method'", 0), 0u) << bad.status.reason;
   EXPECT_FALSE(bad.has_latency());
   EXPECT_EQ(bad.devices.size(), 4u);  // the problem's figures are there even without a plan
   const std::string csv = read_text(dir_ + "/results.csv");
@@ -178,7 +179,7 @@ TEST_F(BenchTest, InProcessRunGivesTheSameRows) {
   ASSERT_TRUE(in_process.ok()) << in_process.error().message;
   ASSERT_EQ(in_process->rows.size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
-    EXPECT_EQ(in_process->rows[i].status, forked->rows[i].status);
+    EXPECT_EQ(in_process->rows[i].status_text(), forked->rows[i].status_text());
     EXPECT_EQ(in_process->rows[i].latency_ms, forked->rows[i].latency_ms);
     EXPECT_EQ(in_process->rows[i].peak_memory, forked->rows[i].peak_memory);
   }
@@ -199,7 +200,7 @@ TEST_F(BenchTest, ModelThatFitsNowhereGetsDoesNotFitRows) {
   ASSERT_TRUE(result.ok()) << result.error().message;
   ASSERT_EQ(result->rows.size(), 3u);
   for (const auto& r : result->rows) {
-    EXPECT_EQ(r.status, "does not fit") << r.method << ": " << r.note;
+    EXPECT_EQ(r.status.outcome, RowOutcome::does_not_fit) << r.method << ": " << r.note;
     EXPECT_FALSE(r.note.empty());
     EXPECT_FALSE(r.has_latency());
   }
@@ -216,7 +217,8 @@ TEST_F(BenchTest, OverrunningMethodIsKilledWithARow) {
   auto result = run_bench(o);
   ASSERT_TRUE(result.ok()) << result.error().message;
   ASSERT_EQ(result->rows.size(), 1u);
-  EXPECT_EQ(result->rows[0].status.rfind("failed: killed after", 0), 0u) << result->rows[0].status;
+  EXPECT_EQ(result->rows[0].status.outcome, RowOutcome::killed) << result->rows[0].status_text();
+  EXPECT_EQ(result->rows[0].status_text().rfind("failed: killed after", 0), 0u) << result->rows[0].status_text();
 }
 
 TEST_F(BenchTest, MissingModelAndOtherSettingsAreRefused) {
@@ -251,7 +253,7 @@ BenchRow row(const std::string& model, const std::string& method, std::optional<
   r.cluster = "c";
   r.method = method;
   r.latency_ms = ms;
-  r.status = status;
+  r.status = *parse_row_status(status);
   return r;
 }
 
@@ -299,6 +301,30 @@ TEST(BenchRows, JsonLineRoundTrips) {
   EXPECT_EQ(bench_row_json(*back), bench_row_json(r));
   EXPECT_NE(bench_csv({r}).find(",\"a \"\"quoted\"\", note\"\n"), std::string::npos);
   EXPECT_FALSE(parse_bench_row("{\"model\": 1}").ok());
+}
+
+// Every outcome survives rows.jsonl (resume reads it back), and the text is what the tables always showed.
+TEST(BenchRows, StatusRoundTripsThroughItsText) {
+  const std::vector<std::pair<RowStatus, std::string>> cases{
+      {{RowOutcome::planned, PlanStatus::ok, ""}, "ok"},
+      {{RowOutcome::planned, PlanStatus::time_limit, ""}, "time limit"},
+      {{RowOutcome::planned, PlanStatus::heuristic_kept, ""}, "heuristic kept"},
+      {{RowOutcome::does_not_fit, PlanStatus::ok, ""}, "does not fit"},
+      {{RowOutcome::failed, PlanStatus::ok, "crashed (Aborted)"}, "failed: crashed (Aborted)"},
+      {{RowOutcome::killed, PlanStatus::ok, "killed after 12 s (time limit 10 s)"},
+       "failed: killed after 12 s (time limit 10 s)"},
+      {{RowOutcome::invalid, PlanStatus::ok, "op3 starts before op2 ends"}, "invalid: op3 starts before op2 ends"}};
+  for (const auto& [status, text] : cases) {
+    EXPECT_EQ(row_status_text(status), text);
+    auto back = parse_row_status(text);
+    ASSERT_TRUE(back.ok()) << text;
+    EXPECT_EQ(back->outcome, status.outcome) << text;
+    EXPECT_EQ(back->plan, status.plan) << text;
+    EXPECT_EQ(back->reason, status.reason) << text;
+  }
+  const auto unknown = parse_row_status("splendid");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().message, "unknown status 'splendid'");
 }
 
 }  // namespace
