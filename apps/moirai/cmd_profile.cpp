@@ -83,6 +83,9 @@ void run_on_workers(const ProfileArgs& args) {
   const WorkerProfile p = unwrap(std::move(measured));
   for (const auto& d : p.devices)
     std::cout << fmt::format("== {} ({} thread(s))\n", d.device, d.result.threads) << format_profile(d.result);
+  if (options.local_devices > 1)
+    std::cout << fmt::format("the {} local workers share this machine: operator times, whole model, call and stage "
+                             "overhead above are their mean\n", options.local_devices);
   for (const auto* links : {&p.links, &p.coordinator})
     for (const auto& l : *links) {
       std::string points;
@@ -139,7 +142,8 @@ const bool registered = register_command(55, [](CLI::App& app) {
       "  (default)     in this process's runner (tools/run_plan.mjs); the links of cluster.json are in-process\n"
       "                hand-offs (out of one session and into the next, latency 0).\n"
       "  --local       on --devices (default 2) workers started on this machine, as 'moirai run --local' runs a\n"
-      "                plan (--threads each), stopped at the end.\n"
+      "                plan (--threads each), stopped at the end. They are one machine: every figure but the\n"
+      "                links is the mean over the workers, so that no plan prefers the worker that measured luckier.\n"
       "  --workers     on running workers ('moirai worker'), DEVICE=HOST:PORT,...: their names are the devices;\n"
       "                each keeps its own --threads.\n"
       "  On workers every measurement is a run of stages through the executor: the groups as stages of one\n"

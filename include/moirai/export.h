@@ -176,7 +176,8 @@ struct OpProfile {
   std::string type;
   double measured_ms = 0;   ///< the group as its own session: one call, overhead included
   double handoff_bytes = 0; ///< activation bytes it receives from and sends to other operators
-  /// measured_ms minus one session call and the hand-off of handoff_bytes; at least 0.
+  /// measured_ms minus one session call and the hand-off of handoff_bytes, at least 0, times the result's
+  /// compute_scale: the groups' compute adds up to the whole model in one session less its call.
   double compute_ms = 0;
   double analytic_ms = -1;  ///< -1 without a cluster
 };
@@ -194,6 +195,9 @@ struct ProfileResult {
   double handoff_gbps = 0;
   /// Per-stage overhead: the call probe's end-to-end time in the runner (its session call and the runner's loop).
   double stage_overhead_ms = 0;
+  /// What the groups' compute times were multiplied by to add up to the whole model less one call: 1 unless
+  /// groups smaller than the call probe clipped at 0 (the probe's call costs more than theirs).
+  double compute_scale = 1;
 };
 
 /// One coarse operator as profiled: its own exported sub-model.
@@ -220,7 +224,8 @@ struct GroupTimes {
   int threads = 0;
 };
 /// The profile of one device from its measurements: each group's compute time is its time minus one session
-/// call and its hand-off bytes at the hand-off speed (what the groups take beyond the whole model and their calls).
+/// call and its hand-off bytes at the hand-off speed (what the groups take beyond the whole model and their calls),
+/// scaled if need be so that they add up to the whole model less one call (ProfileResult::compute_scale).
 ProfileResult profile_result(const ProfileGroups& groups, const GroupTimes& times);
 
 /// Imports and coarsens the model, exports one sub-model per coarse operator, runs them in order (real

@@ -100,6 +100,12 @@ struct WholeRequest {
 /// fetch.request_excess_ms); a request within the fit changes nothing.
 void calibrate_fetch(const ProfiledLink& push, ProfiledLink& fetch, const WholeRequest& request);
 
+/// Local workers are one machine with the same threads: each figure becomes the mean of the devices' (operator
+/// times, whole model, call, stage overhead). Apart, the placer prefers whichever worker measured luckier and
+/// predicts that luck (gpt_tiny: the same model measured 3.4 ms on one worker and 4.2 ms on the other, one
+/// minute apart, and a plan on the first then ran at 4.5-5.0 ms).
+void pool_identical_devices(std::vector<DeviceProfile>& devices);
+
 /// Runs a manifest's stages on the workers of its devices (device -> "host:port"): options.warmup then
 /// options.requests requests of seeded random inputs, outputs checked against options.model_path run in one
 /// session. What `moirai run` does for a plan, for any manifest (moirai profile's groups and probes). Errors

@@ -323,6 +323,7 @@ Expected<WorkerProfile> profile_workers(const WorkerProfileOptions& options) {
     if (!p) return p.error();
     out.devices.push_back(std::move(*p));
   }
+  if (options.local_devices > 1) run_detail::pool_identical_devices(out.devices);
   for (const auto& src : devices)
     for (const auto& dst : devices)
       if (src < dst) {  // a chain alternating between the two measures both directions
@@ -344,6 +345,24 @@ Expected<WorkerProfile> profile_workers(const WorkerProfileOptions& options) {
 }
 
 namespace run_detail {
+
+void pool_identical_devices(std::vector<DeviceProfile>& devices) {
+  if (devices.size() < 2) return;
+  const double n = static_cast<double>(devices.size());
+  auto pool = [&](auto field) {
+    double sum = 0;
+    for (auto& d : devices) sum += field(d.result);
+    for (auto& d : devices) field(d.result) = sum / n;
+  };
+  pool([](ProfileResult& r) -> double& { return r.original_ms; });
+  pool([](ProfileResult& r) -> double& { return r.call_ms; });
+  pool([](ProfileResult& r) -> double& { return r.stage_overhead_ms; });
+  pool([](ProfileResult& r) -> double& { return r.measured_total_ms; });
+  for (size_t i = 0; i < devices.front().result.ops.size(); ++i) {
+    pool([i](ProfileResult& r) -> double& { return r.ops[i].compute_ms; });
+    pool([i](ProfileResult& r) -> double& { return r.ops[i].measured_ms; });
+  }
+}
 
 void calibrate_fetch(const ProfiledLink& push, ProfiledLink& fetch, const WholeRequest& request) {
   double fitted = fetch.fit.link.ms(request.output_bytes);

@@ -206,8 +206,11 @@ TEST(Export, ProfileMeasuresGroupsAndTheStageOverhead) {
   double handoff = 0;
   for (const auto& op : r->ops) {
     EXPECT_GT(op.measured_ms, 0) << op.name;
-    EXPECT_NEAR(op.compute_ms, std::max(0.0, op.measured_ms - r->call_ms - op.handoff_bytes / (r->handoff_gbps * 1e6)),
-                1e-4) << op.name;
+    EXPECT_NEAR(op.compute_ms,
+                r->compute_scale *
+                    std::max(0.0, op.measured_ms - r->call_ms - op.handoff_bytes / (r->handoff_gbps * 1e6)),
+                1e-4)
+        << op.name;
     handoff += op.handoff_bytes;
   }
   // Every activation between groups is handed off twice (out and in); the image and the logits are not counted.

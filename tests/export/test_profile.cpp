@@ -40,6 +40,39 @@ CostTable two_cpus() {
   return t;
 }
 
+// Three groups measured at 1.0, 0.05 and 0.04 ms with a 0.1 ms call probe and the whole model at 0.9 ms: the
+// groups take 0.19 ms beyond the whole model, less than their two extra calls (0.2 ms), so there is no hand-off
+// cost, and net of a call the small ones clip to 0 (0.9 + 0 + 0). Scaled to the whole model less one call
+// (0.8 ms): 0.8, 0, 0, so a one-stage plan is predicted at the whole model's time.
+TEST(Profile, GroupsAddUpToTheWholeModelWhenTheCallProbeOverstatesSmallCalls) {
+  ProfileGroups groups;
+  GroupTimes times;
+  for (const auto& [name, ms] : {std::pair{"a", 1.0}, std::pair{"b", 0.05}, std::pair{"c", 0.04}}) {
+    groups.groups.push_back(ProfileGroup{name, "Op", -1, 1000});
+    groups.manifest.submodels.push_back(ManifestModel{std::string("s") + name, "", "cpu", {name}, {}, {}});
+    times.submodel_ms[std::string("s") + name] = ms;
+  }
+  times.original_ms = 0.9;
+  times.call_ms = 0.1;
+  const ProfileResult r = profile_result(groups, times);
+  EXPECT_EQ(r.handoff_gbps, 1e6);
+  ASSERT_EQ(r.ops.size(), 3u);
+  EXPECT_NEAR(r.compute_scale, 0.8 / 0.9, 1e-12);
+  EXPECT_NEAR(r.ops[0].compute_ms, 0.8, 1e-12);
+  EXPECT_EQ(r.ops[1].compute_ms, 0);
+  EXPECT_EQ(r.ops[2].compute_ms, 0);
+
+  // Groups that pay more than their calls: the excess (0.9 ms) is the hand-off of a's bytes, nothing clips
+  // (0.5 + 0.2 + 0.1) and no scaling is needed.
+  times.submodel_ms = {{"sa", 1.5}, {"sb", 0.3}, {"sc", 0.2}};
+  groups.groups[1].handoff_bytes = groups.groups[2].handoff_bytes = 0;
+  const ProfileResult h = profile_result(groups, times);
+  EXPECT_NEAR(h.compute_scale, 1.0, 1e-12);
+  double sum = 0;
+  for (const auto& op : h.ops) sum += op.compute_ms;
+  EXPECT_NEAR(sum, 0.8, 1e-12);
+}
+
 TEST(Profile, Version2RoundTrip) {
   const auto dir = std::filesystem::temp_directory_path() / ("moirai-profile-rt-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);

@@ -89,6 +89,28 @@ TEST(ProfileWorkers, WholeRequestBeyondTheFitBecomesFetchLatency) {
   EXPECT_EQ(within.fit.link.latency_us, 100.0);
 }
 
+// Two local workers measured the same groups 1.0 / 3.0 ms and 2.0 / 2.0 ms, the whole model 3 / 5 ms: both
+// devices get the means (2.0, 2.0 and 4 ms), so neither looks faster than the other.
+TEST(ProfileWorkers, LocalWorkersArePooledToTheirMean) {
+  auto device = [](const char* name, double a, double b, double whole, double overhead) {
+    DeviceProfile d{name, {}};
+    d.result.ops = {OpProfile{"a", "Conv", a + 0.1, 0, a, -1}, OpProfile{"b", "Relu", b + 0.1, 0, b, -1}};
+    d.result.original_ms = whole;
+    d.result.stage_overhead_ms = overhead;
+    return d;
+  };
+  std::vector<DeviceProfile> devices{device("cpu0", 1.0, 2.0, 3.0, 0.2), device("cpu1", 3.0, 2.0, 5.0, 0.4)};
+  run_detail::pool_identical_devices(devices);
+  for (const auto& d : devices) {
+    EXPECT_DOUBLE_EQ(d.result.ops[0].compute_ms, 2.0) << d.device;
+    EXPECT_DOUBLE_EQ(d.result.ops[0].measured_ms, 2.1) << d.device;
+    EXPECT_DOUBLE_EQ(d.result.ops[1].compute_ms, 2.0) << d.device;
+    EXPECT_DOUBLE_EQ(d.result.original_ms, 4.0) << d.device;
+    EXPECT_NEAR(d.result.stage_overhead_ms, 0.3, 1e-12) << d.device;
+  }
+  EXPECT_EQ(devices[1].device, "cpu1");
+}
+
 TEST(ProfileWorkers, LocalWorkersGiveAProfileAndClusterThatPlaceAndSimulateUse) {
   TempDir dir;
   const fs::path model = dir / "tiny_mlp.onnx";
